@@ -1,0 +1,276 @@
+//! The typed settings of a zoo.cfg.
+
+use crate::{parse_properties, ConfigError, Property};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+/// Every four-letter word zkrs knows, in ZooKeeper's spelling.
+pub const DEFAULT_FOUR_LETTER_WORDS: &[&str] = &[
+    "conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "ruok", "stmk", "srst", "srvr", "stat",
+    "wchc", "wchp", "wchs", "mntr", "isro", "hash",
+];
+
+/// Which four-letter words may run (`4lw.commands.whitelist`). As in ZooKeeper, `srvr` is
+/// always allowed (zkServer.sh needs it) and everything else only when listed; `*` allows all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FourLetterWhitelist(BTreeSet<String>);
+
+impl FourLetterWhitelist {
+    pub fn parse(list: Option<&str>, read_only_mode: bool) -> Self {
+        let mut set = BTreeSet::new();
+        for word in list.unwrap_or("").split(',').map(str::trim) {
+            if word == "*" {
+                set.extend(DEFAULT_FOUR_LETTER_WORDS.iter().map(|w| w.to_string()));
+            } else if !word.is_empty() {
+                set.insert(word.to_owned());
+            }
+        }
+        if read_only_mode {
+            set.insert("isro".into());
+        }
+        set.insert("srvr".into());
+        FourLetterWhitelist(set)
+    }
+
+    pub fn allows(&self, word: &str) -> bool {
+        self.0.contains(word)
+    }
+}
+
+/// A parsed zoo.cfg. Times are milliseconds.
+#[derive(Debug, Clone)]
+pub struct ZooCfg {
+    /// The file it came from, for messages (`<embedded default>` when none).
+    pub source: String,
+    pub tick_time: u32,
+    pub data_dir: PathBuf,
+    pub data_log_dir: Option<PathBuf>,
+    pub client_port: Option<u16>,
+    pub client_port_address: Option<String>,
+    pub max_client_cnxns: u32,
+    pub min_session_timeout: u32,
+    pub max_session_timeout: u32,
+    pub jute_max_buffer: usize,
+    pub four_letter_whitelist: FourLetterWhitelist,
+    pub extended_types_enabled: bool,
+    pub skip_acl: bool,
+    pub super_digest: Option<String>,
+    pub container_check_interval_ms: u64,
+    pub container_max_per_minute: u32,
+    pub snap_count: u64,
+    pub pre_alloc_size_kb: u64,
+    pub force_sync: bool,
+    pub autopurge_snap_retain_count: u32,
+    pub autopurge_purge_interval_hours: u32,
+    pub init_limit: u32,
+    pub sync_limit: u32,
+    pub read_only_mode: bool,
+    /// `server.N=` / `group.N=` / `weight.N=` lines: the ensemble's membership.
+    pub membership: Vec<Property>,
+    /// Every key=value as written, for `conf` and `envi`.
+    pub properties: Vec<Property>,
+    /// Keys zkrs does not know: warned about at startup, otherwise ignored.
+    pub unknown_keys: Vec<Property>,
+}
+
+impl Default for ZooCfg {
+    fn default() -> Self {
+        ZooCfg::parse("", "<embedded default>").expect("the empty config is valid")
+    }
+}
+
+impl ZooCfg {
+    /// The configuration `zkrs server` runs with when given no file.
+    pub fn embedded_default() -> Self {
+        let text = "tickTime=2000\ndataDir=./zkrs-data\nclientPort=2181\nclientPortAddress=127.0.0.1\n";
+        ZooCfg::parse(text, "<embedded default>").expect("the embedded default is valid")
+    }
+
+    pub fn parse(text: &str, file: &str) -> Result<ZooCfg, ConfigError> {
+        let properties = parse_properties(text, file)?;
+        let mut cfg = ZooCfg {
+            source: file.to_owned(),
+            tick_time: 2000,
+            data_dir: PathBuf::from("./zkrs-data"),
+            data_log_dir: None,
+            client_port: None,
+            client_port_address: None,
+            max_client_cnxns: 60,
+            min_session_timeout: 0,
+            max_session_timeout: 0,
+            jute_max_buffer: 0xfffff,
+            four_letter_whitelist: FourLetterWhitelist::parse(None, false),
+            extended_types_enabled: false,
+            skip_acl: false,
+            super_digest: None,
+            container_check_interval_ms: 60_000,
+            container_max_per_minute: 10_000,
+            snap_count: 100_000,
+            pre_alloc_size_kb: 65536,
+            force_sync: true,
+            autopurge_snap_retain_count: 3,
+            autopurge_purge_interval_hours: 0,
+            init_limit: 10,
+            sync_limit: 5,
+            read_only_mode: false,
+            membership: Vec::new(),
+            properties: properties.clone(),
+            unknown_keys: Vec::new(),
+        };
+        let mut min_session = None;
+        let mut max_session = None;
+        let mut whitelist = None;
+        let mut has_data_dir = false;
+        for p in &properties {
+            let v = p.value.as_str();
+            let err = |what: &str| ConfigError {
+                file: file.to_owned(),
+                line: Some(p.line),
+                message: format!("{}: expected {what}, found {:?}", p.key, p.value),
+            };
+            let int = |what: &str| v.parse::<u64>().map_err(|_| err(what));
+            let boolean = || parse_bool(v).ok_or_else(|| err("yes/no or true/false"));
+            match p.key.as_str() {
+                "tickTime" => cfg.tick_time = int("a positive number of milliseconds").and_then(|n| positive_u32(n).ok_or_else(|| err("a positive number of milliseconds")))?,
+                "dataDir" => {
+                    cfg.data_dir = PathBuf::from(v);
+                    has_data_dir = true;
+                }
+                "dataLogDir" => cfg.data_log_dir = Some(PathBuf::from(v)),
+                "clientPort" => cfg.client_port = Some(v.parse::<u16>().map_err(|_| err("a port number (0-65535)"))?),
+                "clientPortAddress" => cfg.client_port_address = Some(v.to_owned()),
+                "maxClientCnxns" => cfg.max_client_cnxns = int("a number of connections").map(|n| n.min(u32::MAX as u64) as u32)?,
+                "minSessionTimeout" => min_session = Some(v.parse::<i64>().map_err(|_| err("milliseconds"))?),
+                "maxSessionTimeout" => max_session = Some(v.parse::<i64>().map_err(|_| err("milliseconds"))?),
+                "jute.maxbuffer" => cfg.jute_max_buffer = int("a number of bytes")? as usize,
+                "4lw.commands.whitelist" => whitelist = Some(v.to_owned()),
+                "extendedTypesEnabled" | "zookeeper.extendedTypesEnabled" => cfg.extended_types_enabled = boolean()?,
+                "skipACL" | "zookeeper.skipACL" => cfg.skip_acl = boolean()?,
+                "DigestAuthenticationProvider.superDigest" | "zookeeper.DigestAuthenticationProvider.superDigest" => {
+                    if !v.contains(':') {
+                        return Err(err("user:base64(sha1(user:password))"));
+                    }
+                    cfg.super_digest = Some(v.to_owned());
+                }
+                "znode.container.checkIntervalMs" => cfg.container_check_interval_ms = int("milliseconds")?.max(1),
+                "znode.container.maxPerMinute" => cfg.container_max_per_minute = int("a number")?.min(u32::MAX as u64) as u32,
+                "snapCount" | "zookeeper.snapCount" => cfg.snap_count = int("a number of transactions")?.max(2),
+                "preAllocSize" | "zookeeper.preAllocSize" => cfg.pre_alloc_size_kb = int("kilobytes")?,
+                "forceSync" | "zookeeper.forceSync" => cfg.force_sync = boolean()?,
+                "autopurge.snapRetainCount" => cfg.autopurge_snap_retain_count = int("a count")?.max(3) as u32,
+                "autopurge.purgeInterval" => cfg.autopurge_purge_interval_hours = int("hours")? as u32,
+                "initLimit" => cfg.init_limit = int("a number of ticks")? as u32,
+                "syncLimit" => cfg.sync_limit = int("a number of ticks")? as u32,
+                "readonlymode.enabled" => cfg.read_only_mode = boolean()?,
+                k if k.starts_with("server.") || k.starts_with("group.") || k.starts_with("weight.") => {
+                    cfg.membership.push(p.clone())
+                }
+                // Keys ZooKeeper knows that a standalone zkrs accepts and does not need.
+                "admin.enableServer" | "admin.serverPort" | "admin.serverAddress" | "globalOutstandingLimit"
+                | "clientPortListenBacklog" | "standaloneEnabled" | "reconfigEnabled" | "dynamicConfigFile"
+                | "peerType" | "electionAlg" | "quorumListenOnAllIPs" | "electionPortBindRetry"
+                | "metricsProvider.className" | "syncEnabled" | "localSessionsEnabled"
+                | "localSessionsUpgradingEnabled" | "leaderServes" | "cnxTimeout" | "maxCnxns" => {}
+                _ => cfg.unknown_keys.push(p.clone()),
+            }
+        }
+        if !has_data_dir && file != "<embedded default>" && !properties.is_empty() {
+            return Err(ConfigError {
+                file: file.to_owned(),
+                line: None,
+                message: "dataDir is not set".into(),
+            });
+        }
+        cfg.min_session_timeout = match min_session {
+            Some(n) if n > 0 => n as u32,
+            _ => cfg.tick_time * 2,
+        };
+        cfg.max_session_timeout = match max_session {
+            Some(n) if n > 0 => n as u32,
+            _ => cfg.tick_time * 20,
+        };
+        if cfg.min_session_timeout > cfg.max_session_timeout {
+            return Err(ConfigError {
+                file: file.to_owned(),
+                line: None,
+                message: format!(
+                    "minSessionTimeout ({}) must not be larger than maxSessionTimeout ({})",
+                    cfg.min_session_timeout, cfg.max_session_timeout
+                ),
+            });
+        }
+        cfg.four_letter_whitelist = FourLetterWhitelist::parse(whitelist.as_deref(), cfg.read_only_mode);
+        Ok(cfg)
+    }
+
+    /// Where the transaction log lives (dataLogDir, else dataDir).
+    pub fn log_dir(&self) -> &PathBuf {
+        self.data_log_dir.as_ref().unwrap_or(&self.data_dir)
+    }
+
+    /// The client address to bind: clientPortAddress (default all interfaces) and clientPort.
+    pub fn client_address(&self) -> Option<String> {
+        let port = self.client_port?;
+        let host = self.client_port_address.as_deref().unwrap_or("0.0.0.0");
+        Some(if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        })
+    }
+}
+
+fn positive_u32(n: u64) -> Option<u32> {
+    (n > 0 && n <= u32::MAX as u64).then_some(n as u32)
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "yes" | "true" => Some(true),
+        "no" | "false" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_timeouts_default_from_tick_time() {
+        let cfg = ZooCfg::parse("tickTime=1000\ndataDir=/tmp/x\n", "zoo.cfg").unwrap();
+        assert_eq!(cfg.min_session_timeout, 2000);
+        assert_eq!(cfg.max_session_timeout, 20000);
+    }
+
+    #[test]
+    fn bad_value_names_file_line_and_expectation() {
+        let err = ZooCfg::parse("dataDir=/x\ntickTime=soon\n", "/etc/zoo.cfg").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/etc/zoo.cfg:2: tickTime: expected a positive number of milliseconds, found \"soon\""
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_collected_not_fatal() {
+        let cfg = ZooCfg::parse("dataDir=/x\nfrobnicate=3\n", "zoo.cfg").unwrap();
+        assert_eq!(cfg.unknown_keys.len(), 1);
+        assert_eq!(cfg.unknown_keys[0].key, "frobnicate");
+    }
+
+    #[test]
+    fn whitelist_always_has_srvr() {
+        let w = FourLetterWhitelist::parse(Some("ruok, stat"), false);
+        assert!(w.allows("ruok") && w.allows("stat") && w.allows("srvr"));
+        assert!(!w.allows("mntr"));
+        assert!(FourLetterWhitelist::parse(Some("*"), false).allows("mntr"));
+    }
+
+    #[test]
+    fn embedded_default_listens_on_loopback_2181() {
+        let cfg = ZooCfg::embedded_default();
+        assert_eq!(cfg.client_address().unwrap(), "127.0.0.1:2181");
+        assert_eq!(cfg.tick_time, 2000);
+    }
+}
