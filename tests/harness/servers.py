@@ -51,9 +51,12 @@ def four_letter_word(port, word, timeout=2.0):
 class Server:
     """One standalone server of `kind` ("zk" or "zkrs") on a free loopback port."""
 
-    def __init__(self, kind, extra_cfg=None, port=None, workdir=None):
+    def __init__(self, kind, extra_cfg=None, port=None, workdir=None, container_check_ms=1000):
         assert kind in ("zk", "zkrs"), kind
         self.kind = kind
+        # interval of the container/TTL reaper; the differential test raises it so that
+        # reaping never happens behind its back
+        self.container_check_ms = int(container_check_ms)
         self.port = port or free_port()
         self.owns_workdir = workdir is None
         self.workdir = workdir or tempfile.mkdtemp(prefix=f"{kind}-{self.port}-")
@@ -98,7 +101,7 @@ class Server:
         return [
             "java", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
             f"-Dlog4j.configuration=file:{log4j}",
-            "-Dznode.container.checkIntervalMs=1000",
+            f"-Dznode.container.checkIntervalMs={self.container_check_ms}",
             "-Dzookeeper.admin.enableServer=false",
             "-cp", ZK_CLASSPATH,
             "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg_path,
@@ -107,9 +110,9 @@ class Server:
     def start(self, timeout=30.0):
         cfg_path = self.write_config()
         if self.kind == "zkrs":
-            # containers and TTL nodes are reaped every second, as the ZK side gets by -D
+            # containers and TTL nodes are reaped at the same interval as the ZK side gets by -D
             with open(cfg_path, "a") as f:
-                f.write("znode.container.checkIntervalMs=1000\n")
+                f.write(f"znode.container.checkIntervalMs={self.container_check_ms}\n")
         self.log = open(os.path.join(self.workdir, "server.out"), "ab")
         self.proc = subprocess.Popen(self.command(cfg_path), stdout=self.log, stderr=subprocess.STDOUT,
                                      cwd=self.workdir)

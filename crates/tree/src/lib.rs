@@ -1,1 +1,17 @@
+//! ZooKeeper's data tree and the pure request logic around it: validation of writes against
+//! in-flight changes (Prepare), deterministic txn application, reads, watches and ACLs.
+//!
+//! No sockets, clocks or threads: time comes in as an argument, events go out through
+//! [`DataTree::drain_events`].
 
+pub mod acl;
+pub mod data_tree;
+pub mod path;
+pub mod prep;
+pub mod txn;
+pub mod watch;
+
+pub use data_tree::{DataNode, DataTree, TxnResult, CONFIG_PATH, QUOTA_PATH, ZOOKEEPER_PATH};
+pub use prep::{Prepared, Preparer, RequestContext};
+pub use txn::{Txn, TxnEntry};
+pub use watch::{WatchEvent, WatchMode, WatcherId};

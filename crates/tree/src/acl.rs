@@ -1,0 +1,255 @@
+//! ACLs: the reference-counted ACL cache of ZooKeeper's snapshots, permission checks, the
+//! digest and ip schemes, and the expansion of `auth` ACLs.
+
+use base64::Engine;
+use jute::{perms, Acl, Id};
+use sha1::{Digest, Sha1};
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+/// The cache id ZooKeeper uses for world:anyone:cdrwa on its internal nodes.
+pub const OPEN_UNSAFE_ACL_ID: i64 = -1;
+
+pub fn world_anyone(perms: i32) -> Acl {
+    Acl {
+        perms,
+        id: Id {
+            scheme: "world".into(),
+            id: "anyone".into(),
+        },
+    }
+}
+
+/// ACL lists are stored once and referenced by id from each znode (ReferenceCountedACLCache).
+#[derive(Debug, Clone, Default)]
+pub struct AclCache {
+    by_id: HashMap<i64, (Vec<Acl>, u64)>,
+    by_acl: HashMap<Vec<Acl>, i64>,
+    last_id: i64,
+}
+
+impl AclCache {
+    /// The id of `acl`, adding one reference.
+    pub fn intern(&mut self, acl: &[Acl]) -> i64 {
+        if let Some(&id) = self.by_acl.get(acl) {
+            self.by_id.get_mut(&id).expect("cache maps agree").1 += 1;
+            return id;
+        }
+        self.last_id += 1;
+        let id = self.last_id;
+        self.by_acl.insert(acl.to_vec(), id);
+        self.by_id.insert(id, (acl.to_vec(), 1));
+        id
+    }
+
+    pub fn release(&mut self, id: i64) {
+        if id == OPEN_UNSAFE_ACL_ID {
+            return;
+        }
+        if let Some(entry) = self.by_id.get_mut(&id) {
+            entry.1 = entry.1.saturating_sub(1);
+            if entry.1 == 0 {
+                let (acl, _) = self.by_id.remove(&id).expect("present");
+                self.by_acl.remove(&acl);
+            }
+        }
+    }
+
+    pub fn get(&self, id: i64) -> Vec<Acl> {
+        if id == OPEN_UNSAFE_ACL_ID {
+            return vec![world_anyone(perms::ALL)];
+        }
+        self.by_id.get(&id).map(|(acl, _)| acl.clone()).unwrap_or_default()
+    }
+
+    pub fn get_ref(&self, id: i64) -> Option<&[Acl]> {
+        self.by_id.get(&id).map(|(acl, _)| acl.as_slice())
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+}
+
+/// `user:base64(sha1("user:password"))`, ZooKeeper's digest id for `user:password`.
+pub fn generate_digest(user_password: &str) -> String {
+    let user = user_password.split(':').next().unwrap_or("");
+    let hash = Sha1::digest(user_password.as_bytes());
+    format!("{user}:{}", base64::engine::general_purpose::STANDARD.encode(hash))
+}
+
+/// Whether an id is well formed for its scheme (AuthenticationProvider.isValid).
+pub fn is_valid_id(scheme: &str, id: &str) -> bool {
+    match scheme {
+        "digest" => id.split(':').count() == 2,
+        "ip" => parse_ip_acl(id).is_some(),
+        _ => false,
+    }
+}
+
+fn parse_ip_acl(expr: &str) -> Option<(IpAddr, u32)> {
+    let (addr, bits) = match expr.split_once('/') {
+        Some((a, b)) => (a, Some(b.parse::<u32>().ok()?)),
+        None => (expr, None),
+    };
+    let addr: IpAddr = addr.parse().ok()?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let bits = bits.unwrap_or(max);
+    (bits <= max).then_some((addr, bits))
+}
+
+/// Whether the client address `client` matches an ip ACL expression `a.b.c.d[/bits]`.
+pub fn ip_matches(client: &str, expr: &str) -> bool {
+    let (Some((net, bits)), Ok(client)) = (parse_ip_acl(expr), client.parse::<IpAddr>()) else {
+        return false;
+    };
+    match (net, client) {
+        (IpAddr::V4(n), IpAddr::V4(c)) => {
+            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            u32::from(n) & mask == u32::from(c) & mask
+        }
+        (IpAddr::V6(n), IpAddr::V6(c)) => {
+            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            u128::from(n) & mask == u128::from(c) & mask
+        }
+        _ => false,
+    }
+}
+
+/// Checks that `auth` (the ids a connection has authenticated as) grants `perm` under `acl`.
+/// An empty ACL grants everything, as in ZooKeeper.
+pub fn check_acl(acl: &[Acl], perm: i32, auth: &[Id]) -> bool {
+    if acl.is_empty() || auth.iter().any(|id| id.scheme == "super") {
+        return true;
+    }
+    acl.iter().any(|a| {
+        if a.perms & perm == 0 {
+            return false;
+        }
+        if a.id.scheme == "world" && a.id.id == "anyone" {
+            return true;
+        }
+        auth.iter().any(|id| {
+            id.scheme == a.id.scheme
+                && match a.id.scheme.as_str() {
+                    "digest" => id.id == a.id.id,
+                    "ip" => ip_matches(&id.id, &a.id.id),
+                    _ => false,
+                }
+        })
+    })
+}
+
+/// Validates an ACL of a create or setACL and expands `auth` entries into the requester's
+/// authenticated digest ids (PrepRequestProcessor.fixupACL). Err = InvalidACL.
+pub fn fixup_acl(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, ()> {
+    let mut unique: Vec<&Acl> = Vec::with_capacity(acl.len());
+    for a in acl {
+        if !unique.contains(&a) {
+            unique.push(a);
+        }
+    }
+    if unique.is_empty() {
+        return Err(());
+    }
+    let mut out = Vec::with_capacity(unique.len());
+    for a in unique {
+        if a.id.scheme == "world" && a.id.id == "anyone" {
+            out.push(a.clone());
+        } else if a.id.scheme == "auth" {
+            // only schemes whose ids are authenticated (digest) expand; ip does not
+            let mut expanded = false;
+            for id in auth.iter().filter(|id| id.scheme == "digest") {
+                out.push(Acl {
+                    perms: a.perms,
+                    id: id.clone(),
+                });
+                expanded = true;
+            }
+            if !expanded {
+                return Err(());
+            }
+        } else if is_valid_id(&a.id.scheme, &a.id.id) {
+            out.push(a.clone());
+        } else {
+            return Err(());
+        }
+    }
+    Ok(out)
+}
+
+/// The ACL as getACL shows it to a client without ADMIN: digest hashes replaced by `x`.
+pub fn redact_digests(acl: &[Acl]) -> Vec<Acl> {
+    acl.iter()
+        .map(|a| {
+            if a.id.scheme == "digest" {
+                let user = a.id.id.split(':').next().unwrap_or("");
+                Acl {
+                    perms: a.perms,
+                    id: Id {
+                        scheme: "digest".into(),
+                        id: format!("{user}:x"),
+                    },
+                }
+            } else {
+                a.clone()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(scheme: &str, id: &str) -> Id {
+        Id {
+            scheme: scheme.into(),
+            id: id.into(),
+        }
+    }
+
+    #[test]
+    fn digest_matches_zookeeper() {
+        // zoo.cfg examples in ZooKeeper's docs: super:test
+        assert_eq!(generate_digest("super:test"), "super:D/InIHSb7yEEbrWz8b9l71RjZJU=");
+    }
+
+    #[test]
+    fn acl_checks() {
+        let acl = vec![Acl { perms: perms::READ, id: id("digest", "u:h") }, Acl { perms: perms::ALL, id: id("ip", "10.0.0.0/8") }];
+        assert!(check_acl(&acl, perms::READ, &[id("digest", "u:h")]));
+        assert!(!check_acl(&acl, perms::WRITE, &[id("digest", "u:h")]));
+        assert!(check_acl(&acl, perms::WRITE, &[id("ip", "10.1.2.3")]));
+        assert!(!check_acl(&acl, perms::WRITE, &[id("ip", "11.1.2.3")]));
+        assert!(check_acl(&acl, perms::WRITE, &[id("super", "")]));
+        assert!(check_acl(&[], perms::WRITE, &[]));
+    }
+
+    #[test]
+    fn auth_acl_expands_to_digest_ids() {
+        let auth = [id("ip", "127.0.0.1"), id("digest", "u:h")];
+        let out = fixup_acl(&[Acl { perms: 31, id: id("auth", "") }], &auth).unwrap();
+        assert_eq!(out, vec![Acl { perms: 31, id: id("digest", "u:h") }]);
+        assert!(fixup_acl(&[Acl { perms: 31, id: id("auth", "") }], &auth[..1]).is_err());
+        assert!(fixup_acl(&[], &auth).is_err());
+        assert!(fixup_acl(&[Acl { perms: 31, id: id("world", "everyone") }], &auth).is_err());
+    }
+
+    #[test]
+    fn acl_cache_counts_references() {
+        let mut cache = AclCache::default();
+        let acl = vec![world_anyone(perms::READ)];
+        let a = cache.intern(&acl);
+        let b = cache.intern(&acl);
+        assert_eq!(a, b);
+        cache.release(a);
+        assert_eq!(cache.get(a), acl);
+        cache.release(a);
+        assert!(cache.is_empty());
+    }
+}

@@ -1,0 +1,515 @@
+//! The data tree: znodes by path, their ACLs, ephemerals, containers and TTL nodes, watches.
+//! Applying a txn is deterministic: the same txns in the same order give the same tree on
+//! every server, which is what replication and recovery rely on.
+
+use crate::acl::{self, AclCache, OPEN_UNSAFE_ACL_ID};
+use crate::path;
+use crate::txn::Txn;
+use crate::watch::{WatchEvent, WatchManager, WatchMode, WatcherId};
+use jute::{ephemeral_owner, event, perms, Acl, ErrorCode, SetWatches2, Stat, StatPersisted, TxnHeader};
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+pub const ZOOKEEPER_PATH: &str = "/zookeeper";
+pub const QUOTA_PATH: &str = "/zookeeper/quota";
+pub const CONFIG_PATH: &str = "/zookeeper/config";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataNode {
+    pub data: Option<Box<[u8]>>,
+    pub acl: i64,
+    pub stat: StatPersisted,
+    pub children: HashSet<Box<str>>,
+}
+
+impl DataNode {
+    fn new(data: Option<Box<[u8]>>, acl: i64, stat: StatPersisted) -> Self {
+        DataNode { data, acl, stat, children: HashSet::new() }
+    }
+
+    pub fn stat(&self) -> Stat {
+        let s = &self.stat;
+        Stat {
+            czxid: s.czxid,
+            mzxid: s.mzxid,
+            ctime: s.ctime,
+            mtime: s.mtime,
+            version: s.version,
+            cversion: s.cversion,
+            aversion: s.aversion,
+            ephemeral_owner: s.ephemeral_owner,
+            data_length: self.data.as_ref().map_or(0, |d| d.len() as i32),
+            num_children: self.children.len() as i32,
+            pzxid: s.pzxid,
+        }
+    }
+
+    pub fn data(&self) -> Option<&[u8]> {
+        self.data.as_deref()
+    }
+}
+
+/// The outcome of applying one txn (ZooKeeper's ProcessTxnResult).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TxnResult {
+    pub op_type: i32,
+    pub err: i32,
+    pub path: String,
+    pub stat: Option<Stat>,
+    pub multi: Vec<TxnResult>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DataTree {
+    nodes: HashMap<String, DataNode>,
+    acls: AclCache,
+    ephemerals: HashMap<i64, BTreeSet<String>>,
+    containers: BTreeSet<String>,
+    ttls: BTreeSet<String>,
+    data_watches: WatchManager,
+    child_watches: WatchManager,
+    events: Vec<WatchEvent>,
+    pub last_processed_zxid: i64,
+}
+
+impl Default for DataTree {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DataTree {
+    /// A tree with ZooKeeper's built-in nodes: /, /zookeeper, /zookeeper/quota and
+    /// /zookeeper/config (world:anyone:r, aclVersion -1).
+    pub fn new() -> Self {
+        let mut tree = DataTree {
+            nodes: HashMap::new(),
+            acls: AclCache::default(),
+            ephemerals: HashMap::new(),
+            containers: BTreeSet::new(),
+            ttls: BTreeSet::new(),
+            data_watches: WatchManager::default(),
+            child_watches: WatchManager::default(),
+            events: Vec::new(),
+            last_processed_zxid: 0,
+        };
+        let empty = || Some(Vec::new().into_boxed_slice());
+        tree.nodes.insert("/".into(), DataNode::new(empty(), OPEN_UNSAFE_ACL_ID, StatPersisted::default()));
+        for p in [ZOOKEEPER_PATH, QUOTA_PATH, CONFIG_PATH] {
+            tree.insert_builtin(p, DataNode::new(empty(), OPEN_UNSAFE_ACL_ID, StatPersisted::default()));
+        }
+        let read_only = tree.acls.intern(&[acl::world_anyone(perms::READ)]);
+        let config = tree.nodes.get_mut(CONFIG_PATH).expect("just inserted");
+        config.acl = read_only;
+        config.stat.aversion = -1;
+        tree
+    }
+
+    fn insert_builtin(&mut self, p: &str, node: DataNode) {
+        let parent = path::parent(p).expect("not root");
+        self.nodes.get_mut(parent).expect("parent inserted first").children.insert(path::name(p).into());
+        self.nodes.insert(p.to_owned(), node);
+    }
+
+    pub fn node(&self, path: &str) -> Option<&DataNode> {
+        self.nodes.get(path)
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn acl_of(&self, node: &DataNode) -> Vec<Acl> {
+        self.acls.get(node.acl)
+    }
+
+    /// Checks `perm` on `node` for a connection authenticated as `auth`.
+    pub fn check_acl(&self, node: &DataNode, perm: i32, auth: &[jute::Id]) -> bool {
+        match node.acl {
+            OPEN_UNSAFE_ACL_ID => true,
+            id => acl::check_acl(self.acls.get_ref(id).unwrap_or(&[]), perm, auth),
+        }
+    }
+
+    pub fn acl_cache(&self) -> &AclCache {
+        &self.acls
+    }
+
+    /// Watch events produced since the last call, in the order they fired.
+    pub fn drain_events(&mut self) -> Vec<WatchEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
+    fn fire(&mut self, kind: WatchKind, p: &str, event_type: i32, suppress: &[WatcherId]) -> Vec<WatcherId> {
+        let manager = match kind {
+            WatchKind::Data => &mut self.data_watches,
+            WatchKind::Child => &mut self.child_watches,
+        };
+        let fired = manager.trigger(p, event_type);
+        for &watcher in &fired {
+            if !suppress.contains(&watcher) {
+                self.events.push(WatchEvent { watcher, event_type, path: p.to_owned() });
+            }
+        }
+        fired
+    }
+
+    // ----- applying txns -----
+
+    /// Applies one txn. Errors inside (e.g. NoNode while replaying a fuzzy snapshot's log)
+    /// are reported in the result and leave the tree unchanged.
+    pub fn process_txn(&mut self, header: &TxnHeader, txn: &Txn) -> TxnResult {
+        let zxid = header.zxid;
+        let mut rc = TxnResult { op_type: header.txn_type, ..Default::default() };
+        match txn {
+            Txn::Create(t) | Txn::Create2(t) => {
+                let owner = if t.ephemeral { header.client_id } else { 0 };
+                rc.path = t.path.clone();
+                self.apply_create(&mut rc, &t.path, &t.data, &t.acl, owner, t.parent_cversion, zxid, header.time);
+            }
+            Txn::CreateContainer(t) => {
+                rc.path = t.path.clone();
+                self.apply_create(&mut rc, &t.path, &t.data, &t.acl, ephemeral_owner::CONTAINER, t.parent_cversion, zxid, header.time);
+            }
+            Txn::CreateTtl(t) => {
+                rc.path = t.path.clone();
+                let owner = ephemeral_owner::for_ttl(t.ttl);
+                self.apply_create(&mut rc, &t.path, &t.data, &t.acl, owner, t.parent_cversion, zxid, header.time);
+            }
+            Txn::Delete(t) | Txn::DeleteContainer(t) => {
+                rc.path = t.path.clone();
+                if let Err(code) = self.delete_node(&t.path, zxid) {
+                    rc.err = code.code();
+                }
+            }
+            Txn::SetData(t) | Txn::Reconfig(t) => {
+                rc.path = t.path.clone();
+                match self.nodes.get_mut(&t.path) {
+                    None => rc.err = ErrorCode::NoNode.code(),
+                    Some(node) => {
+                        node.data = t.data.clone().map(Vec::into_boxed_slice);
+                        node.stat.mtime = header.time;
+                        node.stat.mzxid = zxid;
+                        node.stat.version = t.version;
+                        rc.stat = Some(node.stat());
+                        self.fire(WatchKind::Data, &t.path, event::NODE_DATA_CHANGED, &[]);
+                    }
+                }
+            }
+            Txn::SetAcl(t) => {
+                rc.path = t.path.clone();
+                if self.nodes.contains_key(&t.path) {
+                    let new_id = self.acls.intern(&t.acl);
+                    let node = self.nodes.get_mut(&t.path).expect("checked");
+                    let old_id = std::mem::replace(&mut node.acl, new_id);
+                    node.stat.aversion = t.version;
+                    rc.stat = Some(node.stat());
+                    self.acls.release(old_id);
+                } else {
+                    rc.err = ErrorCode::NoNode.code();
+                }
+            }
+            Txn::Check(t) => rc.path = t.path.clone(),
+            Txn::CreateSession(_) => {}
+            Txn::CloseSession(t) => {
+                let session = header.client_id;
+                let mut doomed: Vec<String> = t.paths_to_delete.clone();
+                if let Some(owned) = self.ephemerals.remove(&session) {
+                    // older txns carry no list: delete what the tree knows the session owns
+                    if doomed.is_empty() {
+                        doomed = owned.into_iter().collect();
+                    }
+                }
+                for p in doomed {
+                    let _ = self.delete_node(&p, zxid);
+                }
+            }
+            Txn::Error(t) => rc.err = t.err,
+            Txn::Multi(txns) => {
+                // a multi with an error txn changes nothing: ops before the failure report Ok,
+                // ops after it RuntimeInconsistency (ZooKeeper's DataTree.processTxn)
+                let failed = txns.iter().any(|t| matches!(t, Txn::Error(_)));
+                let mut after_failure = false;
+                for sub in txns {
+                    let sub_txn = match sub {
+                        Txn::Error(e) => {
+                            after_failure = true;
+                            Txn::Error(e.clone())
+                        }
+                        _ if failed => Txn::Error(jute::ErrorTxn {
+                            err: if after_failure { ErrorCode::RuntimeInconsistency.code() } else { 0 },
+                        }),
+                        other => other.clone(),
+                    };
+                    let sub_header = TxnHeader { txn_type: sub_txn.txn_type(), ..header.clone() };
+                    let sub_rc = self.process_txn(&sub_header, &sub_txn);
+                    if sub_rc.err != 0 && rc.err == 0 {
+                        rc.err = sub_rc.err;
+                    }
+                    rc.multi.push(sub_rc);
+                }
+            }
+        }
+        if zxid > self.last_processed_zxid {
+            self.last_processed_zxid = zxid;
+        }
+        rc
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn apply_create(
+        &mut self,
+        rc: &mut TxnResult,
+        p: &str,
+        data: &Option<Vec<u8>>,
+        acl: &[Acl],
+        owner: i64,
+        parent_cversion: i32,
+        zxid: i64,
+        time: i64,
+    ) {
+        let Some(parent_path) = path::parent(p) else {
+            rc.err = ErrorCode::NodeExists.code();
+            return;
+        };
+        let child_name = path::name(p);
+        let Some(parent) = self.nodes.get(parent_path) else {
+            rc.err = ErrorCode::NoNode.code();
+            return;
+        };
+        if parent.children.contains(child_name) {
+            rc.err = ErrorCode::NodeExists.code();
+            return;
+        }
+        let acl_id = self.acls.intern(acl);
+        let parent = self.nodes.get_mut(parent_path).expect("checked");
+        let cversion = if parent_cversion == -1 { parent.stat.cversion + 1 } else { parent_cversion };
+        // replaying a fuzzy snapshot's log may see an older cversion: never go back
+        if cversion > parent.stat.cversion {
+            parent.stat.cversion = cversion;
+            parent.stat.pzxid = zxid;
+        }
+        parent.children.insert(child_name.into());
+        let stat = StatPersisted {
+            czxid: zxid,
+            mzxid: zxid,
+            ctime: time,
+            mtime: time,
+            version: 0,
+            cversion: 0,
+            aversion: 0,
+            ephemeral_owner: owner,
+            pzxid: zxid,
+        };
+        let node = DataNode::new(data.clone().map(Vec::into_boxed_slice), acl_id, stat);
+        rc.stat = Some(node.stat());
+        self.nodes.insert(p.to_owned(), node);
+        if ephemeral_owner::is_container(owner) {
+            self.containers.insert(p.to_owned());
+        } else if ephemeral_owner::ttl(owner).is_some() {
+            self.ttls.insert(p.to_owned());
+        } else if owner != 0 {
+            self.ephemerals.entry(owner).or_default().insert(p.to_owned());
+        }
+        self.fire(WatchKind::Data, p, event::NODE_CREATED, &[]);
+        self.fire(WatchKind::Child, parent_path, event::NODE_CHILDREN_CHANGED, &[]);
+    }
+
+    fn delete_node(&mut self, p: &str, zxid: i64) -> Result<(), ErrorCode> {
+        let parent_path = path::parent(p).ok_or(ErrorCode::BadArguments)?;
+        let parent = self.nodes.get_mut(parent_path).ok_or(ErrorCode::NoNode)?;
+        parent.children.remove(path::name(p));
+        if zxid > parent.stat.pzxid {
+            parent.stat.pzxid = zxid;
+        }
+        let node = self.nodes.remove(p).ok_or(ErrorCode::NoNode)?;
+        self.acls.release(node.acl);
+        let owner = node.stat.ephemeral_owner;
+        if ephemeral_owner::is_container(owner) {
+            self.containers.remove(p);
+        } else if ephemeral_owner::ttl(owner).is_some() {
+            self.ttls.remove(p);
+        } else if owner != 0 {
+            if let Some(set) = self.ephemerals.get_mut(&owner) {
+                set.remove(p);
+                if set.is_empty() {
+                    self.ephemerals.remove(&owner);
+                }
+            }
+        }
+        let fired = self.fire(WatchKind::Data, p, event::NODE_DELETED, &[]);
+        self.fire(WatchKind::Child, p, event::NODE_DELETED, &fired);
+        self.fire(WatchKind::Child, parent_path, event::NODE_CHILDREN_CHANGED, &[]);
+        Ok(())
+    }
+
+    // ----- reads and watch registration -----
+
+    /// exists: registers a data watch whether or not the node exists.
+    pub fn exists(&mut self, p: &str, watcher: Option<WatcherId>) -> Option<Stat> {
+        if let Some(w) = watcher {
+            self.data_watches.add(p, w, WatchMode::Standard);
+        }
+        self.nodes.get(p).map(DataNode::stat)
+    }
+
+    pub fn watch_data(&mut self, p: &str, watcher: WatcherId) {
+        self.data_watches.add(p, watcher, WatchMode::Standard);
+    }
+
+    pub fn watch_children(&mut self, p: &str, watcher: WatcherId) {
+        self.child_watches.add(p, watcher, WatchMode::Standard);
+    }
+
+    /// addWatch: persistent watches go in both tables, recursive ones only in the data table.
+    pub fn add_watch(&mut self, p: &str, watcher: WatcherId, recursive: bool) {
+        if recursive {
+            self.data_watches.add(p, watcher, WatchMode::PersistentRecursive);
+        } else {
+            self.data_watches.add(p, watcher, WatchMode::Persistent);
+            self.child_watches.add(p, watcher, WatchMode::Persistent);
+        }
+    }
+
+    /// setWatches after a reconnect: fires at once for what changed after `relative_zxid`,
+    /// registers the rest.
+    pub fn set_watches(&mut self, w: &SetWatches2, watcher: WatcherId) {
+        let emit = |events: &mut Vec<WatchEvent>, event_type, path: &str| {
+            events.push(WatchEvent { watcher, event_type, path: path.to_owned() })
+        };
+        for p in &w.data_watches {
+            match self.nodes.get(p) {
+                None => emit(&mut self.events, event::NODE_DELETED, p),
+                Some(n) if n.stat.mzxid > w.relative_zxid => emit(&mut self.events, event::NODE_DATA_CHANGED, p),
+                Some(_) => self.data_watches.add(p, watcher, WatchMode::Standard),
+            }
+        }
+        for p in &w.exist_watches {
+            match self.nodes.get(p) {
+                Some(_) => emit(&mut self.events, event::NODE_CREATED, p),
+                None => self.data_watches.add(p, watcher, WatchMode::Standard),
+            }
+        }
+        for p in &w.child_watches {
+            match self.nodes.get(p) {
+                None => emit(&mut self.events, event::NODE_DELETED, p),
+                Some(n) if n.stat.pzxid > w.relative_zxid => emit(&mut self.events, event::NODE_CHILDREN_CHANGED, p),
+                Some(_) => self.child_watches.add(p, watcher, WatchMode::Standard),
+            }
+        }
+        for p in &w.persistent_watches {
+            self.add_watch(p, watcher, false);
+        }
+        for p in &w.persistent_recursive_watches {
+            self.add_watch(p, watcher, true);
+        }
+    }
+
+    /// checkWatches: whether `watcher` has a watch of `watcher_type` on `p`.
+    pub fn contains_watch(&self, p: &str, watcher_type: i32, watcher: WatcherId) -> bool {
+        use jute::watcher_type::*;
+        match watcher_type {
+            CHILDREN => self.child_watches.contains(p, watcher),
+            DATA => self.data_watches.contains(p, watcher),
+            ANY => self.child_watches.contains(p, watcher) || self.data_watches.contains(p, watcher),
+            _ => false,
+        }
+    }
+
+    /// removeWatches: whether anything was removed.
+    pub fn remove_watch(&mut self, p: &str, watcher_type: i32, watcher: WatcherId) -> bool {
+        use jute::watcher_type::*;
+        match watcher_type {
+            CHILDREN => self.child_watches.remove(p, watcher),
+            DATA => self.data_watches.remove(p, watcher),
+            ANY => {
+                let child = self.child_watches.remove(p, watcher);
+                let data = self.data_watches.remove(p, watcher);
+                child || data
+            }
+            _ => false,
+        }
+    }
+
+    /// Drops every watch of a closed connection.
+    pub fn remove_watcher(&mut self, watcher: WatcherId) {
+        self.data_watches.remove_watcher(watcher);
+        self.child_watches.remove_watcher(watcher);
+    }
+
+    pub fn data_watches(&self) -> &WatchManager {
+        &self.data_watches
+    }
+
+    pub fn child_watches(&self) -> &WatchManager {
+        &self.child_watches
+    }
+
+    /// All descendants of `p` (for "/": every node but the root).
+    pub fn all_children_number(&self, p: &str) -> usize {
+        if p == "/" {
+            return self.nodes.len() - 1;
+        }
+        let prefix = format!("{p}/");
+        self.nodes.keys().filter(|k| k.starts_with(&prefix)).count()
+    }
+
+    /// The ephemerals of a session, optionally under a path prefix, sorted.
+    pub fn ephemerals_of(&self, session: i64, prefix: &str) -> Vec<String> {
+        let Some(set) = self.ephemerals.get(&session) else {
+            return Vec::new();
+        };
+        let all = prefix.trim().is_empty() || prefix.trim() == "/";
+        set.iter().filter(|p| all || p.starts_with(prefix)).cloned().collect()
+    }
+
+    pub fn ephemerals(&self) -> &HashMap<i64, BTreeSet<String>> {
+        &self.ephemerals
+    }
+
+    pub fn ephemeral_count(&self) -> usize {
+        self.ephemerals.values().map(BTreeSet::len).sum()
+    }
+
+    /// Approximate bytes of znode paths and data, as `mntr`'s zk_approximate_data_size.
+    pub fn approximate_data_size(&self) -> u64 {
+        self.nodes.iter().map(|(k, n)| k.len() as u64 + n.data.as_ref().map_or(0, |d| d.len() as u64)).sum()
+    }
+
+    /// Containers that are empty and have had children, and TTL nodes that are empty and have
+    /// not been modified for longer than their ttl, at wall time `now_ms`. Reaped by the
+    /// server through deleteContainer requests, like ZooKeeper's ContainerManager.
+    pub fn reapable(&self, now_ms: i64) -> Vec<String> {
+        let mut out = Vec::new();
+        for p in &self.containers {
+            if let Some(n) = self.nodes.get(p) {
+                if n.children.is_empty() && n.stat.cversion > 0 {
+                    out.push(p.clone());
+                }
+            }
+        }
+        for p in &self.ttls {
+            if let Some(n) = self.nodes.get(p) {
+                let ttl = ephemeral_owner::ttl(n.stat.ephemeral_owner).unwrap_or(0);
+                if n.children.is_empty() && ttl != 0 && now_ms - n.stat.mtime > ttl {
+                    out.push(p.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// Child names of a node, for getChildren (order unspecified, as in ZooKeeper).
+    pub fn children(&self, node: &DataNode) -> Vec<String> {
+        node.children.iter().map(|c| c.to_string()).collect()
+    }
+}
+
+#[derive(Clone, Copy)]
+enum WatchKind {
+    Data,
+    Child,
+}

@@ -1,0 +1,147 @@
+//! Transactions: what Prepare produces, what the log stores, what every server applies.
+
+use jute::{op, Jute, JuteError, Reader};
+use jute::{
+    CheckVersionTxn, CloseSessionTxn, CreateContainerTxn, CreateSessionTxn, CreateTtlTxn, CreateTxn,
+    DeleteTxn, ErrorTxn, MultiTxn, SetAclTxn, SetDataTxn, SubTxn, TxnHeader,
+};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Txn {
+    CreateSession(CreateSessionTxn),
+    CloseSession(CloseSessionTxn),
+    Create(CreateTxn),
+    /// A create2 request: same txn as create, but the reply carries the Stat.
+    Create2(CreateTxn),
+    CreateContainer(CreateContainerTxn),
+    CreateTtl(CreateTtlTxn),
+    Delete(DeleteTxn),
+    DeleteContainer(DeleteTxn),
+    SetData(SetDataTxn),
+    SetAcl(SetAclTxn),
+    Check(CheckVersionTxn),
+    Multi(Vec<Txn>),
+    Error(ErrorTxn),
+    /// A reconfig: a SetDataTxn of /zookeeper/config.
+    Reconfig(SetDataTxn),
+}
+
+impl Txn {
+    /// The type written in TxnHeader.type (and in multi sub-txns).
+    pub fn txn_type(&self) -> i32 {
+        match self {
+            Txn::CreateSession(_) => op::CREATE_SESSION,
+            Txn::CloseSession(_) => op::CLOSE_SESSION,
+            Txn::Create(_) => op::CREATE,
+            Txn::Create2(_) => op::CREATE2,
+            Txn::CreateContainer(_) => op::CREATE_CONTAINER,
+            Txn::CreateTtl(_) => op::CREATE_TTL,
+            Txn::Delete(_) => op::DELETE,
+            Txn::DeleteContainer(_) => op::DELETE_CONTAINER,
+            Txn::SetData(_) => op::SET_DATA,
+            Txn::SetAcl(_) => op::SET_ACL,
+            Txn::Check(_) => op::CHECK,
+            Txn::Multi(_) => op::MULTI,
+            Txn::Error(_) => op::ERROR,
+            Txn::Reconfig(_) => op::RECONFIG,
+        }
+    }
+
+    pub fn write_body(&self, w: &mut Vec<u8>) {
+        match self {
+            Txn::CreateSession(t) => t.write(w),
+            Txn::CloseSession(t) => t.write(w),
+            Txn::Create(t) | Txn::Create2(t) => t.write(w),
+            Txn::CreateContainer(t) => t.write(w),
+            Txn::CreateTtl(t) => t.write(w),
+            Txn::Delete(t) | Txn::DeleteContainer(t) => t.write(w),
+            Txn::SetData(t) | Txn::Reconfig(t) => t.write(w),
+            Txn::SetAcl(t) => t.write(w),
+            Txn::Check(t) => t.write(w),
+            Txn::Error(t) => t.write(w),
+            Txn::Multi(txns) => {
+                let subs = txns
+                    .iter()
+                    .map(|t| SubTxn {
+                        txn_type: t.txn_type(),
+                        data: Some(t.body()),
+                    })
+                    .collect();
+                MultiTxn { txns: subs }.write(w)
+            }
+        }
+    }
+
+    pub fn body(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.write_body(&mut out);
+        out
+    }
+
+    /// Decodes a txn body of the given type. A CloseSessionTxn may be empty (older servers).
+    pub fn decode(txn_type: i32, body: &[u8]) -> Result<Txn, JuteError> {
+        let r = &mut Reader::new(body);
+        Ok(match txn_type {
+            op::CREATE_SESSION => Txn::CreateSession(CreateSessionTxn::read(r)?),
+            op::CLOSE_SESSION => {
+                if body.is_empty() {
+                    Txn::CloseSession(CloseSessionTxn::default())
+                } else {
+                    Txn::CloseSession(CloseSessionTxn::read(r)?)
+                }
+            }
+            op::CREATE => Txn::Create(CreateTxn::read(r)?),
+            op::CREATE2 => Txn::Create2(CreateTxn::read(r)?),
+            op::CREATE_CONTAINER => Txn::CreateContainer(CreateContainerTxn::read(r)?),
+            op::CREATE_TTL => Txn::CreateTtl(CreateTtlTxn::read(r)?),
+            op::DELETE => Txn::Delete(DeleteTxn::read(r)?),
+            op::DELETE_CONTAINER => Txn::DeleteContainer(DeleteTxn::read(r)?),
+            op::SET_DATA => Txn::SetData(SetDataTxn::read(r)?),
+            op::RECONFIG => Txn::Reconfig(SetDataTxn::read(r)?),
+            op::SET_ACL => Txn::SetAcl(SetAclTxn::read(r)?),
+            op::CHECK => Txn::Check(CheckVersionTxn::read(r)?),
+            op::ERROR => Txn::Error(ErrorTxn::read(r)?),
+            op::MULTI => {
+                let multi = MultiTxn::read(r)?;
+                let mut txns = Vec::with_capacity(multi.txns.len());
+                for sub in multi.txns {
+                    txns.push(Txn::decode(sub.txn_type, sub.data.as_deref().unwrap_or(&[]))?);
+                }
+                Txn::Multi(txns)
+            }
+            other => {
+                return Err(JuteError::InvalidValue {
+                    what: "txn type",
+                    value: other as i64,
+                })
+            }
+        })
+    }
+}
+
+/// A txn with its header, as proposed, logged and applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnEntry {
+    pub header: TxnHeader,
+    pub txn: Txn,
+}
+
+impl TxnEntry {
+    pub fn zxid(&self) -> i64 {
+        self.header.zxid
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multi_round_trips() {
+        let txn = Txn::Multi(vec![
+            Txn::Create(CreateTxn { path: "/a".into(), data: Some(vec![1]), acl: vec![], ephemeral: false, parent_cversion: 1 }),
+            Txn::Error(ErrorTxn { err: -101 }),
+        ]);
+        assert_eq!(Txn::decode(op::MULTI, &txn.body()).unwrap(), txn);
+    }
+}
