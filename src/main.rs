@@ -1,1 +1,70 @@
-fn main() {}
+//! `zkrs`: a drop-in replacement for Apache ZooKeeper 3.8 servers.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "zkrs", version, about = "A ZooKeeper-compatible coordination service")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a server in the foreground (zoo.cfg syntax; without a file: 127.0.0.1:2181, ./zkrs-data).
+    Server {
+        /// Path to zoo.cfg
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Server { config } => run_server(config),
+    }
+}
+
+fn run_server(path: Option<PathBuf>) -> anyhow::Result<()> {
+    let cfg = match &path {
+        None => config::ZooCfg::embedded_default(),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+            config::ZooCfg::parse(&text, &p.display().to_string())?
+        }
+    };
+    for unknown in &cfg.unknown_keys {
+        tracing::warn!("{}:{}: unknown key {:?} ignored", cfg.source, unknown.line, unknown.key);
+    }
+    if !cfg.membership.is_empty() {
+        anyhow::bail!(
+            "{}:{}: {} — replicated mode is not supported by this version of zkrs yet; remove the server lines to run standalone",
+            cfg.source,
+            cfg.membership[0].line,
+            cfg.membership[0].key
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let shutdown = async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        };
+        server::run(cfg, shutdown, |addr| {
+            tracing::info!("zkrs {} standalone server listening on {addr}", env!("CARGO_PKG_VERSION"));
+            println!("zkrs listening on {addr}");
+        })
+        .await
+    })
+}

@@ -9,6 +9,7 @@ addresses, call start/terminate around test classes, and a few stop/restart memb
 a quorum.  We hand them a fake cluster over our single server; tests that need what a single
 server cannot offer are skipped with the reason shown in the summary (-rs).
 """
+import logging
 import os
 
 import pytest
@@ -117,6 +118,8 @@ def pytest_configure(config):
 
 
 def pytest_unconfigure(config):
+    # clients some tests leave behind would log every reconnect attempt once the server stops
+    logging.getLogger("kazoo").setLevel(logging.CRITICAL + 1)
     if SERVER is not None:
         SERVER.cleanup()
 

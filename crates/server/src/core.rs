@@ -1,0 +1,647 @@
+//! The server core: one task owns the data tree, Prepare, sessions and the connection
+//! registry, and handles every client request in arrival order. That single order is what
+//! gives each session FIFO replies and makes a watch event reach a client before any read
+//! that could show the new data.
+
+use crate::session::{session_password, ConnId, SessionTracker};
+use crate::stats::{ConnStats, ServerStats};
+use bytes::{BufMut, Bytes, BytesMut};
+use config::ZooCfg;
+use jute::request::{MultiOp, Request};
+use jute::{op, perms, xid, ConnectRequest, ErrorCode, Id, Jute, JuteError, ReplyHeader, Stat};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use tokio::sync::mpsc::UnboundedSender;
+use tracing::{debug, info, warn};
+use tree::{DataTree, Preparer, Prepared, RequestContext, Txn, TxnResult};
+
+/// What a connection's writer task is told to do.
+#[derive(Debug)]
+pub enum Outgoing {
+    Frame(Bytes),
+    /// Flush what was queued, then close the socket.
+    Close,
+}
+
+/// Messages from connection tasks and timers to the core.
+#[derive(Debug)]
+pub enum CoreMsg {
+    Accepted { conn: ConnId, remote: SocketAddr, tx: UnboundedSender<Outgoing> },
+    Connect { conn: ConnId, request: ConnectRequest, old_client: bool },
+    Request { conn: ConnId, xid: i32, op_type: i32, request: Result<Request, JuteError>, received_ms: i64 },
+    Closed { conn: ConnId },
+    /// A four-letter word instead of a connect request: answered raw, then closed.
+    FourLetter { conn: ConnId, word: String },
+    Tick,
+    ReapContainers,
+}
+
+pub(crate) struct Connection {
+    pub tx: UnboundedSender<Outgoing>,
+    pub remote: SocketAddr,
+    pub session_id: i64,
+    pub auth: Vec<Id>,
+    pub old_client: bool,
+    pub stats: ConnStats,
+    pub closing: bool,
+}
+
+pub struct ServerCore {
+    pub(crate) cfg: Arc<ZooCfg>,
+    pub(crate) tree: DataTree,
+    prep: Preparer,
+    pub(crate) sessions: SessionTracker,
+    pub(crate) conns: HashMap<ConnId, Connection>,
+    conns_per_ip: HashMap<IpAddr, u32>,
+    /// The last zxid handed out.
+    zxid: i64,
+    pub(crate) stats: ServerStats,
+    pub(crate) started_ms: i64,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Starts a reply frame: a length placeholder and the reply header.
+fn begin_frame(xid: i32, zxid: i64, err: i32) -> BytesMut {
+    let mut b = BytesMut::with_capacity(128);
+    b.put_i32(0);
+    ReplyHeader { xid, zxid, err }.write(&mut b);
+    b
+}
+
+fn finish_frame(mut b: BytesMut) -> Bytes {
+    let len = (b.len() - 4) as i32;
+    b[..4].copy_from_slice(&len.to_be_bytes());
+    b.freeze()
+}
+
+impl ServerCore {
+    pub fn new(cfg: Arc<ZooCfg>) -> Self {
+        let now = now_ms();
+        ServerCore {
+            sessions: SessionTracker::new(0, now, cfg.tick_time),
+            cfg,
+            tree: DataTree::new(),
+            prep: Preparer::new(),
+            conns: HashMap::new(),
+            conns_per_ip: HashMap::new(),
+            zxid: 0,
+            stats: ServerStats::default(),
+            started_ms: now,
+        }
+    }
+
+    pub fn handle(&mut self, msg: CoreMsg) {
+        match msg {
+            CoreMsg::Accepted { conn, remote, tx } => self.on_accepted(conn, remote, tx),
+            CoreMsg::Connect { conn, request, old_client } => self.on_connect(conn, request, old_client),
+            CoreMsg::Request { conn, xid, op_type, request, received_ms } => {
+                self.on_request(conn, xid, op_type, request, received_ms)
+            }
+            CoreMsg::Closed { conn } => self.on_closed(conn),
+            CoreMsg::FourLetter { conn, word } => {
+                let text = crate::fourlw::run(self, conn, &word);
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    let _ = c.tx.send(Outgoing::Frame(Bytes::from(text)));
+                }
+                self.close_conn(conn);
+            }
+            CoreMsg::Tick => self.expire_sessions(),
+            CoreMsg::ReapContainers => self.reap_containers(),
+        }
+    }
+
+    pub fn last_zxid(&self) -> i64 {
+        self.tree.last_processed_zxid
+    }
+
+    fn send(&mut self, conn: ConnId, frame: Bytes) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.stats.sent += 1;
+            self.stats.packets_sent += 1;
+            let _ = c.tx.send(Outgoing::Frame(frame));
+        }
+    }
+
+    fn close_conn(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.closing = true;
+            let _ = c.tx.send(Outgoing::Close);
+        }
+    }
+
+    fn on_accepted(&mut self, conn: ConnId, remote: SocketAddr, tx: UnboundedSender<Outgoing>) {
+        let ip = remote.ip();
+        let count = self.conns_per_ip.entry(ip).or_insert(0);
+        let max = self.cfg.max_client_cnxns;
+        let over_limit = max > 0 && *count >= max;
+        *count += 1;
+        self.conns.insert(
+            conn,
+            Connection {
+                tx,
+                remote,
+                session_id: 0,
+                auth: vec![Id { scheme: "ip".into(), id: ip.to_string() }],
+                old_client: false,
+                stats: ConnStats::new(now_ms()),
+                closing: false,
+            },
+        );
+        if over_limit {
+            warn!("Too many connections from {ip} - max is {max}");
+            self.close_conn(conn);
+        }
+    }
+
+    fn on_closed(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.remove(&conn) else { return };
+        if let Some(n) = self.conns_per_ip.get_mut(&c.remote.ip()) {
+            *n -= 1;
+            if *n == 0 {
+                self.conns_per_ip.remove(&c.remote.ip());
+            }
+        }
+        self.tree.remove_watcher(conn);
+        if let Some(s) = self.sessions.get_mut(c.session_id) {
+            if s.conn == Some(conn) {
+                s.conn = None;
+            }
+        }
+        debug!("closed connection {conn} from {} session 0x{:x}", c.remote, c.session_id);
+    }
+
+    fn connect_response(&mut self, conn: ConnId, timeout: i32, session_id: i64, passwd: Vec<u8>) {
+        let old_client = self.conns.get(&conn).is_some_and(|c| c.old_client);
+        let mut b = BytesMut::with_capacity(64);
+        b.put_i32(0);
+        b.put_i32(0); // protocolVersion
+        b.put_i32(timeout);
+        b.put_i64(session_id);
+        jute::write_buffer(&mut b, &passwd);
+        if !old_client {
+            b.put_u8(0); // readOnly: this server is never a read-only server
+        }
+        self.send(conn, finish_frame(b));
+    }
+
+    fn on_connect(&mut self, conn: ConnId, req: ConnectRequest, old_client: bool) {
+        let now = now_ms();
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        c.old_client = old_client;
+        if req.last_zxid_seen > self.tree.last_processed_zxid {
+            info!(
+                "Refusing session request for client {} as it has seen zxid 0x{:x} our last zxid is 0x{:x} client must try another server",
+                c.remote, req.last_zxid_seen, self.tree.last_processed_zxid
+            );
+            self.close_conn(conn);
+            return;
+        }
+        let timeout = (req.time_out.max(0) as u32).clamp(self.cfg.min_session_timeout, self.cfg.max_session_timeout);
+        if req.session_id == 0 {
+            let session_id = self.sessions.create(timeout, now);
+            if let Some(s) = self.sessions.get_mut(session_id) {
+                s.conn = Some(conn);
+            }
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.session_id = session_id;
+                c.stats.session_timeout = timeout;
+            }
+            let zxid = self.next_zxid();
+            let prepared = self.prep.create_session(session_id, timeout as i32, zxid, now);
+            self.apply(&prepared);
+            info!("Established session 0x{session_id:x} with negotiated timeout {timeout} for client {}", self.conns[&conn].remote);
+            self.connect_response(conn, timeout as i32, session_id, session_password(session_id));
+            return;
+        }
+        let session_id = req.session_id;
+        let password_ok = req.passwd.as_deref() == Some(&session_password(session_id)[..]);
+        if password_ok && self.sessions.touch(session_id, now) {
+            let session = self.sessions.get_mut(session_id).expect("touched");
+            let previous = session.conn.replace(conn);
+            session.timeout_ms = timeout;
+            if let Some(old) = previous.filter(|&old| old != conn) {
+                // the client moved to a new connection: the old one is stale
+                self.close_conn(old);
+            }
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.session_id = session_id;
+                c.stats.session_timeout = timeout;
+            }
+            info!("Re-established session 0x{session_id:x} with negotiated timeout {timeout}");
+            self.connect_response(conn, timeout as i32, session_id, session_password(session_id));
+        } else {
+            info!("Invalid session 0x{session_id:x} for client {}, probably expired", self.conns[&conn].remote);
+            self.connect_response(conn, 0, 0, vec![0; 16]);
+            self.close_conn(conn);
+        }
+    }
+
+    fn next_zxid(&mut self) -> i64 {
+        self.zxid += 1;
+        self.zxid
+    }
+
+    /// Applies a prepared txn to the tree, retires its change records, updates sessions and
+    /// delivers the watch events it fired.
+    fn apply(&mut self, prepared: &Prepared) -> TxnResult {
+        let rc = self.tree.process_txn(&prepared.header, &prepared.txn);
+        self.prep.applied(prepared.header.zxid);
+        if let Txn::CloseSession(_) = prepared.txn {
+            self.sessions.remove(prepared.header.client_id);
+        }
+        self.deliver_events();
+        rc
+    }
+
+    fn deliver_events(&mut self) {
+        for ev in self.tree.drain_events() {
+            let mut b = begin_frame(xid::NOTIFICATION, -1, 0);
+            jute::WatcherEvent { event_type: ev.event_type, state: jute::keeper_state::SYNC_CONNECTED, path: ev.path }
+                .write(&mut b);
+            self.send(ev.watcher, finish_frame(b));
+        }
+    }
+
+    fn context<'a>(&self, auth: &'a [Id], session_id: i64, cxid: i32, now: i64) -> RequestContext<'a> {
+        RequestContext {
+            session_id,
+            cxid,
+            auth,
+            time: now,
+            skip_acl: self.cfg.skip_acl,
+            extended_types_enabled: self.cfg.extended_types_enabled,
+            reconfig_enabled: false,
+        }
+    }
+
+    fn on_request(&mut self, conn: ConnId, xid: i32, op_type: i32, request: Result<Request, JuteError>, received_ms: i64) {
+        let now = now_ms();
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        if c.closing {
+            return;
+        }
+        let session_id = c.session_id;
+        c.stats.received += 1;
+        c.stats.last_cxid = xid;
+        c.stats.last_op = op_type;
+        self.stats.packets_received += 1;
+        if !self.sessions.touch(session_id, now) {
+            self.reply_error(conn, xid, ErrorCode::SessionExpired);
+            self.close_conn(conn);
+            return;
+        }
+        let request = match request {
+            Ok(r) => r,
+            Err(JuteError::InvalidValue { what: "opcode", .. }) => {
+                warn!("Received packet at server of unknown type {op_type} from 0x{session_id:x}");
+                self.reply_error(conn, xid, ErrorCode::Unimplemented);
+                return;
+            }
+            Err(e) => {
+                warn!("Malformed {} request from session 0x{session_id:x}: {e}", op::name(op_type));
+                if is_write_op(op_type) {
+                    // ZooKeeper gives a malformed write an error txn, which takes a zxid
+                    let zxid = self.next_zxid();
+                    let prepared = Prepared {
+                        header: jute::TxnHeader { client_id: session_id, cxid: xid, zxid, time: now, txn_type: op::ERROR },
+                        txn: Txn::Error(jute::ErrorTxn { err: ErrorCode::MarshallingError.code() }),
+                        error: Some(ErrorCode::MarshallingError),
+                    };
+                    self.apply(&prepared);
+                }
+                self.reply_error(conn, xid, ErrorCode::MarshallingError);
+                return;
+            }
+        };
+        if request.is_write() {
+            self.handle_write(conn, xid, session_id, &request, now);
+        } else {
+            self.handle_read(conn, xid, session_id, request);
+        }
+        let latency = (now_ms() - received_ms).max(0);
+        self.stats.record_latency(latency);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.stats.record(latency, self.tree.last_processed_zxid, now);
+        }
+    }
+
+    fn reply_error(&mut self, conn: ConnId, xid: i32, code: ErrorCode) {
+        let frame = finish_frame(begin_frame(xid, self.tree.last_processed_zxid, code.code()));
+        self.send(conn, frame);
+    }
+
+    fn handle_write(&mut self, conn: ConnId, xid: i32, session_id: i64, request: &Request, now: i64) {
+        let auth = self.conns[&conn].auth.clone();
+        let zxid = self.next_zxid();
+        let ctx = self.context(&auth, session_id, xid, now);
+        if matches!(request, Request::CloseSession) {
+            if let Some(s) = self.sessions.get_mut(session_id) {
+                s.closing = true;
+            }
+        }
+        let prepared = self.prep.prepare(&self.tree, &ctx, request, zxid);
+        let rc = self.apply(&prepared);
+        let zxid = self.tree.last_processed_zxid;
+        match (&prepared.txn, prepared.error) {
+            (Txn::Multi(_), _) => {
+                let mut b = begin_frame(xid, zxid, 0);
+                write_multi_results(&mut b, &rc.multi);
+                self.send(conn, finish_frame(b));
+            }
+            (_, Some(code)) => self.reply_error(conn, xid, code),
+            (Txn::CloseSession(_), None) => {
+                info!("Closed session 0x{session_id:x}");
+                self.send(conn, finish_frame(begin_frame(xid, zxid, 0)));
+                self.close_conn(conn);
+            }
+            (txn, None) => {
+                let mut b = begin_frame(xid, zxid, rc.err);
+                if rc.err == 0 {
+                    write_txn_response(&mut b, txn, &rc);
+                }
+                self.send(conn, finish_frame(b));
+            }
+        }
+    }
+
+    fn handle_read(&mut self, conn: ConnId, xid: i32, session_id: i64, request: Request) {
+        let zxid = self.tree.last_processed_zxid;
+        let c = &self.conns[&conn];
+        let auth = c.auth.clone();
+        let skip_acl = self.cfg.skip_acl;
+        let can = |tree: &DataTree, node: &tree::DataNode, perm: i32| skip_acl || tree.check_acl(node, perm, &auth);
+        if let Request::Auth(packet) = request {
+            return self.handle_auth(conn, xid, packet);
+        }
+        let with_stat = matches!(request, Request::GetChildren2(_));
+        let mut b = begin_frame(xid, zxid, 0);
+        let result: Result<(), ErrorCode> = (|| {
+            match request {
+                Request::Ping => {}
+                Request::Exists(r) => {
+                    if r.path.contains('\0') {
+                        return Err(ErrorCode::BadArguments);
+                    }
+                    let stat = self.tree.exists(&r.path, r.watch.then_some(conn)).ok_or(ErrorCode::NoNode)?;
+                    stat.write(&mut b);
+                }
+                Request::GetData(r) => {
+                    let node = self.tree.node(&r.path).ok_or(ErrorCode::NoNode)?;
+                    if !can(&self.tree, node, perms::READ) {
+                        return Err(ErrorCode::NoAuth);
+                    }
+                    jute::write_opt_buffer(&mut b, node.data());
+                    node.stat().write(&mut b);
+                    if r.watch {
+                        self.tree.watch_data(&r.path, conn);
+                    }
+                }
+                Request::GetChildren(r) | Request::GetChildren2(r) => {
+                    let node = self.tree.node(&r.path).ok_or(ErrorCode::NoNode)?;
+                    if !can(&self.tree, node, perms::READ) {
+                        return Err(ErrorCode::NoAuth);
+                    }
+                    b.put_i32(node.children.len() as i32);
+                    for child in &node.children {
+                        jute::write_str(&mut b, child);
+                    }
+                    if with_stat {
+                        node.stat().write(&mut b);
+                    }
+                    if r.watch {
+                        self.tree.watch_children(&r.path, conn);
+                    }
+                }
+                Request::GetAcl(r) => {
+                    let node = self.tree.node(&r.path).ok_or(ErrorCode::NoNode)?;
+                    if !can(&self.tree, node, perms::READ | perms::ADMIN) {
+                        return Err(ErrorCode::NoAuth);
+                    }
+                    let acl = self.tree.acl_of(node);
+                    let acl = if can(&self.tree, node, perms::ADMIN) { acl } else { tree::acl::redact_digests(&acl) };
+                    acl.write(&mut b);
+                    node.stat().write(&mut b);
+                }
+                Request::GetAllChildrenNumber(r) => {
+                    let node = self.tree.node(&r.path).ok_or(ErrorCode::NoNode)?;
+                    if !can(&self.tree, node, perms::READ) {
+                        return Err(ErrorCode::NoAuth);
+                    }
+                    b.put_i32(self.tree.all_children_number(&r.path) as i32);
+                }
+                Request::GetEphemerals(r) => {
+                    self.tree.ephemerals_of(session_id, &r.prefix_path).write(&mut b);
+                }
+                Request::Sync(r) => jute::write_str(&mut b, &r.path),
+                Request::SetWatches(w) => {
+                    self.tree.set_watches(&w, conn);
+                    self.deliver_events();
+                }
+                Request::AddWatch(r) => {
+                    let recursive = match r.mode {
+                        jute::add_watch_mode::PERSISTENT => false,
+                        jute::add_watch_mode::PERSISTENT_RECURSIVE => true,
+                        _ => return Err(ErrorCode::MarshallingError),
+                    };
+                    self.tree.add_watch(&r.path, conn, recursive);
+                    b.put_i32(0); // ErrorResponse(0)
+                }
+                Request::CheckWatches(r) => {
+                    if !self.tree.contains_watch(&r.path, r.watcher_type, conn) {
+                        return Err(ErrorCode::NoWatcher);
+                    }
+                }
+                Request::RemoveWatches(r) => {
+                    if !self.tree.remove_watch(&r.path, r.watcher_type, conn) {
+                        return Err(ErrorCode::NoWatcher);
+                    }
+                }
+                Request::WhoAmI => {
+                    let infos: Vec<jute::ClientInfo> = self.conns[&conn]
+                        .auth
+                        .iter()
+                        .map(|id| jute::ClientInfo {
+                            auth_scheme: id.scheme.clone(),
+                            user: if id.scheme == "digest" {
+                                id.id.split(':').next().unwrap_or("").to_owned()
+                            } else {
+                                id.id.clone()
+                            },
+                        })
+                        .collect();
+                    infos.write(&mut b);
+                }
+                Request::MultiRead(ops) => {
+                    for o in &ops {
+                        let (path, is_data) = match o {
+                            MultiOp::GetData(r) => (&r.path, true),
+                            MultiOp::GetChildren(r) => (&r.path, false),
+                            _ => return Err(ErrorCode::MarshallingError),
+                        };
+                        let outcome = match self.tree.node(path) {
+                            None => Err(ErrorCode::NoNode),
+                            Some(n) if !can(&self.tree, n, perms::READ) => Err(ErrorCode::NoAuth),
+                            Some(n) => Ok(n),
+                        };
+                        match outcome {
+                            Err(code) => {
+                                jute::MultiHeader { op_type: op::ERROR, done: false, err: code.code() }.write(&mut b);
+                                b.put_i32(code.code());
+                            }
+                            Ok(n) if is_data => {
+                                jute::MultiHeader { op_type: op::GET_DATA, done: false, err: 0 }.write(&mut b);
+                                jute::write_opt_buffer(&mut b, n.data());
+                                n.stat().write(&mut b);
+                            }
+                            Ok(n) => {
+                                jute::MultiHeader { op_type: op::GET_CHILDREN, done: false, err: 0 }.write(&mut b);
+                                b.put_i32(n.children.len() as i32);
+                                for child in &n.children {
+                                    jute::write_str(&mut b, child);
+                                }
+                            }
+                        }
+                    }
+                    jute::MultiHeader { op_type: -1, done: true, err: -1 }.write(&mut b);
+                }
+                other => {
+                    warn!("unexpected request {other:?} on the read path");
+                    return Err(ErrorCode::Unimplemented);
+                }
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => self.send(conn, finish_frame(b)),
+            Err(code) => self.reply_error(conn, xid, code),
+        }
+    }
+
+    fn handle_auth(&mut self, conn: ConnId, xid: i32, packet: jute::AuthPacket) {
+        let auth_data = packet.auth.unwrap_or_default();
+        let ok = match packet.scheme.as_str() {
+            "digest" => {
+                let id = tree::acl::generate_digest(&String::from_utf8_lossy(&auth_data));
+                let is_super = self.cfg.super_digest.as_deref() == Some(id.as_str());
+                let c = self.conns.get_mut(&conn).expect("caller checked");
+                if is_super {
+                    c.auth.push(Id { scheme: "super".into(), id: String::new() });
+                }
+                let id = Id { scheme: "digest".into(), id };
+                if !c.auth.contains(&id) {
+                    c.auth.push(id);
+                }
+                true
+            }
+            "ip" => {
+                let c = self.conns.get_mut(&conn).expect("caller checked");
+                let id = Id { scheme: "ip".into(), id: c.remote.ip().to_string() };
+                if !c.auth.contains(&id) {
+                    c.auth.push(id);
+                }
+                true
+            }
+            _ => false,
+        };
+        if ok {
+            self.send(conn, finish_frame(begin_frame(xid, 0, 0)));
+        } else {
+            warn!("Authentication failed for scheme: {}", packet.scheme);
+            self.send(conn, finish_frame(begin_frame(xid, 0, ErrorCode::AuthFailed.code())));
+            self.close_conn(conn);
+        }
+    }
+
+    fn expire_sessions(&mut self) {
+        let now = now_ms();
+        for session_id in self.sessions.expired(now) {
+            let timeout = self.sessions.get(session_id).map_or(0, |s| s.timeout_ms);
+            info!("Expiring session 0x{session_id:x}, timeout of {timeout}ms exceeded");
+            let conn = self.sessions.get_mut(session_id).and_then(|s| {
+                s.closing = true;
+                s.conn
+            });
+            let zxid = self.next_zxid();
+            let prepared = self.prep.close_session(&self.tree, session_id, 0, zxid, now);
+            self.apply(&prepared);
+            if let Some(conn) = conn {
+                self.close_conn(conn);
+            }
+        }
+    }
+
+    /// Deletes empty containers and expired TTL nodes with deleteContainer txns.
+    fn reap_containers(&mut self) {
+        let now = now_ms();
+        let limit = self.cfg.container_max_per_minute as usize;
+        for path in self.tree.reapable(now).into_iter().take(limit) {
+            let zxid = self.next_zxid();
+            let ctx = self.context(&[], 0, 0, now);
+            let prepared = self.prep.prepare(&self.tree, &ctx, &Request::DeleteContainer(path.clone()), zxid);
+            if prepared.error.is_none() {
+                debug!("reaping {path}");
+            }
+            self.apply(&prepared);
+        }
+    }
+}
+
+fn is_write_op(op_type: i32) -> bool {
+    matches!(
+        op_type,
+        op::CREATE | op::CREATE2 | op::CREATE_CONTAINER | op::CREATE_TTL | op::DELETE | op::SET_DATA | op::SET_ACL
+            | op::CHECK | op::MULTI | op::RECONFIG
+    )
+}
+
+/// The reply body of a successful non-multi write.
+fn write_txn_response(b: &mut BytesMut, txn: &Txn, rc: &TxnResult) {
+    let stat = rc.stat.clone().unwrap_or_default();
+    match txn {
+        Txn::Create(_) => jute::write_str(b, &rc.path),
+        Txn::Create2(_) | Txn::CreateContainer(_) | Txn::CreateTtl(_) => {
+            jute::write_str(b, &rc.path);
+            stat.write(b);
+        }
+        Txn::SetData(_) | Txn::SetAcl(_) | Txn::Reconfig(_) => stat.write(b),
+        Txn::Check(_) => Stat::default().write(b),
+        _ => {}
+    }
+}
+
+/// MultiResponse: one header and result per op, then the done marker.
+fn write_multi_results(b: &mut BytesMut, results: &[TxnResult]) {
+    for r in results {
+        let stat = r.stat.clone().unwrap_or_default();
+        let (op_type, err) = if r.op_type == op::ERROR || r.err != 0 { (op::ERROR, r.err) } else { (r.op_type, 0) };
+        match op_type {
+            op::CREATE => {
+                jute::MultiHeader { op_type: op::CREATE, done: false, err }.write(b);
+                jute::write_str(b, &r.path);
+            }
+            op::CREATE2 | op::CREATE_TTL | op::CREATE_CONTAINER => {
+                jute::MultiHeader { op_type: op::CREATE2, done: false, err }.write(b);
+                jute::write_str(b, &r.path);
+                stat.write(b);
+            }
+            op::DELETE | op::DELETE_CONTAINER => jute::MultiHeader { op_type: op::DELETE, done: false, err }.write(b),
+            op::CHECK => jute::MultiHeader { op_type: op::CHECK, done: false, err }.write(b),
+            op::SET_DATA => {
+                jute::MultiHeader { op_type: op::SET_DATA, done: false, err }.write(b);
+                stat.write(b);
+            }
+            _ => {
+                jute::MultiHeader { op_type: op::ERROR, done: false, err }.write(b);
+                b.put_i32(err);
+            }
+        }
+    }
+    jute::MultiHeader { op_type: -1, done: true, err: -1 }.write(b);
+}

@@ -1,0 +1,198 @@
+//! The tokio edge: the client port listener, one reader and one writer task per connection,
+//! the core task, and the timers that drive session expiry and container reaping.
+
+use crate::core::{now_ms, CoreMsg, Outgoing, ServerCore};
+use crate::fourlw::is_four_letter_word;
+use crate::session::ConnId;
+use anyhow::Context;
+use bytes::BytesMut;
+use config::ZooCfg;
+use jute::request::Request;
+use jute::{ConnectRequest, Jute};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use tracing::{info, warn};
+
+/// Runs a standalone server until `shutdown` completes. Reports the bound address through
+/// `on_listening` (useful with clientPort=0).
+pub async fn run(
+    cfg: ZooCfg,
+    shutdown: impl Future<Output = ()>,
+    on_listening: impl FnOnce(SocketAddr),
+) -> anyhow::Result<()> {
+    let addr = cfg.client_address().context("clientPort is not set (in zoo.cfg or the server line)")?;
+    let listener = TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot bind the client port {addr}"))?;
+    let local = listener.local_addr()?;
+    on_listening(local);
+    let cfg = Arc::new(cfg);
+    let (core_tx, mut core_rx) = mpsc::unbounded_channel::<CoreMsg>();
+
+    let core_cfg = cfg.clone();
+    let core_task = tokio::spawn(async move {
+        let mut core = ServerCore::new(core_cfg);
+        while let Some(msg) = core_rx.recv().await {
+            core.handle(msg);
+        }
+    });
+    let timers = spawn_timers(&cfg, core_tx.clone());
+
+    let max_buffer = cfg.jute_max_buffer;
+    let mut next_conn: ConnId = 1;
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => {
+                let (stream, remote) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
+                let conn = next_conn;
+                next_conn += 1;
+                tokio::spawn(serve_connection(stream, remote, conn, core_tx.clone(), max_buffer));
+            }
+        }
+    }
+    info!("shutting down");
+    timers.abort();
+    drop(core_tx);
+    core_task.abort();
+    Ok(())
+}
+
+fn spawn_timers(cfg: &ZooCfg, core_tx: UnboundedSender<CoreMsg>) -> tokio::task::JoinHandle<()> {
+    let tick = Duration::from_millis((cfg.tick_time as u64 / 2).max(10));
+    let reap = Duration::from_millis(cfg.container_check_interval_ms);
+    tokio::spawn(async move {
+        let mut tick_timer = tokio::time::interval(tick);
+        let mut reap_timer = tokio::time::interval(reap);
+        reap_timer.tick().await;
+        loop {
+            let msg = tokio::select! {
+                _ = tick_timer.tick() => CoreMsg::Tick,
+                _ = reap_timer.tick() => CoreMsg::ReapContainers,
+            };
+            if core_tx.send(msg).is_err() {
+                return;
+            }
+        }
+    })
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    remote: SocketAddr,
+    conn: ConnId,
+    core_tx: UnboundedSender<CoreMsg>,
+    max_buffer: usize,
+) {
+    let _ = stream.set_nodelay(true);
+    let (rd, wr) = stream.into_split();
+    let (out_tx, out_rx) = mpsc::unbounded_channel();
+    if core_tx.send(CoreMsg::Accepted { conn, remote, tx: out_tx }).is_err() {
+        return;
+    }
+    let writer = tokio::spawn(write_loop(wr, out_rx));
+    if let Err(reason) = read_loop(rd, conn, &core_tx, max_buffer).await {
+        if !reason.is_empty() {
+            info!("closing connection from {remote}: {reason}");
+        }
+    }
+    let _ = core_tx.send(CoreMsg::Closed { conn });
+    let _ = writer.await;
+}
+
+/// Reads frames until the peer closes or sends something invalid (Err with the reason).
+async fn read_loop(
+    rd: OwnedReadHalf,
+    conn: ConnId,
+    core_tx: &UnboundedSender<CoreMsg>,
+    max_buffer: usize,
+) -> Result<(), String> {
+    let mut rd = BufReader::with_capacity(64 * 1024, rd);
+    let mut body = Vec::new();
+    let mut connected = false;
+    loop {
+        let mut len_bytes = [0u8; 4];
+        match rd.read_exact(&mut len_bytes).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(e.to_string()),
+        }
+        if !connected {
+            if let Some(word) = is_four_letter_word(len_bytes) {
+                // the core writes the answer and closes; nothing more is read
+                core_tx.send(CoreMsg::FourLetter { conn, word }).map_err(|_| "server stopping")?;
+                return Ok(());
+            }
+        }
+        let len = i32::from_be_bytes(len_bytes);
+        if len < 0 || len as usize > max_buffer {
+            return Err(format!("Len error {len} (jute.maxbuffer is {max_buffer})"));
+        }
+        body.resize(len as usize, 0);
+        rd.read_exact(&mut body).await.map_err(|e| format!("truncated packet: {e}"))?;
+        let received_ms = now_ms();
+        if !connected {
+            let request = ConnectRequest::decode(&body).map_err(|e| format!("malformed connect request: {e}"))?;
+            // clients before 3.4 send no readOnly byte, and must not get one back
+            let old_client = body.len() < 45;
+            core_tx.send(CoreMsg::Connect { conn, request, old_client }).map_err(|_| "server stopping")?;
+            connected = true;
+            continue;
+        }
+        if body.len() < 8 {
+            return Err(format!("packet of {} bytes has no request header", body.len()));
+        }
+        let xid = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
+        let op_type = i32::from_be_bytes([body[4], body[5], body[6], body[7]]);
+        let request = Request::decode(op_type, &body[8..]);
+        core_tx
+            .send(CoreMsg::Request { conn, xid, op_type, request, received_ms })
+            .map_err(|_| "server stopping")?;
+    }
+}
+
+async fn write_loop(mut wr: OwnedWriteHalf, mut out_rx: UnboundedReceiver<Outgoing>) {
+    let mut batch = BytesMut::with_capacity(64 * 1024);
+    while let Some(first) = out_rx.recv().await {
+        let mut close = false;
+        let mut next = Some(first);
+        // coalesce whatever is already queued into one write
+        while let Some(item) = next {
+            match item {
+                Outgoing::Frame(frame) => batch.extend_from_slice(&frame),
+                Outgoing::Close => {
+                    close = true;
+                    break;
+                }
+            }
+            if batch.len() > 256 * 1024 {
+                break;
+            }
+            next = out_rx.try_recv().ok();
+        }
+        if !batch.is_empty() {
+            if wr.write_all(&batch).await.is_err() {
+                return;
+            }
+            batch.clear();
+        }
+        if close {
+            let _ = wr.shutdown().await;
+            return;
+        }
+    }
+}
