@@ -4,6 +4,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
+mod bench;
+
 #[derive(Parser)]
 #[command(name = "zkrs", version, about = "A ZooKeeper-compatible coordination service")]
 struct Cli {
@@ -18,6 +20,8 @@ enum Command {
         /// Path to zoo.cfg
         config: Option<PathBuf>,
     },
+    /// Load a server with a closed-loop workload and print the result as JSON.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -29,6 +33,12 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Server { config } => run_server(config),
+        Command::Bench(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let result = runtime.block_on(bench::run(args))?;
+            println!("{result}");
+            Ok(())
+        }
     }
 }
 

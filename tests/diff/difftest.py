@@ -705,24 +705,31 @@ class Generator:
 
     # -- random choices
 
+    def known_list(self):
+        # the root stays a candidate even when deleted: then creating it again is likely
+        return sorted(self.known | {ROOT})
+
     def pick_path(self):
         r = self.rng.random()
         if r < 0.45:
-            return self.rng.choice(sorted(self.known))
+            return self.rng.choice(self.known_list())
         if r < 0.85 or not self.seq:
             return self.rng.choice(UNIVERSE)
         return self.rng.choice(self.seq[-30:])
 
     def pick_new_path(self):
-        if self.rng.random() < 0.6:
-            parent = self.rng.choice(sorted(self.known))
+        r = self.rng.random()
+        if r < 0.02:
+            return ROOT
+        if r < 0.6:
+            parent = self.rng.choice(self.known_list())
             depth = parent.count("/") - ROOT.count("/")
             names = [L1, L2, L3, L3][min(depth, 3)]
             return f"{parent}/{self.rng.choice(names)}"
         return self.rng.choice(UNIVERSE[1:])
 
     def pick_seq_prefix(self):
-        parent = self.rng.choice(sorted(self.known) + [ROOT])
+        parent = self.rng.choice(self.known_list())
         return parent + "/" + self.rng.choice(["s-", "", "q"])
 
     def pick_data(self):

@@ -33,4 +33,5 @@ done
 
 echo "== interop $kind (details: tests/interop/results/*-$kind.{txt,log,xml})"
 cat "results/kazoo-$kind.txt" "results/zkcli-$kind.txt" "results/cclient-$kind.txt"
+grep -h -E "^(FAILED|ERROR) " "results/zkcli-$kind.log" "results/cclient-$kind.log"
 [ "$kazoo_rc" -eq 0 ] && [ "$clients_rc" -eq 0 ]

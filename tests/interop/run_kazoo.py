@@ -99,7 +99,7 @@ def main():
         return 2
 
     results = test_results(xml)
-    lines = [summary_line(f"kazoo {kind}", results) + f" ({elapsed:.0f}s)"]
+    lines = [summary_line(f"kazoo {kind}", results), f"run time {elapsed:.0f}s, log {log}"]
     if update:
         write_expected(results)
         lines.append(f"wrote {EXPECTED}")
