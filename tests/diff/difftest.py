@@ -47,6 +47,7 @@ EXPIRY_WAIT = 40.0
 NO_REAPING_MS = 3_600_000  # reaper interval during the main phase: never within a run
 ROOT = "/t"
 MARKERS = "/markers"
+SESSION_ENDS = ("close", "reattach_close", "expire")
 
 # ---------------------------------------------------------------- wire encoding
 
@@ -294,8 +295,10 @@ class RunnerError(Exception):
 class Session:
     """A kazoo client whose watch events and reply headers are recorded raw, in arrival order."""
 
-    def __init__(self, connect_string, name, timeout=SESSION_TIMEOUT, client_id=None):
+    def __init__(self, server, name, timeout=SESSION_TIMEOUT, client_id=None):
         self.name = name
+        self.server_gone = lambda: server.proc is None or server.proc.poll() is not None
+        connect_string = server.connect_string
         self.events = []
         self.taken = 0
         self.retired = False
@@ -339,14 +342,20 @@ class Session:
         return result
 
     def wait(self, req, result):
-        try:
-            result.get(timeout=OP_TIMEOUT)
-        except self.client.handler.timeout_exception:
-            raise RunnerError(f"{self.name}: no reply to {req.opname} within {OP_TIMEOUT}s")
-        except Exception as e:  # a server error reply; the header tells which
-            if req.reply is None:
-                return {"client-error": type(e).__name__}
-        return None
+        deadline = time.monotonic() + OP_TIMEOUT
+        while True:
+            try:
+                result.get(timeout=0.5)
+                return None
+            except self.client.handler.timeout_exception:
+                if self.server_gone():
+                    raise RunnerError(f"{self.name}: server process exited (waiting for {req.opname})")
+                if time.monotonic() > deadline:
+                    raise RunnerError(f"{self.name}: no reply to {req.opname} within {OP_TIMEOUT}s")
+            except Exception as e:  # a server error reply; the header tells which
+                if req.reply is None:
+                    return {"client-error": type(e).__name__}
+                return None
 
     def take_events(self):
         with self.cond:
@@ -404,7 +413,7 @@ class Runner:
 
     def start(self):
         self.server.start()
-        self.control = Session(self.server.connect_string, "control")
+        self.control = Session(self.server, "control")
         for _ in range(self.NSLOTS):
             self.sessions.append(self.new_session())
 
@@ -419,7 +428,7 @@ class Runner:
 
     def new_session(self, timeout=SESSION_TIMEOUT):
         name = f"s{len(self.names)}"
-        s = Session(self.server.connect_string, name, timeout)
+        s = Session(self.server, name, timeout)
         self.names[s.sid] = name
         return s
 
@@ -507,6 +516,9 @@ class Runner:
         try:
             res = getattr(self, "op_" + op["k"])(op)
             ev = self.barrier()
+            if op["k"] in SESSION_ENDS:
+                # a closing session's ephemerals go in hash-set order in ZooKeeper: not a contract
+                ev = {name: sorted(evs, key=json.dumps) for name, evs in ev.items()}
         except RunnerError as e:
             res, ev = {"runner-error": str(e)}, {}
         entry = {"op": op, "res": res, "ev": ev}
@@ -627,7 +639,7 @@ class Runner:
         """The session moves to a new TCP connection: no auth, no watches on the new one."""
         old = self.slot(op)
         old.freeze()
-        new = Session(self.server.connect_string, old.name, SESSION_TIMEOUT, (old.sid, old.passwd))
+        new = Session(self.server, old.name, SESSION_TIMEOUT, (old.sid, old.passwd))
         self.replace(op["s"], new)
         return {"ok": "same session" if new.sid == old.sid else "new session id"}
 
@@ -635,7 +647,7 @@ class Runner:
         """Expire a session at once: attach a second connection to it and close from there."""
         old = self.slot(op)
         old.freeze()
-        other = Session(self.server.connect_string, old.name + "'", SESSION_TIMEOUT, (old.sid, old.passwd))
+        other = Session(self.server, old.name + "'", SESSION_TIMEOUT, (old.sid, old.passwd))
         same = other.sid == old.sid
         other.close()
         self.replace(op["s"], self.new_session())
@@ -953,6 +965,7 @@ def reap_scenario(runner):
     paths = [p for p, _, _ in plan]
     for p in paths:
         runner.call(s0, path_watch_req("exists", p, True, P_STAT))
+    runner.call(s0, path_watch_req("getChildren", r, True, P_CHILDREN))
     for p in ("/r/c1", "/r/t1", "/r/c3"):
         runner.call(ctl, path_watch_req("exists", p, True, P_STAT))
     out.append(runner.call(s0, Req("delete", e_str(f"{r}/c1/x") + e_int(-1))))
@@ -965,9 +978,9 @@ def reap_scenario(runner):
     for p in paths:
         res = runner.call(s0, path_watch_req("exists", p, False, P_STAT))
         remaining.append([p, "err" not in res])
-    events = sorted(map(tuple, s0.events))
-    return {"creates": [x.get("err", "ok") for x in out], "exists": remaining, "s0-events": events,
-            "s1-events": sorted(map(tuple, s1.events))}
+    children = runner.call(s0, path_watch_req("getChildren", r, False, P_CHILDREN)).get("ok")
+    return {"creates": [x.get("err", "ok") for x in out], "exists": remaining, "children": children,
+            "s0-events": sorted(s0.events, key=json.dumps), "s1-events": sorted(s1.events, key=json.dumps)}
 
 
 # ---------------------------------------------------------------- driver
