@@ -510,20 +510,32 @@ class Runner:
     def begin(self, op):
         self.stash = None
         if op["k"] == "expire":
-            self.stash = self.begin_expire(op)
+            try:
+                self.stash = self.begin_expire(op)
+            except Exception as e:
+                self.stash = {"runner-error": f"{type(e).__name__}: {e}"}
 
     def finish(self, op):
         try:
+            if self.stash and "runner-error" in self.stash:
+                raise RunnerError(self.stash["runner-error"])
             res = getattr(self, "op_" + op["k"])(op)
             ev = self.barrier()
             if op["k"] in SESSION_ENDS:
                 # a closing session's ephemerals go in hash-set order in ZooKeeper: not a contract
                 ev = {name: sorted(evs, key=json.dumps) for name, evs in ev.items()}
-        except RunnerError as e:
-            res, ev = {"runner-error": str(e)}, {}
+        except Exception as e:  # the server died, hung or broke the connection
+            res, ev = {"runner-error": f"{type(e).__name__}: {e}"}, {}
         entry = {"op": op, "res": res, "ev": ev}
         self.trace.append(entry)
         return entry
+
+    def log_tail(self, lines=15):
+        try:
+            with open(os.path.join(self.server.workdir, "server.out"), errors="replace") as f:
+                return f.readlines()[-lines:]
+        except OSError:
+            return []
 
     def slot(self, op):
         return self.sessions[op["s"]]
@@ -999,6 +1011,11 @@ def report(seed, step, op, runners, entries, history):
         print("  preceding ops:")
         for i, h in history:
             print(f"    [{i}] {show(h)}")
+    for r, e in zip(runners, entries):
+        if "runner-error" in e["res"]:
+            print(f"  last lines of {r.label}'s output ({r.server.workdir}/server.out):")
+            for line in r.log_tail():
+                print("    " + line.rstrip())
 
 
 def start_runners(kinds, container_check_ms):
@@ -1020,7 +1037,12 @@ def run_main(seed, steps, kinds, expiries, skip, verbose, trace_dir):
     gen = Generator(seed, steps, expiries, skip)
     history = []
     try:
-        setups = [r.setup() for r in runners]
+        setups = []
+        for r in runners:
+            try:
+                setups.append(r.setup())
+            except Exception as e:
+                setups.append({"res": {"runner-error": f"{type(e).__name__}: {e}"}, "ev": {}})
         if setups[0] != setups[1]:
             report(seed, "setup", {"k": "setup"}, runners, setups, [])
             return 1
@@ -1058,8 +1080,8 @@ def run_reap(seed, kinds):
         for r in runners:
             try:
                 outs.append(reap_scenario(r))
-            except RunnerError as e:
-                outs.append({"runner-error": str(e)})
+            except Exception as e:
+                outs.append({"runner-error": f"{type(e).__name__}: {e}"})
         if outs[0] != outs[1]:
             report(seed, "reap", {"k": "reap-scenario"}, runners,
                    [{"res": o, "ev": {}} for o in outs], [])
@@ -1094,9 +1116,13 @@ def main(argv=None):
     logging.getLogger("kazoo").setLevel(logging.WARNING if args.verbose else logging.CRITICAL)
 
     t0 = time.monotonic()
-    rc = run_main(args.seed, args.steps, kinds, args.expiries, skip, args.verbose, args.trace_dir)
-    if rc == 0 and "reap" not in skip:
-        rc = run_reap(args.seed, kinds)
+    try:
+        rc = run_main(args.seed, args.steps, kinds, args.expiries, skip, args.verbose, args.trace_dir)
+        if rc == 0 and "reap" not in skip:
+            rc = run_reap(args.seed, kinds)
+    except Exception as e:  # typically: a server that does not start
+        print(f"ERROR: {type(e).__name__}: {e}")
+        rc = 2
     took = time.monotonic() - t0
     verdict = "OK" if rc == 0 else "FAILED"
     print(f"{verdict}: seed={args.seed} steps={args.steps} kinds={args.kinds} in {took:.1f}s")
