@@ -152,3 +152,53 @@ async fn bad_input_closes_or_fails_one_connection_and_changes_nothing() {
     assert_eq!(before, after);
     assert_eq!(good.get_data("/keep", false).await.unwrap().0.unwrap(), b"v");
 }
+
+/// Valid request frames of many kinds, to be mutated.
+fn sample_requests() -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut push = |op_type: i32, body: Vec<u8>| {
+        let mut b = jute::RequestHeader { xid: 3, op_type }.encode();
+        b.extend_from_slice(&body);
+        out.push(b);
+    };
+    push(op::CREATE, jute::CreateRequest { path: "/f".into(), data: Some(vec![1, 2]), acl: open_acl(), flags: 3 }.encode());
+    push(op::GET_DATA, jute::GetDataRequest { path: "/keep".into(), watch: true }.encode());
+    push(op::SET_WATCHES2, jute::SetWatches2 { relative_zxid: 1, data_watches: vec!["/a".into()], ..Default::default() }.encode());
+    let mut multi = Vec::new();
+    jute::MultiHeader { op_type: op::CREATE, done: false, err: -1 }.write(&mut multi);
+    jute::CreateRequest { path: "/m".into(), data: None, acl: open_acl(), flags: 0 }.write(&mut multi);
+    jute::MultiHeader { op_type: op::DELETE, done: false, err: -1 }.write(&mut multi);
+    jute::DeleteRequest { path: "/keep".into(), version: 99 }.write(&mut multi);
+    jute::MultiHeader { op_type: -1, done: true, err: -1 }.write(&mut multi);
+    push(op::MULTI, multi);
+    push(op::SET_ACL, jute::SetAclRequest { path: "/keep".into(), acl: vec![], version: 7 }.encode());
+    push(op::ADD_WATCH, jute::AddWatchRequest { path: "/".into(), mode: 1 }.encode());
+    push(op::AUTH, jute::AuthPacket { auth_type: 0, scheme: "digest".into(), auth: Some(b"a:b".to_vec()) }.encode());
+    out
+}
+
+#[tokio::test]
+async fn mutated_and_random_packets_never_take_the_server_down() {
+    use proptest::strategy::{Strategy, ValueTree};
+    use proptest::test_runner::{Config, TestRunner, RngAlgorithm, TestRng};
+    let (addr, _stop) = start("jute.maxbuffer=65536\n").await;
+    let good = Client::connect(&addr.to_string(), 10_000).await.unwrap();
+    good.create("/keep", b"v", &open_acl(), CreateMode::Persistent).await.unwrap();
+    let mut runner = TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]));
+    let samples = sample_requests();
+    let byte_flips = proptest::collection::vec((0usize..512, proptest::num::u8::ANY), 0..6);
+    let random = proptest::collection::vec(proptest::num::u8::ANY, 0..300);
+    for round in 0..150 {
+        let (mut s, _) = raw_session(addr, 0, vec![0; 16], 10_000).await;
+        let mut packet = samples[round % samples.len()].clone();
+        for (at, byte) in byte_flips.new_tree(&mut runner).unwrap().current() {
+            let n = packet.len();
+            packet[at % n] = byte;
+        }
+        let payload = if round % 5 == 4 { random.new_tree(&mut runner).unwrap().current() } else { frame(&packet) };
+        let _ = s.write_all(&payload).await;
+        // whatever the server answers, it must keep answering a well-behaved client
+        assert!(good.exists("/", false).await.unwrap().is_some(), "server alive after round {round}");
+    }
+    assert_eq!(good.get_data("/keep", false).await.unwrap().0.unwrap(), b"v");
+}
