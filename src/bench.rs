@@ -47,13 +47,17 @@ pub struct BenchArgs {
 pub async fn run(args: BenchArgs) -> anyhow::Result<serde_json::Value> {
     let root = format!("/bench-{}", std::process::id());
     let setup = Client::connect(&args.server, 30_000).await?;
-    let _ = setup.create(&root, b"", &open_acl(), CreateMode::Persistent).await;
+    let _ = setup
+        .create(&root, b"", &open_acl(), CreateMode::Persistent)
+        .await;
     let value = vec![b'v'; args.value_size];
     let mut clients = Vec::with_capacity(args.sessions);
     for i in 0..args.sessions {
         let c = Client::connect(&args.server, 30_000).await?;
         let node = format!("{root}/s{i}");
-        let _ = c.create(&node, &value, &open_acl(), CreateMode::Persistent).await;
+        let _ = c
+            .create(&node, &value, &open_acl(), CreateMode::Persistent)
+            .await;
         clients.push(Arc::new(c));
     }
     let stop = Arc::new(AtomicBool::new(false));
@@ -68,7 +72,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<serde_json::Value> {
             let node = format!("{root}/s{i}");
             let workload = args.workload;
             tasks.push(tokio::spawn(async move {
-                let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+                let mut hist =
+                    Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
                 let mut errors = 0u64;
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
@@ -76,13 +81,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<serde_json::Value> {
                     let started = Instant::now();
                     let result = match workload {
                         Workload::Create => c
-                            .create(&format!("{node}-{lane}-{n}"), &value, &open_acl(), CreateMode::Persistent)
+                            .create(
+                                &format!("{node}-{lane}-{n}"),
+                                &value,
+                                &open_acl(),
+                                CreateMode::Persistent,
+                            )
                             .await
                             .map(|_| ()),
                         Workload::Set => c.set_data(&node, &value, -1).await.map(|_| ()),
                         Workload::Get => c.get_data(&node, false).await.map(|_| ()),
                         Workload::Mixed => {
-                            if n % 10 == 0 {
+                            if n.is_multiple_of(10) {
                                 c.set_data(&node, &value, -1).await.map(|_| ())
                             } else {
                                 c.get_data(&node, false).await.map(|_| ())

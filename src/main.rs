@@ -7,7 +7,11 @@ use std::path::PathBuf;
 mod bench;
 
 #[derive(Parser)]
-#[command(name = "zkrs", version, about = "A ZooKeeper-compatible coordination service")]
+#[command(
+    name = "zkrs",
+    version,
+    about = "A ZooKeeper-compatible coordination service"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -34,7 +38,9 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Server { config } => run_server(config),
         Command::Bench(args) => {
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             let result = runtime.block_on(bench::run(args))?;
             println!("{result}");
             Ok(())
@@ -46,12 +52,18 @@ fn run_server(path: Option<PathBuf>) -> anyhow::Result<()> {
     let cfg = match &path {
         None => config::ZooCfg::embedded_default(),
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
             config::ZooCfg::parse(&text, &p.display().to_string())?
         }
     };
     for unknown in &cfg.unknown_keys {
-        tracing::warn!("{}:{}: unknown key {:?} ignored", cfg.source, unknown.line, unknown.key);
+        tracing::warn!(
+            "{}:{}: unknown key {:?} ignored",
+            cfg.source,
+            unknown.line,
+            unknown.key
+        );
     }
     if !cfg.membership.is_empty() {
         anyhow::bail!(
@@ -61,18 +73,24 @@ fn run_server(path: Option<PathBuf>) -> anyhow::Result<()> {
             cfg.membership[0].key
         );
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let shutdown = async {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("SIGTERM handler");
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler");
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
             }
         };
         server::run(cfg, shutdown, |addr| {
-            tracing::info!("zkrs {} standalone server listening on {addr}", env!("CARGO_PKG_VERSION"));
+            tracing::info!(
+                "zkrs {} standalone server listening on {addr}",
+                env!("CARGO_PKG_VERSION")
+            );
             println!("zkrs listening on {addr}");
         })
         .await

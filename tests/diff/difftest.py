@@ -714,6 +714,12 @@ EXOTIC = ["create_odd", "badpath", "deletecontainer", "setwatches"]
 # all from ZooKeeper 3.8.0 (it fails to serialize a null stat), so it cannot be compared.
 
 
+def in_tree(path):
+    """Only valid paths of the test tree become candidates for later operations."""
+    return isinstance(path, str) and (path == ROOT or path.startswith(ROOT + "/")) \
+        and path not in BAD_PATHS
+
+
 class Generator:
     def __init__(self, seed, steps, expiries, skip):
         self.rng = random.Random(seed)
@@ -922,7 +928,7 @@ class Generator:
         elif k in ("exists", "get", "set", "children", "getacl", "setacl"):
             if res.get("err") == "NoNode":
                 self.known.discard(op["path"])
-            elif "ok" in res and res["ok"] is not None:
+            elif "ok" in res and res["ok"] is not None and in_tree(op["path"]):
                 self.known.add(op["path"])
                 ok = res["ok"]
                 stat = ok if isinstance(ok, dict) else ok[-1] if ok and isinstance(ok[-1], dict) else None
@@ -944,11 +950,11 @@ class Generator:
         if "ok" in res:
             created = res["ok"] if isinstance(res["ok"], str) else res["ok"][0]
             self._add_created(created, mode)
-        elif res.get("err") == "NodeExists":
+        elif res.get("err") == "NodeExists" and in_tree(path):
             self.known.add(path)
 
     def _add_created(self, path, mode):
-        if not isinstance(path, str):
+        if not in_tree(path):
             return
         self.known.add(path)
         if mode in (2, 3, 6):

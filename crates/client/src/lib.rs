@@ -5,7 +5,9 @@
 //! config-driven rebalancing build on it.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use jute::{op, xid, Acl, ConnectRequest, CreateMode, ErrorCode, Id, Jute, ReplyHeader, Stat, WatcherEvent};
+use jute::{
+    op, xid, Acl, ConnectRequest, CreateMode, ErrorCode, Id, Jute, ReplyHeader, Stat, WatcherEvent,
+};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -48,7 +50,13 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 /// world:anyone with every permission.
 pub fn open_acl() -> Vec<Acl> {
-    vec![Acl { perms: jute::perms::ALL, id: Id { scheme: "world".into(), id: "anyone".into() } }]
+    vec![Acl {
+        perms: jute::perms::ALL,
+        id: Id {
+            scheme: "world".into(),
+            id: "anyone".into(),
+        },
+    }]
 }
 
 struct Pending {
@@ -82,7 +90,10 @@ fn frame_with(f: impl FnOnce(&mut BytesMut)) -> Bytes {
 async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R) -> std::io::Result<Vec<u8>> {
     let len = r.read_i32().await?;
     if !(0..=64 * 1024 * 1024).contains(&len) {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad frame length {len}")));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("bad frame length {len}"),
+        ));
     }
     let mut buf = vec![0; len as usize];
     r.read_exact(&mut buf).await?;
@@ -96,9 +107,18 @@ impl Client {
     }
 
     /// Connects, resuming `session_id` when it is non-zero.
-    pub async fn connect_session(addr: &str, session_timeout_ms: i32, session_id: i64, passwd: Vec<u8>) -> Result<Client> {
-        let mut stream = TcpStream::connect(addr).await.map_err(|e| Error::Io(e.to_string()))?;
-        stream.set_nodelay(true).map_err(|e| Error::Io(e.to_string()))?;
+    pub async fn connect_session(
+        addr: &str,
+        session_timeout_ms: i32,
+        session_id: i64,
+        passwd: Vec<u8>,
+    ) -> Result<Client> {
+        let mut stream = TcpStream::connect(addr)
+            .await
+            .map_err(|e| Error::Io(e.to_string()))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|e| Error::Io(e.to_string()))?;
         let req = ConnectRequest {
             protocol_version: 0,
             last_zxid_seen: 0,
@@ -107,8 +127,13 @@ impl Client {
             passwd: Some(passwd),
             read_only: false,
         };
-        stream.write_all(&frame_with(|b| req.write(b))).await.map_err(|e| Error::Io(e.to_string()))?;
-        let body = read_frame(&mut stream).await.map_err(|_| Error::SessionExpired)?;
+        stream
+            .write_all(&frame_with(|b| req.write(b)))
+            .await
+            .map_err(|e| Error::Io(e.to_string()))?;
+        let body = read_frame(&mut stream)
+            .await
+            .map_err(|_| Error::SessionExpired)?;
         let resp = jute::ConnectResponse::decode(&body).or_else(|_| {
             // servers answering a pre-3.4 client omit readOnly; tolerate it
             let mut padded = body.clone();
@@ -133,7 +158,11 @@ impl Client {
                         writer_queue.lock().expect("queue lock").push_back(p);
                     }
                     batch.extend_from_slice(&o.frame);
-                    next = if batch.len() < 256 * 1024 { out_rx.try_recv().ok() } else { None };
+                    next = if batch.len() < 256 * 1024 {
+                        out_rx.try_recv().ok()
+                    } else {
+                        None
+                    };
                 }
                 if wr.write_all(&batch).await.is_err() {
                     break;
@@ -148,7 +177,9 @@ impl Client {
             let mut rd = BufReader::with_capacity(64 * 1024, rd);
             while let Ok(body) = read_frame(&mut rd).await {
                 let mut r = jute::Reader::new(&body);
-                let Ok(h) = ReplyHeader::read(&mut r) else { break };
+                let Ok(h) = ReplyHeader::read(&mut r) else {
+                    break;
+                };
                 match h.xid {
                     xid::NOTIFICATION => {
                         if let Ok(ev) = WatcherEvent::read(&mut r) {
@@ -157,11 +188,17 @@ impl Client {
                     }
                     xid::PING => {}
                     _ => {
-                        let Some(p) = reader_queue.lock().expect("queue lock").pop_front() else { break };
+                        let Some(p) = reader_queue.lock().expect("queue lock").pop_front() else {
+                            break;
+                        };
                         let result = if p.xid != h.xid {
-                            Err(Error::Protocol(format!("reply xid {} for request xid {}", h.xid, p.xid)))
+                            Err(Error::Protocol(format!(
+                                "reply xid {} for request xid {}",
+                                h.xid, p.xid
+                            )))
                         } else if h.err != 0 {
-                            Err(ErrorCode::from_code(h.err).map_or(Error::UnknownCode(h.err), Error::Keeper))
+                            Err(ErrorCode::from_code(h.err)
+                                .map_or(Error::UnknownCode(h.err), Error::Keeper))
                         } else {
                             Ok(Bytes::copy_from_slice(r.rest()))
                         };
@@ -179,8 +216,20 @@ impl Client {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(interval).await;
-                let frame = frame_with(|b| jute::RequestHeader { xid: xid::PING, op_type: op::PING }.write(b));
-                if ping_tx.send(Outbound { frame, pending: None }).is_err() {
+                let frame = frame_with(|b| {
+                    jute::RequestHeader {
+                        xid: xid::PING,
+                        op_type: op::PING,
+                    }
+                    .write(b)
+                });
+                if ping_tx
+                    .send(Outbound {
+                        frame,
+                        pending: None,
+                    })
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -222,44 +271,82 @@ impl Client {
         });
         let (tx, rx) = oneshot::channel();
         self.outbound
-            .send(Outbound { frame, pending: Some(Pending { xid, reply: tx }) })
+            .send(Outbound {
+                frame,
+                pending: Some(Pending { xid, reply: tx }),
+            })
             .map_err(|_| Error::ConnectionLoss)?;
         rx.await.map_err(|_| Error::ConnectionLoss)?
     }
 
-    pub async fn create(&self, path: &str, data: &[u8], acl: &[Acl], mode: CreateMode) -> Result<String> {
-        let req = jute::CreateRequest { path: path.into(), data: Some(data.to_vec()), acl: acl.to_vec(), flags: mode.flags() };
+    pub async fn create(
+        &self,
+        path: &str,
+        data: &[u8],
+        acl: &[Acl],
+        mode: CreateMode,
+    ) -> Result<String> {
+        let req = jute::CreateRequest {
+            path: path.into(),
+            data: Some(data.to_vec()),
+            acl: acl.to_vec(),
+            flags: mode.flags(),
+        };
         let body = self.call(op::CREATE, |b| req.write(b)).await?;
         Ok(jute::CreateResponse::decode(&body)?.path)
     }
 
-    pub async fn create2(&self, path: &str, data: &[u8], acl: &[Acl], mode: CreateMode) -> Result<(String, Stat)> {
-        let req = jute::CreateRequest { path: path.into(), data: Some(data.to_vec()), acl: acl.to_vec(), flags: mode.flags() };
+    pub async fn create2(
+        &self,
+        path: &str,
+        data: &[u8],
+        acl: &[Acl],
+        mode: CreateMode,
+    ) -> Result<(String, Stat)> {
+        let req = jute::CreateRequest {
+            path: path.into(),
+            data: Some(data.to_vec()),
+            acl: acl.to_vec(),
+            flags: mode.flags(),
+        };
         let body = self.call(op::CREATE2, |b| req.write(b)).await?;
         let r = jute::Create2Response::decode(&body)?;
         Ok((r.path, r.stat))
     }
 
     pub async fn get_data(&self, path: &str, watch: bool) -> Result<(Option<Vec<u8>>, Stat)> {
-        let req = jute::GetDataRequest { path: path.into(), watch };
+        let req = jute::GetDataRequest {
+            path: path.into(),
+            watch,
+        };
         let body = self.call(op::GET_DATA, |b| req.write(b)).await?;
         let r = jute::GetDataResponse::decode(&body)?;
         Ok((r.data, r.stat))
     }
 
     pub async fn set_data(&self, path: &str, data: &[u8], version: i32) -> Result<Stat> {
-        let req = jute::SetDataRequest { path: path.into(), data: Some(data.to_vec()), version };
+        let req = jute::SetDataRequest {
+            path: path.into(),
+            data: Some(data.to_vec()),
+            version,
+        };
         let body = self.call(op::SET_DATA, |b| req.write(b)).await?;
         Ok(jute::SetDataResponse::decode(&body)?.stat)
     }
 
     pub async fn delete(&self, path: &str, version: i32) -> Result<()> {
-        let req = jute::DeleteRequest { path: path.into(), version };
+        let req = jute::DeleteRequest {
+            path: path.into(),
+            version,
+        };
         self.call(op::DELETE, |b| req.write(b)).await.map(|_| ())
     }
 
     pub async fn exists(&self, path: &str, watch: bool) -> Result<Option<Stat>> {
-        let req = jute::ExistsRequest { path: path.into(), watch };
+        let req = jute::ExistsRequest {
+            path: path.into(),
+            watch,
+        };
         match self.call(op::EXISTS, |b| req.write(b)).await {
             Ok(body) => Ok(Some(jute::ExistsResponse::decode(&body)?.stat)),
             Err(Error::Keeper(ErrorCode::NoNode)) => Ok(None),
@@ -268,7 +355,10 @@ impl Client {
     }
 
     pub async fn get_children(&self, path: &str, watch: bool) -> Result<Vec<String>> {
-        let req = jute::GetChildrenRequest { path: path.into(), watch };
+        let req = jute::GetChildrenRequest {
+            path: path.into(),
+            watch,
+        };
         let body = self.call(op::GET_CHILDREN, |b| req.write(b)).await?;
         Ok(jute::GetChildrenResponse::decode(&body)?.children)
     }
@@ -280,13 +370,27 @@ impl Client {
 
     pub async fn add_auth(&self, scheme: &str, auth: &[u8]) -> Result<()> {
         let (tx, rx) = oneshot::channel();
-        let packet = jute::AuthPacket { auth_type: 0, scheme: scheme.into(), auth: Some(auth.to_vec()) };
+        let packet = jute::AuthPacket {
+            auth_type: 0,
+            scheme: scheme.into(),
+            auth: Some(auth.to_vec()),
+        };
         let frame = frame_with(|b| {
-            jute::RequestHeader { xid: xid::AUTH, op_type: op::AUTH }.write(b);
+            jute::RequestHeader {
+                xid: xid::AUTH,
+                op_type: op::AUTH,
+            }
+            .write(b);
             packet.write(b);
         });
         self.outbound
-            .send(Outbound { frame, pending: Some(Pending { xid: xid::AUTH, reply: tx }) })
+            .send(Outbound {
+                frame,
+                pending: Some(Pending {
+                    xid: xid::AUTH,
+                    reply: tx,
+                }),
+            })
             .map_err(|_| Error::ConnectionLoss)?;
         rx.await.map_err(|_| Error::ConnectionLoss)?.map(|_| ())
     }

@@ -37,7 +37,10 @@ pub fn parse_properties(text: &str, file: &str) -> Result<Vec<Property>, ConfigE
             return Err(ConfigError {
                 file: file.to_owned(),
                 line: Some(index + 1),
-                message: format!("expected a key before '{}', found {line:?}", &line[at..at + 1]),
+                message: format!(
+                    "expected a key before '{}', found {line:?}",
+                    &line[at..at + 1]
+                ),
             });
         }
         out.push(Property {
@@ -55,7 +58,8 @@ mod tests {
 
     #[test]
     fn parses_keys_values_and_comments() {
-        let props = parse_properties("# c\n\ntickTime = 2000\nserver.1=h:1:2;3\n! x\n", "zoo.cfg").unwrap();
+        let props =
+            parse_properties("# c\n\ntickTime = 2000\nserver.1=h:1:2;3\n! x\n", "zoo.cfg").unwrap();
         assert_eq!(props.len(), 2);
         assert_eq!(props[0].key, "tickTime");
         assert_eq!(props[0].value, "2000");
@@ -68,6 +72,9 @@ mod tests {
     fn a_line_without_separator_names_file_and_line() {
         let err = parse_properties("tickTime=1\ngarbage\n", "/etc/zoo.cfg").unwrap_err();
         assert_eq!(err.line, Some(2));
-        assert_eq!(err.to_string(), "/etc/zoo.cfg:2: expected key=value, found \"garbage\"");
+        assert_eq!(
+            err.to_string(),
+            "/etc/zoo.cfg:2: expected key=value, found \"garbage\""
+        );
     }
 }

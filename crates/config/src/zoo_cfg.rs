@@ -82,7 +82,8 @@ impl Default for ZooCfg {
 impl ZooCfg {
     /// The configuration `zkrs server` runs with when given no file.
     pub fn embedded_default() -> Self {
-        let text = "tickTime=2000\ndataDir=./zkrs-data\nclientPort=2181\nclientPortAddress=127.0.0.1\n";
+        let text =
+            "tickTime=2000\ndataDir=./zkrs-data\nclientPort=2181\nclientPortAddress=127.0.0.1\n";
         ZooCfg::parse(text, "<embedded default>").expect("the embedded default is valid")
     }
 
@@ -131,46 +132,94 @@ impl ZooCfg {
             let int = |what: &str| v.parse::<u64>().map_err(|_| err(what));
             let boolean = || parse_bool(v).ok_or_else(|| err("yes/no or true/false"));
             match p.key.as_str() {
-                "tickTime" => cfg.tick_time = int("a positive number of milliseconds").and_then(|n| positive_u32(n).ok_or_else(|| err("a positive number of milliseconds")))?,
+                "tickTime" => {
+                    cfg.tick_time = int("a positive number of milliseconds").and_then(|n| {
+                        positive_u32(n).ok_or_else(|| err("a positive number of milliseconds"))
+                    })?
+                }
                 "dataDir" => {
                     cfg.data_dir = PathBuf::from(v);
                     has_data_dir = true;
                 }
                 "dataLogDir" => cfg.data_log_dir = Some(PathBuf::from(v)),
-                "clientPort" => cfg.client_port = Some(v.parse::<u16>().map_err(|_| err("a port number (0-65535)"))?),
+                "clientPort" => {
+                    cfg.client_port = Some(
+                        v.parse::<u16>()
+                            .map_err(|_| err("a port number (0-65535)"))?,
+                    )
+                }
                 "clientPortAddress" => cfg.client_port_address = Some(v.to_owned()),
-                "maxClientCnxns" => cfg.max_client_cnxns = int("a number of connections").map(|n| n.min(u32::MAX as u64) as u32)?,
-                "minSessionTimeout" => min_session = Some(v.parse::<i64>().map_err(|_| err("milliseconds"))?),
-                "maxSessionTimeout" => max_session = Some(v.parse::<i64>().map_err(|_| err("milliseconds"))?),
+                "maxClientCnxns" => {
+                    cfg.max_client_cnxns =
+                        int("a number of connections").map(|n| n.min(u32::MAX as u64) as u32)?
+                }
+                "minSessionTimeout" => {
+                    min_session = Some(v.parse::<i64>().map_err(|_| err("milliseconds"))?)
+                }
+                "maxSessionTimeout" => {
+                    max_session = Some(v.parse::<i64>().map_err(|_| err("milliseconds"))?)
+                }
                 "jute.maxbuffer" => cfg.jute_max_buffer = int("a number of bytes")? as usize,
                 "4lw.commands.whitelist" => whitelist = Some(v.to_owned()),
-                "extendedTypesEnabled" | "zookeeper.extendedTypesEnabled" => cfg.extended_types_enabled = boolean()?,
+                "extendedTypesEnabled" | "zookeeper.extendedTypesEnabled" => {
+                    cfg.extended_types_enabled = boolean()?
+                }
                 "skipACL" | "zookeeper.skipACL" => cfg.skip_acl = boolean()?,
-                "DigestAuthenticationProvider.superDigest" | "zookeeper.DigestAuthenticationProvider.superDigest" => {
+                "DigestAuthenticationProvider.superDigest"
+                | "zookeeper.DigestAuthenticationProvider.superDigest" => {
                     if !v.contains(':') {
                         return Err(err("user:base64(sha1(user:password))"));
                     }
                     cfg.super_digest = Some(v.to_owned());
                 }
-                "znode.container.checkIntervalMs" => cfg.container_check_interval_ms = int("milliseconds")?.max(1),
-                "znode.container.maxPerMinute" => cfg.container_max_per_minute = int("a number")?.min(u32::MAX as u64) as u32,
-                "snapCount" | "zookeeper.snapCount" => cfg.snap_count = int("a number of transactions")?.max(2),
-                "preAllocSize" | "zookeeper.preAllocSize" => cfg.pre_alloc_size_kb = int("kilobytes")?,
+                "znode.container.checkIntervalMs" => {
+                    cfg.container_check_interval_ms = int("milliseconds")?.max(1)
+                }
+                "znode.container.maxPerMinute" => {
+                    cfg.container_max_per_minute = int("a number")?.min(u32::MAX as u64) as u32
+                }
+                "snapCount" | "zookeeper.snapCount" => {
+                    cfg.snap_count = int("a number of transactions")?.max(2)
+                }
+                "preAllocSize" | "zookeeper.preAllocSize" => {
+                    cfg.pre_alloc_size_kb = int("kilobytes")?
+                }
                 "forceSync" | "zookeeper.forceSync" => cfg.force_sync = boolean()?,
-                "autopurge.snapRetainCount" => cfg.autopurge_snap_retain_count = int("a count")?.max(3) as u32,
-                "autopurge.purgeInterval" => cfg.autopurge_purge_interval_hours = int("hours")? as u32,
+                "autopurge.snapRetainCount" => {
+                    cfg.autopurge_snap_retain_count = int("a count")?.max(3) as u32
+                }
+                "autopurge.purgeInterval" => {
+                    cfg.autopurge_purge_interval_hours = int("hours")? as u32
+                }
                 "initLimit" => cfg.init_limit = int("a number of ticks")? as u32,
                 "syncLimit" => cfg.sync_limit = int("a number of ticks")? as u32,
                 "readonlymode.enabled" => cfg.read_only_mode = boolean()?,
-                k if k.starts_with("server.") || k.starts_with("group.") || k.starts_with("weight.") => {
+                k if k.starts_with("server.")
+                    || k.starts_with("group.")
+                    || k.starts_with("weight.") =>
+                {
                     cfg.membership.push(p.clone())
                 }
                 // Keys ZooKeeper knows that a standalone zkrs accepts and does not need.
-                "admin.enableServer" | "admin.serverPort" | "admin.serverAddress" | "globalOutstandingLimit"
-                | "clientPortListenBacklog" | "standaloneEnabled" | "reconfigEnabled" | "dynamicConfigFile"
-                | "peerType" | "electionAlg" | "quorumListenOnAllIPs" | "electionPortBindRetry"
-                | "metricsProvider.className" | "syncEnabled" | "localSessionsEnabled"
-                | "localSessionsUpgradingEnabled" | "leaderServes" | "cnxTimeout" | "maxCnxns" => {}
+                "admin.enableServer"
+                | "admin.serverPort"
+                | "admin.serverAddress"
+                | "globalOutstandingLimit"
+                | "clientPortListenBacklog"
+                | "standaloneEnabled"
+                | "reconfigEnabled"
+                | "dynamicConfigFile"
+                | "peerType"
+                | "electionAlg"
+                | "quorumListenOnAllIPs"
+                | "electionPortBindRetry"
+                | "metricsProvider.className"
+                | "syncEnabled"
+                | "localSessionsEnabled"
+                | "localSessionsUpgradingEnabled"
+                | "leaderServes"
+                | "cnxTimeout"
+                | "maxCnxns" => {}
                 _ => cfg.unknown_keys.push(p.clone()),
             }
         }
@@ -199,7 +248,8 @@ impl ZooCfg {
                 ),
             });
         }
-        cfg.four_letter_whitelist = FourLetterWhitelist::parse(whitelist.as_deref(), cfg.read_only_mode);
+        cfg.four_letter_whitelist =
+            FourLetterWhitelist::parse(whitelist.as_deref(), cfg.read_only_mode);
         Ok(cfg)
     }
 

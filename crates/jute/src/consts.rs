@@ -141,12 +141,38 @@ impl ErrorCode {
     pub fn from_code(code: i32) -> Option<ErrorCode> {
         use ErrorCode::*;
         const ALL: [ErrorCode; 32] = [
-            Ok, SystemError, RuntimeInconsistency, DataInconsistency, ConnectionLoss,
-            MarshallingError, Unimplemented, OperationTimeout, BadArguments, UnknownSession,
-            NewConfigNoQuorum, ReconfigInProgress, ApiError, NoNode, NoAuth, BadVersion,
-            NoChildrenForEphemerals, NodeExists, NotEmpty, SessionExpired, InvalidCallback,
-            InvalidAcl, AuthFailed, SessionMoved, NotReadOnly, EphemeralOnLocalSession, NoWatcher,
-            RequestTimeout, ReconfigDisabled, SessionClosedRequireSaslAuth, QuotaExceeded, Throttled,
+            Ok,
+            SystemError,
+            RuntimeInconsistency,
+            DataInconsistency,
+            ConnectionLoss,
+            MarshallingError,
+            Unimplemented,
+            OperationTimeout,
+            BadArguments,
+            UnknownSession,
+            NewConfigNoQuorum,
+            ReconfigInProgress,
+            ApiError,
+            NoNode,
+            NoAuth,
+            BadVersion,
+            NoChildrenForEphemerals,
+            NodeExists,
+            NotEmpty,
+            SessionExpired,
+            InvalidCallback,
+            InvalidAcl,
+            AuthFailed,
+            SessionMoved,
+            NotReadOnly,
+            EphemeralOnLocalSession,
+            NoWatcher,
+            RequestTimeout,
+            ReconfigDisabled,
+            SessionClosedRequireSaslAuth,
+            QuotaExceeded,
+            Throttled,
         ];
         ALL.into_iter().find(|c| c.code() == code)
     }
@@ -226,7 +252,10 @@ impl CreateMode {
     }
 
     pub fn is_ephemeral(self) -> bool {
-        matches!(self, CreateMode::Ephemeral | CreateMode::EphemeralSequential)
+        matches!(
+            self,
+            CreateMode::Ephemeral | CreateMode::EphemeralSequential
+        )
     }
 
     pub fn is_sequential(self) -> bool {
@@ -243,7 +272,10 @@ impl CreateMode {
     }
 
     pub fn is_ttl(self) -> bool {
-        matches!(self, CreateMode::PersistentWithTtl | CreateMode::PersistentSequentialWithTtl)
+        matches!(
+            self,
+            CreateMode::PersistentWithTtl | CreateMode::PersistentSequentialWithTtl
+        )
     }
 }
 

@@ -45,7 +45,11 @@ impl Jute for ConnectRequest {
             time_out: r.read_i32()?,
             session_id: r.read_i64()?,
             passwd: Data::read(r)?,
-            read_only: if r.remaining() > 0 { r.read_bool()? } else { false },
+            read_only: if r.remaining() > 0 {
+                r.read_bool()?
+            } else {
+                false
+            },
         })
     }
     fn write<B: BufMut>(&self, w: &mut B) {

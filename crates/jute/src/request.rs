@@ -90,7 +90,8 @@ impl Request {
             op::REMOVE_WATCHES => Request::RemoveWatches(RemoveWatchesRequest::read(r)?),
             op::DELETE_CONTAINER => Request::DeleteContainer(
                 // deleteContainer carries the bare path bytes, not a record
-                String::from_utf8(body.to_vec()).map_err(|_| JuteError::InvalidUtf8 { offset: 0 })?,
+                String::from_utf8(body.to_vec())
+                    .map_err(|_| JuteError::InvalidUtf8 { offset: 0 })?,
             ),
             op::AUTH => Request::Auth(AuthPacket::read(r)?),
             op::SET_WATCHES => {
@@ -247,12 +248,36 @@ mod tests {
     #[test]
     fn multi_decodes_ops_until_done() {
         let mut body = Vec::new();
-        MultiHeader { op_type: op::CREATE2, done: false, err: -1 }.write(&mut body);
-        CreateRequest { path: "/a".into(), data: Some(b"x".to_vec()), acl: vec![], flags: 4 }
-            .write(&mut body);
-        MultiHeader { op_type: op::CHECK, done: false, err: -1 }.write(&mut body);
-        CheckVersionRequest { path: "/a".into(), version: 3 }.write(&mut body);
-        MultiHeader { op_type: -1, done: true, err: -1 }.write(&mut body);
+        MultiHeader {
+            op_type: op::CREATE2,
+            done: false,
+            err: -1,
+        }
+        .write(&mut body);
+        CreateRequest {
+            path: "/a".into(),
+            data: Some(b"x".to_vec()),
+            acl: vec![],
+            flags: 4,
+        }
+        .write(&mut body);
+        MultiHeader {
+            op_type: op::CHECK,
+            done: false,
+            err: -1,
+        }
+        .write(&mut body);
+        CheckVersionRequest {
+            path: "/a".into(),
+            version: 3,
+        }
+        .write(&mut body);
+        MultiHeader {
+            op_type: -1,
+            done: true,
+            err: -1,
+        }
+        .write(&mut body);
         match Request::decode(op::MULTI, &body).unwrap() {
             Request::Multi(ops) => {
                 assert_eq!(ops.len(), 2);

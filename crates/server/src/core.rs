@@ -14,7 +14,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, info, warn};
-use tree::{DataTree, Preparer, Prepared, RequestContext, Txn, TxnResult};
+use tree::{DataTree, Prepared, Preparer, RequestContext, Txn, TxnResult};
 
 /// What a connection's writer task is told to do.
 #[derive(Debug)]
@@ -27,12 +27,31 @@ pub enum Outgoing {
 /// Messages from connection tasks and timers to the core.
 #[derive(Debug)]
 pub enum CoreMsg {
-    Accepted { conn: ConnId, remote: SocketAddr, tx: UnboundedSender<Outgoing> },
-    Connect { conn: ConnId, request: ConnectRequest, old_client: bool },
-    Request { conn: ConnId, xid: i32, op_type: i32, request: Result<Request, JuteError>, received_ms: i64 },
-    Closed { conn: ConnId },
+    Accepted {
+        conn: ConnId,
+        remote: SocketAddr,
+        tx: UnboundedSender<Outgoing>,
+    },
+    Connect {
+        conn: ConnId,
+        request: ConnectRequest,
+        old_client: bool,
+    },
+    Request {
+        conn: ConnId,
+        xid: i32,
+        op_type: i32,
+        request: Result<Request, JuteError>,
+        received_ms: i64,
+    },
+    Closed {
+        conn: ConnId,
+    },
     /// A four-letter word instead of a connect request: answered raw, then closed.
-    FourLetter { conn: ConnId, word: String },
+    FourLetter {
+        conn: ConnId,
+        word: String,
+    },
     Tick,
     ReapContainers,
 }
@@ -57,6 +76,7 @@ pub struct ServerCore {
     /// The last zxid handed out.
     zxid: i64,
     pub(crate) stats: ServerStats,
+    #[allow(dead_code)] // read by the four-letter words
     pub(crate) started_ms: i64,
 }
 
@@ -100,10 +120,18 @@ impl ServerCore {
     pub fn handle(&mut self, msg: CoreMsg) {
         match msg {
             CoreMsg::Accepted { conn, remote, tx } => self.on_accepted(conn, remote, tx),
-            CoreMsg::Connect { conn, request, old_client } => self.on_connect(conn, request, old_client),
-            CoreMsg::Request { conn, xid, op_type, request, received_ms } => {
-                self.on_request(conn, xid, op_type, request, received_ms)
-            }
+            CoreMsg::Connect {
+                conn,
+                request,
+                old_client,
+            } => self.on_connect(conn, request, old_client),
+            CoreMsg::Request {
+                conn,
+                xid,
+                op_type,
+                request,
+                received_ms,
+            } => self.on_request(conn, xid, op_type, request, received_ms),
             CoreMsg::Closed { conn } => self.on_closed(conn),
             CoreMsg::FourLetter { conn, word } => {
                 let text = crate::fourlw::run(self, conn, &word);
@@ -148,7 +176,10 @@ impl ServerCore {
                 tx,
                 remote,
                 session_id: 0,
-                auth: vec![Id { scheme: "ip".into(), id: ip.to_string() }],
+                auth: vec![Id {
+                    scheme: "ip".into(),
+                    id: ip.to_string(),
+                }],
                 old_client: false,
                 stats: ConnStats::new(now_ms()),
                 closing: false,
@@ -161,7 +192,9 @@ impl ServerCore {
     }
 
     fn on_closed(&mut self, conn: ConnId) {
-        let Some(c) = self.conns.remove(&conn) else { return };
+        let Some(c) = self.conns.remove(&conn) else {
+            return;
+        };
         if let Some(n) = self.conns_per_ip.get_mut(&c.remote.ip()) {
             *n -= 1;
             if *n == 0 {
@@ -174,7 +207,10 @@ impl ServerCore {
                 s.conn = None;
             }
         }
-        debug!("closed connection {conn} from {} session 0x{:x}", c.remote, c.session_id);
+        debug!(
+            "closed connection {conn} from {} session 0x{:x}",
+            c.remote, c.session_id
+        );
     }
 
     fn connect_response(&mut self, conn: ConnId, timeout: i32, session_id: i64, passwd: Vec<u8>) {
@@ -193,7 +229,9 @@ impl ServerCore {
 
     fn on_connect(&mut self, conn: ConnId, req: ConnectRequest, old_client: bool) {
         let now = now_ms();
-        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
         c.old_client = old_client;
         if req.last_zxid_seen > self.tree.last_processed_zxid {
             info!(
@@ -203,7 +241,8 @@ impl ServerCore {
             self.close_conn(conn);
             return;
         }
-        let timeout = (req.time_out.max(0) as u32).clamp(self.cfg.min_session_timeout, self.cfg.max_session_timeout);
+        let timeout = (req.time_out.max(0) as u32)
+            .clamp(self.cfg.min_session_timeout, self.cfg.max_session_timeout);
         if req.session_id == 0 {
             let session_id = self.sessions.create(timeout, now);
             if let Some(s) = self.sessions.get_mut(session_id) {
@@ -214,10 +253,17 @@ impl ServerCore {
                 c.stats.session_timeout = timeout;
             }
             let zxid = self.next_zxid();
-            let prepared = self.prep.create_session(session_id, timeout as i32, zxid, now);
+            let prepared = self
+                .prep
+                .create_session(session_id, timeout as i32, zxid, now);
             self.apply(&prepared);
             info!("Established session 0x{session_id:x} with negotiated timeout {timeout} for client {}", self.conns[&conn].remote);
-            self.connect_response(conn, timeout as i32, session_id, session_password(session_id));
+            self.connect_response(
+                conn,
+                timeout as i32,
+                session_id,
+                session_password(session_id),
+            );
             return;
         }
         let session_id = req.session_id;
@@ -235,9 +281,17 @@ impl ServerCore {
                 c.stats.session_timeout = timeout;
             }
             info!("Re-established session 0x{session_id:x} with negotiated timeout {timeout}");
-            self.connect_response(conn, timeout as i32, session_id, session_password(session_id));
+            self.connect_response(
+                conn,
+                timeout as i32,
+                session_id,
+                session_password(session_id),
+            );
         } else {
-            info!("Invalid session 0x{session_id:x} for client {}, probably expired", self.conns[&conn].remote);
+            info!(
+                "Invalid session 0x{session_id:x} for client {}, probably expired",
+                self.conns[&conn].remote
+            );
             self.connect_response(conn, 0, 0, vec![0; 16]);
             self.close_conn(conn);
         }
@@ -263,13 +317,23 @@ impl ServerCore {
     fn deliver_events(&mut self) {
         for ev in self.tree.drain_events() {
             let mut b = begin_frame(xid::NOTIFICATION, -1, 0);
-            jute::WatcherEvent { event_type: ev.event_type, state: jute::keeper_state::SYNC_CONNECTED, path: ev.path }
-                .write(&mut b);
+            jute::WatcherEvent {
+                event_type: ev.event_type,
+                state: jute::keeper_state::SYNC_CONNECTED,
+                path: ev.path,
+            }
+            .write(&mut b);
             self.send(ev.watcher, finish_frame(b));
         }
     }
 
-    fn context<'a>(&self, auth: &'a [Id], session_id: i64, cxid: i32, now: i64) -> RequestContext<'a> {
+    fn context<'a>(
+        &self,
+        auth: &'a [Id],
+        session_id: i64,
+        cxid: i32,
+        now: i64,
+    ) -> RequestContext<'a> {
         RequestContext {
             session_id,
             cxid,
@@ -281,9 +345,18 @@ impl ServerCore {
         }
     }
 
-    fn on_request(&mut self, conn: ConnId, xid: i32, op_type: i32, request: Result<Request, JuteError>, received_ms: i64) {
+    fn on_request(
+        &mut self,
+        conn: ConnId,
+        xid: i32,
+        op_type: i32,
+        request: Result<Request, JuteError>,
+        received_ms: i64,
+    ) {
         let now = now_ms();
-        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
         if c.closing {
             return;
         }
@@ -305,13 +378,24 @@ impl ServerCore {
                 return;
             }
             Err(e) => {
-                warn!("Malformed {} request from session 0x{session_id:x}: {e}", op::name(op_type));
+                warn!(
+                    "Malformed {} request from session 0x{session_id:x}: {e}",
+                    op::name(op_type)
+                );
                 if is_write_op(op_type) {
                     // ZooKeeper gives a malformed write an error txn, which takes a zxid
                     let zxid = self.next_zxid();
                     let prepared = Prepared {
-                        header: jute::TxnHeader { client_id: session_id, cxid: xid, zxid, time: now, txn_type: op::ERROR },
-                        txn: Txn::Error(jute::ErrorTxn { err: ErrorCode::MarshallingError.code() }),
+                        header: jute::TxnHeader {
+                            client_id: session_id,
+                            cxid: xid,
+                            zxid,
+                            time: now,
+                            txn_type: op::ERROR,
+                        },
+                        txn: Txn::Error(jute::ErrorTxn {
+                            err: ErrorCode::MarshallingError.code(),
+                        }),
                         error: Some(ErrorCode::MarshallingError),
                     };
                     self.apply(&prepared);
@@ -337,7 +421,14 @@ impl ServerCore {
         self.send(conn, frame);
     }
 
-    fn handle_write(&mut self, conn: ConnId, xid: i32, session_id: i64, request: &Request, now: i64) {
+    fn handle_write(
+        &mut self,
+        conn: ConnId,
+        xid: i32,
+        session_id: i64,
+        request: &Request,
+        now: i64,
+    ) {
         let auth = self.conns[&conn].auth.clone();
         let zxid = self.next_zxid();
         let ctx = self.context(&auth, session_id, xid, now);
@@ -376,7 +467,9 @@ impl ServerCore {
         let c = &self.conns[&conn];
         let auth = c.auth.clone();
         let skip_acl = self.cfg.skip_acl;
-        let can = |tree: &DataTree, node: &tree::DataNode, perm: i32| skip_acl || tree.check_acl(node, perm, &auth);
+        let can = |tree: &DataTree, node: &tree::DataNode, perm: i32| {
+            skip_acl || tree.check_acl(node, perm, &auth)
+        };
         if let Request::Auth(packet) = request {
             return self.handle_auth(conn, xid, packet);
         }
@@ -389,7 +482,10 @@ impl ServerCore {
                     if r.path.contains('\0') {
                         return Err(ErrorCode::BadArguments);
                     }
-                    let stat = self.tree.exists(&r.path, r.watch.then_some(conn)).ok_or(ErrorCode::NoNode)?;
+                    let stat = self
+                        .tree
+                        .exists(&r.path, r.watch.then_some(conn))
+                        .ok_or(ErrorCode::NoNode)?;
                     stat.write(&mut b);
                 }
                 Request::GetData(r) => {
@@ -425,7 +521,11 @@ impl ServerCore {
                         return Err(ErrorCode::NoAuth);
                     }
                     let acl = self.tree.acl_of(node);
-                    let acl = if can(&self.tree, node, perms::ADMIN) { acl } else { tree::acl::redact_digests(&acl) };
+                    let acl = if can(&self.tree, node, perms::ADMIN) {
+                        acl
+                    } else {
+                        tree::acl::redact_digests(&acl)
+                    };
                     acl.write(&mut b);
                     node.stat().write(&mut b);
                 }
@@ -437,7 +537,9 @@ impl ServerCore {
                     b.put_i32(self.tree.all_children_number(&r.path) as i32);
                 }
                 Request::GetEphemerals(r) => {
-                    self.tree.ephemerals_of(session_id, &r.prefix_path).write(&mut b);
+                    self.tree
+                        .ephemerals_of(session_id, &r.prefix_path)
+                        .write(&mut b);
                 }
                 Request::Sync(r) => jute::write_str(&mut b, &r.path),
                 Request::SetWatches(w) => {
@@ -492,16 +594,31 @@ impl ServerCore {
                         };
                         match outcome {
                             Err(code) => {
-                                jute::MultiHeader { op_type: op::ERROR, done: false, err: code.code() }.write(&mut b);
+                                jute::MultiHeader {
+                                    op_type: op::ERROR,
+                                    done: false,
+                                    err: code.code(),
+                                }
+                                .write(&mut b);
                                 b.put_i32(code.code());
                             }
                             Ok(n) if is_data => {
-                                jute::MultiHeader { op_type: op::GET_DATA, done: false, err: 0 }.write(&mut b);
+                                jute::MultiHeader {
+                                    op_type: op::GET_DATA,
+                                    done: false,
+                                    err: 0,
+                                }
+                                .write(&mut b);
                                 jute::write_opt_buffer(&mut b, n.data());
                                 n.stat().write(&mut b);
                             }
                             Ok(n) => {
-                                jute::MultiHeader { op_type: op::GET_CHILDREN, done: false, err: 0 }.write(&mut b);
+                                jute::MultiHeader {
+                                    op_type: op::GET_CHILDREN,
+                                    done: false,
+                                    err: 0,
+                                }
+                                .write(&mut b);
                                 b.put_i32(n.children.len() as i32);
                                 for child in &n.children {
                                     jute::write_str(&mut b, child);
@@ -509,7 +626,12 @@ impl ServerCore {
                             }
                         }
                     }
-                    jute::MultiHeader { op_type: -1, done: true, err: -1 }.write(&mut b);
+                    jute::MultiHeader {
+                        op_type: -1,
+                        done: true,
+                        err: -1,
+                    }
+                    .write(&mut b);
                 }
                 other => {
                     warn!("unexpected request {other:?} on the read path");
@@ -532,9 +654,15 @@ impl ServerCore {
                 let is_super = self.cfg.super_digest.as_deref() == Some(id.as_str());
                 let c = self.conns.get_mut(&conn).expect("caller checked");
                 if is_super {
-                    c.auth.push(Id { scheme: "super".into(), id: String::new() });
+                    c.auth.push(Id {
+                        scheme: "super".into(),
+                        id: String::new(),
+                    });
                 }
-                let id = Id { scheme: "digest".into(), id };
+                let id = Id {
+                    scheme: "digest".into(),
+                    id,
+                };
                 if !c.auth.contains(&id) {
                     c.auth.push(id);
                 }
@@ -542,7 +670,10 @@ impl ServerCore {
             }
             "ip" => {
                 let c = self.conns.get_mut(&conn).expect("caller checked");
-                let id = Id { scheme: "ip".into(), id: c.remote.ip().to_string() };
+                let id = Id {
+                    scheme: "ip".into(),
+                    id: c.remote.ip().to_string(),
+                };
                 if !c.auth.contains(&id) {
                     c.auth.push(id);
                 }
@@ -554,7 +685,10 @@ impl ServerCore {
             self.send(conn, finish_frame(begin_frame(xid, 0, 0)));
         } else {
             warn!("Authentication failed for scheme: {}", packet.scheme);
-            self.send(conn, finish_frame(begin_frame(xid, 0, ErrorCode::AuthFailed.code())));
+            self.send(
+                conn,
+                finish_frame(begin_frame(xid, 0, ErrorCode::AuthFailed.code())),
+            );
             self.close_conn(conn);
         }
     }
@@ -569,7 +703,9 @@ impl ServerCore {
                 s.conn
             });
             let zxid = self.next_zxid();
-            let prepared = self.prep.close_session(&self.tree, session_id, 0, zxid, now);
+            let prepared = self
+                .prep
+                .close_session(&self.tree, session_id, 0, zxid, now);
             self.apply(&prepared);
             if let Some(conn) = conn {
                 self.close_conn(conn);
@@ -584,7 +720,12 @@ impl ServerCore {
         for path in self.tree.reapable(now).into_iter().take(limit) {
             let zxid = self.next_zxid();
             let ctx = self.context(&[], 0, 0, now);
-            let prepared = self.prep.prepare(&self.tree, &ctx, &Request::DeleteContainer(path.clone()), zxid);
+            let prepared = self.prep.prepare(
+                &self.tree,
+                &ctx,
+                &Request::DeleteContainer(path.clone()),
+                zxid,
+            );
             if prepared.error.is_none() {
                 debug!("reaping {path}");
             }
@@ -596,8 +737,16 @@ impl ServerCore {
 fn is_write_op(op_type: i32) -> bool {
     matches!(
         op_type,
-        op::CREATE | op::CREATE2 | op::CREATE_CONTAINER | op::CREATE_TTL | op::DELETE | op::SET_DATA | op::SET_ACL
-            | op::CHECK | op::MULTI | op::RECONFIG
+        op::CREATE
+            | op::CREATE2
+            | op::CREATE_CONTAINER
+            | op::CREATE_TTL
+            | op::DELETE
+            | op::SET_DATA
+            | op::SET_ACL
+            | op::CHECK
+            | op::MULTI
+            | op::RECONFIG
     )
 }
 
@@ -620,28 +769,67 @@ fn write_txn_response(b: &mut BytesMut, txn: &Txn, rc: &TxnResult) {
 fn write_multi_results(b: &mut BytesMut, results: &[TxnResult]) {
     for r in results {
         let stat = r.stat.clone().unwrap_or_default();
-        let (op_type, err) = if r.op_type == op::ERROR || r.err != 0 { (op::ERROR, r.err) } else { (r.op_type, 0) };
+        let (op_type, err) = if r.op_type == op::ERROR || r.err != 0 {
+            (op::ERROR, r.err)
+        } else {
+            (r.op_type, 0)
+        };
         match op_type {
             op::CREATE => {
-                jute::MultiHeader { op_type: op::CREATE, done: false, err }.write(b);
+                jute::MultiHeader {
+                    op_type: op::CREATE,
+                    done: false,
+                    err,
+                }
+                .write(b);
                 jute::write_str(b, &r.path);
             }
             op::CREATE2 | op::CREATE_TTL | op::CREATE_CONTAINER => {
-                jute::MultiHeader { op_type: op::CREATE2, done: false, err }.write(b);
+                jute::MultiHeader {
+                    op_type: op::CREATE2,
+                    done: false,
+                    err,
+                }
+                .write(b);
                 jute::write_str(b, &r.path);
                 stat.write(b);
             }
-            op::DELETE | op::DELETE_CONTAINER => jute::MultiHeader { op_type: op::DELETE, done: false, err }.write(b),
-            op::CHECK => jute::MultiHeader { op_type: op::CHECK, done: false, err }.write(b),
+            op::DELETE | op::DELETE_CONTAINER => jute::MultiHeader {
+                op_type: op::DELETE,
+                done: false,
+                err,
+            }
+            .write(b),
+            op::CHECK => jute::MultiHeader {
+                op_type: op::CHECK,
+                done: false,
+                err,
+            }
+            .write(b),
             op::SET_DATA => {
-                jute::MultiHeader { op_type: op::SET_DATA, done: false, err }.write(b);
+                jute::MultiHeader {
+                    op_type: op::SET_DATA,
+                    done: false,
+                    err,
+                }
+                .write(b);
                 stat.write(b);
             }
             _ => {
-                jute::MultiHeader { op_type: op::ERROR, done: false, err }.write(b);
+                jute::MultiHeader {
+                    op_type: op::ERROR,
+                    done: false,
+                    err,
+                }
+                .write(b);
                 b.put_i32(err);
             }
         }
     }
-    jute::MultiHeader { op_type: -1, done: true, err: -1 }.write(b);
+    jute::MultiHeader {
+        op_type: -1,
+        done: true,
+        err: -1,
+    }
+    .write(b);
 }

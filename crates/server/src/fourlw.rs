@@ -10,7 +10,9 @@ pub const VERSION: &str = concat!("3.8.0-zkrs-", env!("CARGO_PKG_VERSION"));
 /// The four-letter words, as the int a client sends instead of a packet length.
 pub fn is_four_letter_word(first4: [u8; 4]) -> Option<String> {
     let word = std::str::from_utf8(&first4).ok()?;
-    config::DEFAULT_FOUR_LETTER_WORDS.contains(&word).then(|| word.to_owned())
+    config::DEFAULT_FOUR_LETTER_WORDS
+        .contains(&word)
+        .then(|| word.to_owned())
 }
 
 pub fn run(core: &mut ServerCore, _conn: ConnId, word: &str) -> String {
@@ -22,7 +24,11 @@ pub fn run(core: &mut ServerCore, _conn: ConnId, word: &str) -> String {
         "ruok" => out.push_str("imok"),
         "isro" => out.push_str("rw"),
         "srvr" | "stat" => {
-            let _ = writeln!(out, "Zookeeper version: {VERSION}, built on {}", env!("CARGO_PKG_VERSION"));
+            let _ = writeln!(
+                out,
+                "Zookeeper version: {VERSION}, built on {}",
+                env!("CARGO_PKG_VERSION")
+            );
             if word == "stat" {
                 out.push_str("Clients:\n");
                 for c in core.conns.values() {
@@ -35,7 +41,13 @@ pub fn run(core: &mut ServerCore, _conn: ConnId, word: &str) -> String {
                 out.push('\n');
             }
             let s = &core.stats;
-            let _ = writeln!(out, "Latency min/avg/max: {}/{}/{}", s.min(), s.avg(), s.max_latency);
+            let _ = writeln!(
+                out,
+                "Latency min/avg/max: {}/{}/{}",
+                s.min(),
+                s.avg(),
+                s.max_latency
+            );
             let _ = writeln!(out, "Received: {}", s.packets_received);
             let _ = writeln!(out, "Sent: {}", s.packets_sent);
             let _ = writeln!(out, "Connections: {}", core.conns.len());

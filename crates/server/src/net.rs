@@ -26,7 +26,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     on_listening: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<()> {
-    let addr = cfg.client_address().context("clientPort is not set (in zoo.cfg or the server line)")?;
+    let addr = cfg
+        .client_address()
+        .context("clientPort is not set (in zoo.cfg or the server line)")?;
     let listener = TcpListener::bind(&addr)
         .await
         .with_context(|| format!("cannot bind the client port {addr}"))?;
@@ -101,7 +103,14 @@ async fn serve_connection(
     let _ = stream.set_nodelay(true);
     let (rd, wr) = stream.into_split();
     let (out_tx, out_rx) = mpsc::unbounded_channel();
-    if core_tx.send(CoreMsg::Accepted { conn, remote, tx: out_tx }).is_err() {
+    if core_tx
+        .send(CoreMsg::Accepted {
+            conn,
+            remote,
+            tx: out_tx,
+        })
+        .is_err()
+    {
         return;
     }
     let writer = tokio::spawn(write_loop(wr, out_rx));
@@ -134,7 +143,9 @@ async fn read_loop(
         if !connected {
             if let Some(word) = is_four_letter_word(len_bytes) {
                 // the core writes the answer and closes; nothing more is read
-                core_tx.send(CoreMsg::FourLetter { conn, word }).map_err(|_| "server stopping")?;
+                core_tx
+                    .send(CoreMsg::FourLetter { conn, word })
+                    .map_err(|_| "server stopping")?;
                 return Ok(());
             }
         }
@@ -143,24 +154,42 @@ async fn read_loop(
             return Err(format!("Len error {len} (jute.maxbuffer is {max_buffer})"));
         }
         body.resize(len as usize, 0);
-        rd.read_exact(&mut body).await.map_err(|e| format!("truncated packet: {e}"))?;
+        rd.read_exact(&mut body)
+            .await
+            .map_err(|e| format!("truncated packet: {e}"))?;
         let received_ms = now_ms();
         if !connected {
-            let request = ConnectRequest::decode(&body).map_err(|e| format!("malformed connect request: {e}"))?;
+            let request = ConnectRequest::decode(&body)
+                .map_err(|e| format!("malformed connect request: {e}"))?;
             // clients before 3.4 send no readOnly byte, and must not get one back
             let old_client = body.len() < 45;
-            core_tx.send(CoreMsg::Connect { conn, request, old_client }).map_err(|_| "server stopping")?;
+            core_tx
+                .send(CoreMsg::Connect {
+                    conn,
+                    request,
+                    old_client,
+                })
+                .map_err(|_| "server stopping")?;
             connected = true;
             continue;
         }
         if body.len() < 8 {
-            return Err(format!("packet of {} bytes has no request header", body.len()));
+            return Err(format!(
+                "packet of {} bytes has no request header",
+                body.len()
+            ));
         }
         let xid = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
         let op_type = i32::from_be_bytes([body[4], body[5], body[6], body[7]]);
         let request = Request::decode(op_type, &body[8..]);
         core_tx
-            .send(CoreMsg::Request { conn, xid, op_type, request, received_ms })
+            .send(CoreMsg::Request {
+                conn,
+                xid,
+                op_type,
+                request,
+                received_ms,
+            })
             .map_err(|_| "server stopping")?;
     }
 }

@@ -69,7 +69,11 @@ impl SessionTracker {
         if next_id == jute::ephemeral_owner::CONTAINER {
             next_id += 1;
         }
-        SessionTracker { sessions: HashMap::new(), next_id, tick_ms: tick_ms.max(1) as i64 }
+        SessionTracker {
+            sessions: HashMap::new(),
+            next_id,
+            tick_ms: tick_ms.max(1) as i64,
+        }
     }
 
     /// Expiry is rounded up to the next tick, as ZooKeeper's ExpiryQueue does.
@@ -88,7 +92,16 @@ impl SessionTracker {
     /// Tracks a session created elsewhere (replayed txn, or a new one).
     pub fn add(&mut self, id: i64, timeout_ms: u32, now_ms: i64) {
         let expires_at = self.expiry(now_ms, timeout_ms);
-        self.sessions.insert(id, Session { id, timeout_ms, expires_at, conn: None, closing: false });
+        self.sessions.insert(
+            id,
+            Session {
+                id,
+                timeout_ms,
+                expires_at,
+                conn: None,
+                closing: false,
+            },
+        );
     }
 
     pub fn get(&self, id: i64) -> Option<&Session> {

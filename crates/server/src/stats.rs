@@ -19,15 +19,32 @@ impl ServerStats {
         self.count += 1;
     }
 
+    /// The smallest latency seen, 0 before the first request (as ZooKeeper prints it).
     pub fn min(&self) -> i64 {
         self.min_latency.unwrap_or(0)
     }
 
+    /// The largest latency seen, 0 before the first request.
+    pub fn max(&self) -> i64 {
+        self.max_latency
+    }
+
+    /// The mean latency rounded half-up to 4 decimals, as `srvr` and `mntr` print it.
     pub fn avg(&self) -> f64 {
         if self.count == 0 {
             0.0
         } else {
-            self.total_latency as f64 / self.count as f64
+            let mean = self.total_latency as f64 / self.count as f64;
+            (mean * 10_000.0).round() / 10_000.0
+        }
+    }
+
+    /// The mean latency in whole milliseconds (truncated), as `cons` prints it per connection.
+    pub fn avg_whole(&self) -> i64 {
+        if self.count == 0 {
+            0
+        } else {
+            self.total_latency / self.count as i64
         }
     }
 
@@ -43,6 +60,7 @@ pub struct ConnStats {
     pub sent: u64,
     pub established_ms: i64,
     pub session_timeout: u32,
+    /// The opcode of the last request, -99 when none (printed as `NA`).
     pub last_op: i32,
     pub last_cxid: i32,
     pub last_zxid: i64,
@@ -83,5 +101,28 @@ impl ConnStats {
         self.last_response_ms = 0;
         self.last_latency = 0;
         self.latency.reset();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn averages_round_like_zookeeper() {
+        let mut s = ServerStats::default();
+        assert_eq!((s.min(), s.avg(), s.max(), s.avg_whole()), (0, 0.0, 0, 0));
+        for ms in [0, 1, 1, 2, 5, 0, 0] {
+            s.record_latency(ms);
+        }
+        // 9 / 7 = 1.285714...
+        assert_eq!(s.avg(), 1.2857);
+        assert_eq!(s.avg_whole(), 1);
+        assert_eq!((s.min(), s.max()), (0, 5));
+        s.reset();
+        assert_eq!(
+            (s.min(), s.avg(), s.max(), s.packets_received),
+            (0, 0.0, 0, 0)
+        );
     }
 }

@@ -8,19 +8,39 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 async fn start(extra: &str) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    let dir = std::env::temp_dir().join(format!("zkrs-test-{}-{}", std::process::id(), rand_suffix()));
-    let text = format!("tickTime=200\ndataDir={}\nclientPort=0\nclientPortAddress=127.0.0.1\n{extra}", dir.display());
+    let dir = std::env::temp_dir().join(format!(
+        "zkrs-test-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
+    let text = format!(
+        "tickTime=200\ndataDir={}\nclientPort=0\nclientPortAddress=127.0.0.1\n{extra}",
+        dir.display()
+    );
     let cfg = config::ZooCfg::parse(&text, "test.cfg").unwrap();
     let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
-        server::run(cfg, async { let _ = stop_rx.await; }, move |a| { let _ = addr_tx.send(a); }).await.unwrap();
+        server::run(
+            cfg,
+            async {
+                let _ = stop_rx.await;
+            },
+            move |a| {
+                let _ = addr_tx.send(a);
+            },
+        )
+        .await
+        .unwrap();
     });
     (addr_rx.await.unwrap(), stop_tx)
 }
 
 fn rand_suffix() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
 }
 
 fn frame(body: &[u8]) -> Vec<u8> {
@@ -30,16 +50,31 @@ fn frame(body: &[u8]) -> Vec<u8> {
 }
 
 async fn read_frame(s: &mut TcpStream) -> Option<Vec<u8>> {
-    let len = tokio::time::timeout(Duration::from_secs(5), s.read_i32()).await.ok()?.ok()?;
+    let len = tokio::time::timeout(Duration::from_secs(5), s.read_i32())
+        .await
+        .ok()?
+        .ok()?;
     let mut buf = vec![0; len as usize];
     s.read_exact(&mut buf).await.ok()?;
     Some(buf)
 }
 
 /// A raw session: connect request sent, response read.
-async fn raw_session(addr: SocketAddr, session_id: i64, passwd: Vec<u8>, timeout: i32) -> (TcpStream, jute::ConnectResponse) {
+async fn raw_session(
+    addr: SocketAddr,
+    session_id: i64,
+    passwd: Vec<u8>,
+    timeout: i32,
+) -> (TcpStream, jute::ConnectResponse) {
     let mut s = TcpStream::connect(addr).await.unwrap();
-    let req = jute::ConnectRequest { protocol_version: 0, last_zxid_seen: 0, time_out: timeout, session_id, passwd: Some(passwd), read_only: false };
+    let req = jute::ConnectRequest {
+        protocol_version: 0,
+        last_zxid_seen: 0,
+        time_out: timeout,
+        session_id,
+        passwd: Some(passwd),
+        read_only: false,
+    };
     s.write_all(&frame(&req.encode())).await.unwrap();
     let body = read_frame(&mut s).await.expect("connect response");
     (s, jute::ConnectResponse::decode(&body).unwrap())
@@ -65,20 +100,43 @@ async fn expired_session_loses_its_ephemerals_and_watchers_hear_it() {
     // the owner negotiates the minimum timeout (2 ticks = 400 ms) and then goes silent
     let (mut owner, resp) = raw_session(addr, 0, vec![0; 16], 1).await;
     assert_eq!(resp.time_out, 400);
-    let create = jute::CreateRequest { path: "/eph".into(), data: Some(b"x".to_vec()), acl: open_acl(), flags: 1 };
-    let mut body = jute::RequestHeader { xid: 1, op_type: op::CREATE }.encode();
+    let create = jute::CreateRequest {
+        path: "/eph".into(),
+        data: Some(b"x".to_vec()),
+        acl: open_acl(),
+        flags: 1,
+    };
+    let mut body = jute::RequestHeader {
+        xid: 1,
+        op_type: op::CREATE,
+    }
+    .encode();
     create.write(&mut body);
     owner.write_all(&frame(&body)).await.unwrap();
     let reply = read_frame(&mut owner).await.unwrap();
     assert_eq!(jute::ReplyHeader::decode(&reply[..16]).unwrap().err, 0);
-    let stat = watcher.exists("/eph", true).await.unwrap().expect("ephemeral exists");
+    let stat = watcher
+        .exists("/eph", true)
+        .await
+        .unwrap()
+        .expect("ephemeral exists");
     assert_eq!(stat.ephemeral_owner, resp.session_id);
-    let ev = tokio::time::timeout(Duration::from_secs(5), events.recv()).await.expect("expiry within 5 s").unwrap();
-    assert_eq!((ev.event_type, ev.path.as_str()), (jute::event::NODE_DELETED, "/eph"));
+    let ev = tokio::time::timeout(Duration::from_secs(5), events.recv())
+        .await
+        .expect("expiry within 5 s")
+        .unwrap();
+    assert_eq!(
+        (ev.event_type, ev.path.as_str()),
+        (jute::event::NODE_DELETED, "/eph")
+    );
     assert!(watcher.exists("/eph", false).await.unwrap().is_none());
-    assert!(closed_by_server(&mut owner).await, "the expired session's connection is closed");
+    assert!(
+        closed_by_server(&mut owner).await,
+        "the expired session's connection is closed"
+    );
     // and the session cannot be resumed
-    let (_s, resp2) = raw_session(addr, resp.session_id, resp.passwd.clone().unwrap(), 10_000).await;
+    let (_s, resp2) =
+        raw_session(addr, resp.session_id, resp.passwd.clone().unwrap(), 10_000).await;
     assert_eq!(resp2.session_id, 0);
 }
 
@@ -89,7 +147,10 @@ async fn a_session_is_resumed_on_a_new_connection_with_its_password_only() {
     let passwd = resp.passwd.clone().unwrap();
     let (_second, again) = raw_session(addr, resp.session_id, passwd.clone(), 10_000).await;
     assert_eq!(again.session_id, resp.session_id);
-    assert!(closed_by_server(&mut first).await, "the old connection of a moved session is closed");
+    assert!(
+        closed_by_server(&mut first).await,
+        "the old connection of a moved session is closed"
+    );
     let mut wrong = passwd.clone();
     wrong[0] ^= 1;
     let (mut third, rejected) = raw_session(addr, resp.session_id, wrong, 10_000).await;
@@ -103,14 +164,18 @@ async fn max_client_cnxns_limits_connections_per_ip() {
     let a = Client::connect(&addr.to_string(), 10_000).await.unwrap();
     let _b = Client::connect(&addr.to_string(), 10_000).await.unwrap();
     assert!(Client::connect(&addr.to_string(), 10_000).await.is_err());
-    a.create("/still-serving", b"", &open_acl(), CreateMode::Persistent).await.unwrap();
+    a.create("/still-serving", b"", &open_acl(), CreateMode::Persistent)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
 async fn bad_input_closes_or_fails_one_connection_and_changes_nothing() {
     let (addr, _stop) = start("jute.maxbuffer=4096\n").await;
     let good = Client::connect(&addr.to_string(), 10_000).await.unwrap();
-    good.create("/keep", b"v", &open_acl(), CreateMode::Persistent).await.unwrap();
+    good.create("/keep", b"v", &open_acl(), CreateMode::Persistent)
+        .await
+        .unwrap();
     let before = good.exists("/keep", false).await.unwrap().unwrap();
 
     // garbage instead of a connect request
@@ -130,12 +195,23 @@ async fn bad_input_closes_or_fails_one_connection_and_changes_nothing() {
 
     // a truncated getData body gets MarshallingError, an unknown opcode Unimplemented
     let (mut s, _) = raw_session(addr, 0, vec![0; 16], 10_000).await;
-    let mut body = jute::RequestHeader { xid: 7, op_type: op::GET_DATA }.encode();
+    let mut body = jute::RequestHeader {
+        xid: 7,
+        op_type: op::GET_DATA,
+    }
+    .encode();
     body.extend_from_slice(&[0, 0, 0, 50, b'/']);
     s.write_all(&frame(&body)).await.unwrap();
     let reply = jute::ReplyHeader::decode(&read_frame(&mut s).await.unwrap()).unwrap();
-    assert_eq!((reply.xid, reply.err), (7, ErrorCode::MarshallingError.code()));
-    let body = jute::RequestHeader { xid: 8, op_type: 77 }.encode();
+    assert_eq!(
+        (reply.xid, reply.err),
+        (7, ErrorCode::MarshallingError.code())
+    );
+    let body = jute::RequestHeader {
+        xid: 8,
+        op_type: 77,
+    }
+    .encode();
     s.write_all(&frame(&body)).await.unwrap();
     let reply = jute::ReplyHeader::decode(&read_frame(&mut s).await.unwrap()).unwrap();
     assert_eq!((reply.xid, reply.err), (8, ErrorCode::Unimplemented.code()));
@@ -145,12 +221,17 @@ async fn bad_input_closes_or_fails_one_connection_and_changes_nothing() {
 
     // an invalid path is BadArguments
     assert_eq!(
-        good.create("no-slash", b"", &open_acl(), CreateMode::Persistent).await.unwrap_err(),
+        good.create("no-slash", b"", &open_acl(), CreateMode::Persistent)
+            .await
+            .unwrap_err(),
         Error::Keeper(ErrorCode::BadArguments)
     );
     let after = good.exists("/keep", false).await.unwrap().unwrap();
     assert_eq!(before, after);
-    assert_eq!(good.get_data("/keep", false).await.unwrap().0.unwrap(), b"v");
+    assert_eq!(
+        good.get_data("/keep", false).await.unwrap().0.unwrap(),
+        b"v"
+    );
 }
 
 /// Valid request frames of many kinds, to be mutated.
@@ -161,30 +242,107 @@ fn sample_requests() -> Vec<Vec<u8>> {
         b.extend_from_slice(&body);
         out.push(b);
     };
-    push(op::CREATE, jute::CreateRequest { path: "/f".into(), data: Some(vec![1, 2]), acl: open_acl(), flags: 3 }.encode());
-    push(op::GET_DATA, jute::GetDataRequest { path: "/keep".into(), watch: true }.encode());
-    push(op::SET_WATCHES2, jute::SetWatches2 { relative_zxid: 1, data_watches: vec!["/a".into()], ..Default::default() }.encode());
+    push(
+        op::CREATE,
+        jute::CreateRequest {
+            path: "/f".into(),
+            data: Some(vec![1, 2]),
+            acl: open_acl(),
+            flags: 3,
+        }
+        .encode(),
+    );
+    push(
+        op::GET_DATA,
+        jute::GetDataRequest {
+            path: "/keep".into(),
+            watch: true,
+        }
+        .encode(),
+    );
+    push(
+        op::SET_WATCHES2,
+        jute::SetWatches2 {
+            relative_zxid: 1,
+            data_watches: vec!["/a".into()],
+            ..Default::default()
+        }
+        .encode(),
+    );
     let mut multi = Vec::new();
-    jute::MultiHeader { op_type: op::CREATE, done: false, err: -1 }.write(&mut multi);
-    jute::CreateRequest { path: "/m".into(), data: None, acl: open_acl(), flags: 0 }.write(&mut multi);
-    jute::MultiHeader { op_type: op::DELETE, done: false, err: -1 }.write(&mut multi);
-    jute::DeleteRequest { path: "/keep".into(), version: 99 }.write(&mut multi);
-    jute::MultiHeader { op_type: -1, done: true, err: -1 }.write(&mut multi);
+    jute::MultiHeader {
+        op_type: op::CREATE,
+        done: false,
+        err: -1,
+    }
+    .write(&mut multi);
+    jute::CreateRequest {
+        path: "/m".into(),
+        data: None,
+        acl: open_acl(),
+        flags: 0,
+    }
+    .write(&mut multi);
+    jute::MultiHeader {
+        op_type: op::DELETE,
+        done: false,
+        err: -1,
+    }
+    .write(&mut multi);
+    jute::DeleteRequest {
+        path: "/keep".into(),
+        version: 99,
+    }
+    .write(&mut multi);
+    jute::MultiHeader {
+        op_type: -1,
+        done: true,
+        err: -1,
+    }
+    .write(&mut multi);
     push(op::MULTI, multi);
-    push(op::SET_ACL, jute::SetAclRequest { path: "/keep".into(), acl: vec![], version: 7 }.encode());
-    push(op::ADD_WATCH, jute::AddWatchRequest { path: "/".into(), mode: 1 }.encode());
-    push(op::AUTH, jute::AuthPacket { auth_type: 0, scheme: "digest".into(), auth: Some(b"a:b".to_vec()) }.encode());
+    push(
+        op::SET_ACL,
+        jute::SetAclRequest {
+            path: "/keep".into(),
+            acl: vec![],
+            version: 7,
+        }
+        .encode(),
+    );
+    push(
+        op::ADD_WATCH,
+        jute::AddWatchRequest {
+            path: "/".into(),
+            mode: 1,
+        }
+        .encode(),
+    );
+    push(
+        op::AUTH,
+        jute::AuthPacket {
+            auth_type: 0,
+            scheme: "digest".into(),
+            auth: Some(b"a:b".to_vec()),
+        }
+        .encode(),
+    );
     out
 }
 
 #[tokio::test]
 async fn mutated_and_random_packets_never_take_the_server_down() {
     use proptest::strategy::{Strategy, ValueTree};
-    use proptest::test_runner::{Config, TestRunner, RngAlgorithm, TestRng};
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
     let (addr, _stop) = start("jute.maxbuffer=65536\n").await;
     let good = Client::connect(&addr.to_string(), 10_000).await.unwrap();
-    good.create("/keep", b"v", &open_acl(), CreateMode::Persistent).await.unwrap();
-    let mut runner = TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]));
+    good.create("/keep", b"v", &open_acl(), CreateMode::Persistent)
+        .await
+        .unwrap();
+    let mut runner = TestRunner::new_with_rng(
+        Config::default(),
+        TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]),
+    );
     let samples = sample_requests();
     let byte_flips = proptest::collection::vec((0usize..512, proptest::num::u8::ANY), 0..6);
     let random = proptest::collection::vec(proptest::num::u8::ANY, 0..300);
@@ -195,10 +353,20 @@ async fn mutated_and_random_packets_never_take_the_server_down() {
             let n = packet.len();
             packet[at % n] = byte;
         }
-        let payload = if round % 5 == 4 { random.new_tree(&mut runner).unwrap().current() } else { frame(&packet) };
+        let payload = if round % 5 == 4 {
+            random.new_tree(&mut runner).unwrap().current()
+        } else {
+            frame(&packet)
+        };
         let _ = s.write_all(&payload).await;
         // whatever the server answers, it must keep answering a well-behaved client
-        assert!(good.exists("/", false).await.unwrap().is_some(), "server alive after round {round}");
+        assert!(
+            good.exists("/", false).await.unwrap().is_some(),
+            "server alive after round {round}"
+        );
     }
-    assert_eq!(good.get_data("/keep", false).await.unwrap().0.unwrap(), b"v");
+    assert_eq!(
+        good.get_data("/keep", false).await.unwrap().0.unwrap(),
+        b"v"
+    );
 }

@@ -2,7 +2,7 @@
 //! digest and ip schemes, and the expansion of `auth` ACLs.
 
 use base64::Engine;
-use jute::{perms, Acl, Id};
+use jute::{perms, Acl, ErrorCode, Id};
 use sha1::{Digest, Sha1};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -59,7 +59,10 @@ impl AclCache {
         if id == OPEN_UNSAFE_ACL_ID {
             return vec![world_anyone(perms::ALL)];
         }
-        self.by_id.get(&id).map(|(acl, _)| acl.clone()).unwrap_or_default()
+        self.by_id
+            .get(&id)
+            .map(|(acl, _)| acl.clone())
+            .unwrap_or_default()
     }
 
     pub fn get_ref(&self, id: i64) -> Option<&[Acl]> {
@@ -79,7 +82,10 @@ impl AclCache {
 pub fn generate_digest(user_password: &str) -> String {
     let user = user_password.split(':').next().unwrap_or("");
     let hash = Sha1::digest(user_password.as_bytes());
-    format!("{user}:{}", base64::engine::general_purpose::STANDARD.encode(hash))
+    format!(
+        "{user}:{}",
+        base64::engine::general_purpose::STANDARD.encode(hash)
+    )
 }
 
 /// Whether an id is well formed for its scheme (AuthenticationProvider.isValid).
@@ -109,11 +115,19 @@ pub fn ip_matches(client: &str, expr: &str) -> bool {
     };
     match (net, client) {
         (IpAddr::V4(n), IpAddr::V4(c)) => {
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
             u32::from(n) & mask == u32::from(c) & mask
         }
         (IpAddr::V6(n), IpAddr::V6(c)) => {
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
             u128::from(n) & mask == u128::from(c) & mask
         }
         _ => false,
@@ -145,8 +159,8 @@ pub fn check_acl(acl: &[Acl], perm: i32, auth: &[Id]) -> bool {
 }
 
 /// Validates an ACL of a create or setACL and expands `auth` entries into the requester's
-/// authenticated digest ids (PrepRequestProcessor.fixupACL). Err = InvalidACL.
-pub fn fixup_acl(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, ()> {
+/// authenticated digest ids (PrepRequestProcessor.fixupACL).
+pub fn fixup_acl(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
     let mut unique: Vec<&Acl> = Vec::with_capacity(acl.len());
     for a in acl {
         if !unique.contains(&a) {
@@ -154,7 +168,7 @@ pub fn fixup_acl(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, ()> {
         }
     }
     if unique.is_empty() {
-        return Err(());
+        return Err(ErrorCode::InvalidAcl);
     }
     let mut out = Vec::with_capacity(unique.len());
     for a in unique {
@@ -171,12 +185,12 @@ pub fn fixup_acl(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, ()> {
                 expanded = true;
             }
             if !expanded {
-                return Err(());
+                return Err(ErrorCode::InvalidAcl);
             }
         } else if is_valid_id(&a.id.scheme, &a.id.id) {
             out.push(a.clone());
         } else {
-            return Err(());
+            return Err(ErrorCode::InvalidAcl);
         }
     }
     Ok(out)
@@ -216,12 +230,24 @@ mod tests {
     #[test]
     fn digest_matches_zookeeper() {
         // zoo.cfg examples in ZooKeeper's docs: super:test
-        assert_eq!(generate_digest("super:test"), "super:D/InIHSb7yEEbrWz8b9l71RjZJU=");
+        assert_eq!(
+            generate_digest("super:test"),
+            "super:D/InIHSb7yEEbrWz8b9l71RjZJU="
+        );
     }
 
     #[test]
     fn acl_checks() {
-        let acl = vec![Acl { perms: perms::READ, id: id("digest", "u:h") }, Acl { perms: perms::ALL, id: id("ip", "10.0.0.0/8") }];
+        let acl = vec![
+            Acl {
+                perms: perms::READ,
+                id: id("digest", "u:h"),
+            },
+            Acl {
+                perms: perms::ALL,
+                id: id("ip", "10.0.0.0/8"),
+            },
+        ];
         assert!(check_acl(&acl, perms::READ, &[id("digest", "u:h")]));
         assert!(!check_acl(&acl, perms::WRITE, &[id("digest", "u:h")]));
         assert!(check_acl(&acl, perms::WRITE, &[id("ip", "10.1.2.3")]));
@@ -233,11 +259,38 @@ mod tests {
     #[test]
     fn auth_acl_expands_to_digest_ids() {
         let auth = [id("ip", "127.0.0.1"), id("digest", "u:h")];
-        let out = fixup_acl(&[Acl { perms: 31, id: id("auth", "") }], &auth).unwrap();
-        assert_eq!(out, vec![Acl { perms: 31, id: id("digest", "u:h") }]);
-        assert!(fixup_acl(&[Acl { perms: 31, id: id("auth", "") }], &auth[..1]).is_err());
+        let out = fixup_acl(
+            &[Acl {
+                perms: 31,
+                id: id("auth", ""),
+            }],
+            &auth,
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            vec![Acl {
+                perms: 31,
+                id: id("digest", "u:h")
+            }]
+        );
+        assert!(fixup_acl(
+            &[Acl {
+                perms: 31,
+                id: id("auth", "")
+            }],
+            &auth[..1]
+        )
+        .is_err());
         assert!(fixup_acl(&[], &auth).is_err());
-        assert!(fixup_acl(&[Acl { perms: 31, id: id("world", "everyone") }], &auth).is_err());
+        assert!(fixup_acl(
+            &[Acl {
+                perms: 31,
+                id: id("world", "everyone")
+            }],
+            &auth
+        )
+        .is_err());
     }
 
     #[test]

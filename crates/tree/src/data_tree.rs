@@ -6,7 +6,9 @@ use crate::acl::{self, AclCache, OPEN_UNSAFE_ACL_ID};
 use crate::path;
 use crate::txn::Txn;
 use crate::watch::{WatchEvent, WatchManager, WatchMode, WatcherId};
-use jute::{ephemeral_owner, event, perms, Acl, ErrorCode, SetWatches2, Stat, StatPersisted, TxnHeader};
+use jute::{
+    ephemeral_owner, event, perms, Acl, ErrorCode, SetWatches2, Stat, StatPersisted, TxnHeader,
+};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 pub const ZOOKEEPER_PATH: &str = "/zookeeper";
@@ -23,7 +25,12 @@ pub struct DataNode {
 
 impl DataNode {
     fn new(data: Option<Box<[u8]>>, acl: i64, stat: StatPersisted) -> Self {
-        DataNode { data, acl, stat, children: HashSet::new() }
+        DataNode {
+            data,
+            acl,
+            stat,
+            children: HashSet::new(),
+        }
     }
 
     pub fn stat(&self) -> Stat {
@@ -93,9 +100,15 @@ impl DataTree {
             last_processed_zxid: 0,
         };
         let empty = || Some(Vec::new().into_boxed_slice());
-        tree.nodes.insert("/".into(), DataNode::new(empty(), OPEN_UNSAFE_ACL_ID, StatPersisted::default()));
+        tree.nodes.insert(
+            "/".into(),
+            DataNode::new(empty(), OPEN_UNSAFE_ACL_ID, StatPersisted::default()),
+        );
         for p in [ZOOKEEPER_PATH, QUOTA_PATH, CONFIG_PATH] {
-            tree.insert_builtin(p, DataNode::new(empty(), OPEN_UNSAFE_ACL_ID, StatPersisted::default()));
+            tree.insert_builtin(
+                p,
+                DataNode::new(empty(), OPEN_UNSAFE_ACL_ID, StatPersisted::default()),
+            );
         }
         let read_only = tree.acls.intern(&[acl::world_anyone(perms::READ)]);
         let config = tree.nodes.get_mut(CONFIG_PATH).expect("just inserted");
@@ -106,7 +119,11 @@ impl DataTree {
 
     fn insert_builtin(&mut self, p: &str, node: DataNode) {
         let parent = path::parent(p).expect("not root");
-        self.nodes.get_mut(parent).expect("parent inserted first").children.insert(path::name(p).into());
+        self.nodes
+            .get_mut(parent)
+            .expect("parent inserted first")
+            .children
+            .insert(path::name(p).into());
         self.nodes.insert(p.to_owned(), node);
     }
 
@@ -143,7 +160,13 @@ impl DataTree {
         !self.events.is_empty()
     }
 
-    fn fire(&mut self, kind: WatchKind, p: &str, event_type: i32, suppress: &[WatcherId]) -> Vec<WatcherId> {
+    fn fire(
+        &mut self,
+        kind: WatchKind,
+        p: &str,
+        event_type: i32,
+        suppress: &[WatcherId],
+    ) -> Vec<WatcherId> {
         let manager = match kind {
             WatchKind::Data => &mut self.data_watches,
             WatchKind::Child => &mut self.child_watches,
@@ -151,7 +174,11 @@ impl DataTree {
         let fired = manager.trigger(p, event_type);
         for &watcher in &fired {
             if !suppress.contains(&watcher) {
-                self.events.push(WatchEvent { watcher, event_type, path: p.to_owned() });
+                self.events.push(WatchEvent {
+                    watcher,
+                    event_type,
+                    path: p.to_owned(),
+                });
             }
         }
         fired
@@ -163,21 +190,51 @@ impl DataTree {
     /// are reported in the result and leave the tree unchanged.
     pub fn process_txn(&mut self, header: &TxnHeader, txn: &Txn) -> TxnResult {
         let zxid = header.zxid;
-        let mut rc = TxnResult { op_type: header.txn_type, ..Default::default() };
+        let mut rc = TxnResult {
+            op_type: header.txn_type,
+            ..Default::default()
+        };
         match txn {
             Txn::Create(t) | Txn::Create2(t) => {
                 let owner = if t.ephemeral { header.client_id } else { 0 };
                 rc.path = t.path.clone();
-                self.apply_create(&mut rc, &t.path, &t.data, &t.acl, owner, t.parent_cversion, zxid, header.time);
+                self.apply_create(
+                    &mut rc,
+                    &t.path,
+                    &t.data,
+                    &t.acl,
+                    owner,
+                    t.parent_cversion,
+                    zxid,
+                    header.time,
+                );
             }
             Txn::CreateContainer(t) => {
                 rc.path = t.path.clone();
-                self.apply_create(&mut rc, &t.path, &t.data, &t.acl, ephemeral_owner::CONTAINER, t.parent_cversion, zxid, header.time);
+                self.apply_create(
+                    &mut rc,
+                    &t.path,
+                    &t.data,
+                    &t.acl,
+                    ephemeral_owner::CONTAINER,
+                    t.parent_cversion,
+                    zxid,
+                    header.time,
+                );
             }
             Txn::CreateTtl(t) => {
                 rc.path = t.path.clone();
                 let owner = ephemeral_owner::for_ttl(t.ttl);
-                self.apply_create(&mut rc, &t.path, &t.data, &t.acl, owner, t.parent_cversion, zxid, header.time);
+                self.apply_create(
+                    &mut rc,
+                    &t.path,
+                    &t.data,
+                    &t.acl,
+                    owner,
+                    t.parent_cversion,
+                    zxid,
+                    header.time,
+                );
             }
             Txn::Delete(t) | Txn::DeleteContainer(t) => {
                 rc.path = t.path.clone();
@@ -240,11 +297,18 @@ impl DataTree {
                             Txn::Error(e.clone())
                         }
                         _ if failed => Txn::Error(jute::ErrorTxn {
-                            err: if after_failure { ErrorCode::RuntimeInconsistency.code() } else { 0 },
+                            err: if after_failure {
+                                ErrorCode::RuntimeInconsistency.code()
+                            } else {
+                                0
+                            },
                         }),
                         other => other.clone(),
                     };
-                    let sub_header = TxnHeader { txn_type: sub_txn.txn_type(), ..header.clone() };
+                    let sub_header = TxnHeader {
+                        txn_type: sub_txn.txn_type(),
+                        ..header.clone()
+                    };
                     let sub_rc = self.process_txn(&sub_header, &sub_txn);
                     if sub_rc.err != 0 && rc.err == 0 {
                         rc.err = sub_rc.err;
@@ -286,7 +350,11 @@ impl DataTree {
         }
         let acl_id = self.acls.intern(acl);
         let parent = self.nodes.get_mut(parent_path).expect("checked");
-        let cversion = if parent_cversion == -1 { parent.stat.cversion + 1 } else { parent_cversion };
+        let cversion = if parent_cversion == -1 {
+            parent.stat.cversion + 1
+        } else {
+            parent_cversion
+        };
         // replaying a fuzzy snapshot's log may see an older cversion: never go back
         if cversion > parent.stat.cversion {
             parent.stat.cversion = cversion;
@@ -312,10 +380,18 @@ impl DataTree {
         } else if ephemeral_owner::ttl(owner).is_some() {
             self.ttls.insert(p.to_owned());
         } else if owner != 0 {
-            self.ephemerals.entry(owner).or_default().insert(p.to_owned());
+            self.ephemerals
+                .entry(owner)
+                .or_default()
+                .insert(p.to_owned());
         }
         self.fire(WatchKind::Data, p, event::NODE_CREATED, &[]);
-        self.fire(WatchKind::Child, parent_path, event::NODE_CHILDREN_CHANGED, &[]);
+        self.fire(
+            WatchKind::Child,
+            parent_path,
+            event::NODE_CHILDREN_CHANGED,
+            &[],
+        );
     }
 
     fn delete_node(&mut self, p: &str, zxid: i64) -> Result<(), ErrorCode> {
@@ -342,7 +418,12 @@ impl DataTree {
         }
         let fired = self.fire(WatchKind::Data, p, event::NODE_DELETED, &[]);
         self.fire(WatchKind::Child, p, event::NODE_DELETED, &fired);
-        self.fire(WatchKind::Child, parent_path, event::NODE_CHILDREN_CHANGED, &[]);
+        self.fire(
+            WatchKind::Child,
+            parent_path,
+            event::NODE_CHILDREN_CHANGED,
+            &[],
+        );
         Ok(())
     }
 
@@ -367,7 +448,8 @@ impl DataTree {
     /// addWatch: persistent watches go in both tables, recursive ones only in the data table.
     pub fn add_watch(&mut self, p: &str, watcher: WatcherId, recursive: bool) {
         if recursive {
-            self.data_watches.add(p, watcher, WatchMode::PersistentRecursive);
+            self.data_watches
+                .add(p, watcher, WatchMode::PersistentRecursive);
         } else {
             self.data_watches.add(p, watcher, WatchMode::Persistent);
             self.child_watches.add(p, watcher, WatchMode::Persistent);
@@ -378,12 +460,18 @@ impl DataTree {
     /// registers the rest.
     pub fn set_watches(&mut self, w: &SetWatches2, watcher: WatcherId) {
         let emit = |events: &mut Vec<WatchEvent>, event_type, path: &str| {
-            events.push(WatchEvent { watcher, event_type, path: path.to_owned() })
+            events.push(WatchEvent {
+                watcher,
+                event_type,
+                path: path.to_owned(),
+            })
         };
         for p in &w.data_watches {
             match self.nodes.get(p) {
                 None => emit(&mut self.events, event::NODE_DELETED, p),
-                Some(n) if n.stat.mzxid > w.relative_zxid => emit(&mut self.events, event::NODE_DATA_CHANGED, p),
+                Some(n) if n.stat.mzxid > w.relative_zxid => {
+                    emit(&mut self.events, event::NODE_DATA_CHANGED, p)
+                }
                 Some(_) => self.data_watches.add(p, watcher, WatchMode::Standard),
             }
         }
@@ -396,7 +484,9 @@ impl DataTree {
         for p in &w.child_watches {
             match self.nodes.get(p) {
                 None => emit(&mut self.events, event::NODE_DELETED, p),
-                Some(n) if n.stat.pzxid > w.relative_zxid => emit(&mut self.events, event::NODE_CHILDREN_CHANGED, p),
+                Some(n) if n.stat.pzxid > w.relative_zxid => {
+                    emit(&mut self.events, event::NODE_CHILDREN_CHANGED, p)
+                }
                 Some(_) => self.child_watches.add(p, watcher, WatchMode::Standard),
             }
         }
@@ -414,7 +504,9 @@ impl DataTree {
         match watcher_type {
             CHILDREN => self.child_watches.contains(p, watcher),
             DATA => self.data_watches.contains(p, watcher),
-            ANY => self.child_watches.contains(p, watcher) || self.data_watches.contains(p, watcher),
+            ANY => {
+                self.child_watches.contains(p, watcher) || self.data_watches.contains(p, watcher)
+            }
             _ => false,
         }
     }
@@ -463,7 +555,10 @@ impl DataTree {
             return Vec::new();
         };
         let all = prefix.trim().is_empty() || prefix.trim() == "/";
-        set.iter().filter(|p| all || p.starts_with(prefix)).cloned().collect()
+        set.iter()
+            .filter(|p| all || p.starts_with(prefix))
+            .cloned()
+            .collect()
     }
 
     pub fn ephemerals(&self) -> &HashMap<i64, BTreeSet<String>> {
@@ -476,7 +571,10 @@ impl DataTree {
 
     /// Approximate bytes of znode paths and data, as `mntr`'s zk_approximate_data_size.
     pub fn approximate_data_size(&self) -> u64 {
-        self.nodes.iter().map(|(k, n)| k.len() as u64 + n.data.as_ref().map_or(0, |d| d.len() as u64)).sum()
+        self.nodes
+            .iter()
+            .map(|(k, n)| k.len() as u64 + n.data.as_ref().map_or(0, |d| d.len() as u64))
+            .sum()
     }
 
     /// Containers that are empty and have had children, and TTL nodes that are empty and have

@@ -72,7 +72,9 @@ mod tests {
         for ok in ["/", "/a", "/a/b", "/a.b", "/zookeeper/config", "/é"] {
             assert!(validate_path(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "a", "/a/", "//a", "/a//b", "/a/./b", "/..", "/a\u{0}b", "/a\u{1}"] {
+        for bad in [
+            "", "a", "/a/", "//a", "/a//b", "/a/./b", "/..", "/a\u{0}b", "/a\u{1}",
+        ] {
             assert!(validate_path(bad).is_err(), "{bad:?}");
         }
         assert!(validate_path_sequential("/a/").is_ok());

@@ -9,8 +9,8 @@ use crate::txn::Txn;
 use jute::request::{Create, MultiOp, Request};
 use jute::{ephemeral_owner, op, perms, Acl, CreateMode, ErrorCode, Id, StatPersisted, TxnHeader};
 use jute::{
-    CheckVersionTxn, CloseSessionTxn, CreateContainerTxn, CreateSessionTxn, CreateTtlTxn, CreateTxn,
-    DeleteTxn, ErrorTxn, SetAclTxn, SetDataTxn,
+    CheckVersionTxn, CloseSessionTxn, CreateContainerTxn, CreateSessionTxn, CreateTtlTxn,
+    CreateTxn, DeleteTxn, ErrorTxn, SetAclTxn, SetDataTxn,
 };
 use std::collections::{HashMap, VecDeque};
 
@@ -81,7 +81,11 @@ impl Preparer {
 
     fn record(&self, tree: &DataTree, p: &str) -> Outcome<ChangeRecord> {
         if let Some(r) = self.by_path.get(p) {
-            return if r.stat.is_some() { Ok(r.clone()) } else { Err(ErrorCode::NoNode) };
+            return if r.stat.is_some() {
+                Ok(r.clone())
+            } else {
+                Err(ErrorCode::NoNode)
+            };
         }
         let node = tree.node(p).ok_or(ErrorCode::NoNode)?;
         Ok(ChangeRecord {
@@ -123,7 +127,13 @@ impl Preparer {
     }
 
     /// A new session: its txn carries the negotiated timeout.
-    pub fn create_session(&mut self, session_id: i64, timeout: i32, zxid: i64, time: i64) -> Prepared {
+    pub fn create_session(
+        &mut self,
+        session_id: i64,
+        timeout: i32,
+        zxid: i64,
+        time: i64,
+    ) -> Prepared {
         Prepared {
             header: header(session_id, 0, zxid, time, op::CREATE_SESSION),
             txn: Txn::CreateSession(CreateSessionTxn { time_out: timeout }),
@@ -133,8 +143,16 @@ impl Preparer {
 
     /// Closing or expiring a session: the txn lists the ephemerals to delete, including ones
     /// created and not yet applied.
-    pub fn close_session(&mut self, tree: &DataTree, session_id: i64, cxid: i32, zxid: i64, time: i64) -> Prepared {
-        let mut doomed: std::collections::BTreeSet<String> = tree.ephemerals_of(session_id, "/").into_iter().collect();
+    pub fn close_session(
+        &mut self,
+        tree: &DataTree,
+        session_id: i64,
+        cxid: i32,
+        zxid: i64,
+        time: i64,
+    ) -> Prepared {
+        let mut doomed: std::collections::BTreeSet<String> =
+            tree.ephemerals_of(session_id, "/").into_iter().collect();
         for (p, r) in &self.by_path {
             match &r.stat {
                 None => {
@@ -147,17 +165,33 @@ impl Preparer {
             }
         }
         for p in &doomed {
-            self.add_change(p, ChangeRecord { zxid, stat: None, child_count: 0, acl: Vec::new() });
+            self.add_change(
+                p,
+                ChangeRecord {
+                    zxid,
+                    stat: None,
+                    child_count: 0,
+                    acl: Vec::new(),
+                },
+            );
         }
         Prepared {
             header: header(session_id, cxid, zxid, time, op::CLOSE_SESSION),
-            txn: Txn::CloseSession(CloseSessionTxn { paths_to_delete: doomed.into_iter().collect() }),
+            txn: Txn::CloseSession(CloseSessionTxn {
+                paths_to_delete: doomed.into_iter().collect(),
+            }),
             error: None,
         }
     }
 
     /// Prepares a write request with the next zxid.
-    pub fn prepare(&mut self, tree: &DataTree, ctx: &RequestContext<'_>, request: &Request, zxid: i64) -> Prepared {
+    pub fn prepare(
+        &mut self,
+        tree: &DataTree,
+        ctx: &RequestContext<'_>,
+        request: &Request,
+        zxid: i64,
+    ) -> Prepared {
         let op_type = match request {
             Request::Create(c) => c.op_type,
             Request::Delete(_) => op::DELETE,
@@ -167,7 +201,9 @@ impl Preparer {
             Request::Multi(_) => op::MULTI,
             Request::Reconfig(_) => op::RECONFIG,
             Request::DeleteContainer(_) => op::DELETE_CONTAINER,
-            Request::CloseSession => return self.close_session(tree, ctx.session_id, ctx.cxid, zxid, ctx.time),
+            Request::CloseSession => {
+                return self.close_session(tree, ctx.session_id, ctx.cxid, zxid, ctx.time)
+            }
             _ => op::ERROR,
         };
         let hdr = header(ctx.session_id, ctx.cxid, zxid, ctx.time, op_type);
@@ -176,7 +212,9 @@ impl Preparer {
             Request::Create(c) => self.prepare_create(tree, ctx, c, zxid),
             Request::Delete(d) => self.prepare_delete(tree, ctx, &d.path, d.version, zxid, false),
             Request::DeleteContainer(p) => self.prepare_delete(tree, ctx, p, -1, zxid, true),
-            Request::SetData(s) => self.prepare_set_data(tree, ctx, &s.path, &s.data, s.version, zxid),
+            Request::SetData(s) => {
+                self.prepare_set_data(tree, ctx, &s.path, &s.data, s.version, zxid)
+            }
             Request::SetAcl(s) => self.prepare_set_acl(tree, ctx, &s.path, &s.acl, s.version, zxid),
             Request::Check(c) => self.prepare_check(tree, ctx, &c.path, c.version),
             Request::Reconfig(_) => {
@@ -190,22 +228,40 @@ impl Preparer {
             _ => Err(ErrorCode::Unimplemented),
         };
         match outcome {
-            Ok(txn) => Prepared { header: hdr, txn, error: None },
+            Ok(txn) => Prepared {
+                header: hdr,
+                txn,
+                error: None,
+            },
             Err(code) => Prepared {
-                header: TxnHeader { txn_type: op::ERROR, ..hdr },
+                header: TxnHeader {
+                    txn_type: op::ERROR,
+                    ..hdr
+                },
                 txn: Txn::Error(ErrorTxn { err: code.code() }),
                 error: Some(code),
             },
         }
     }
 
-    fn prepare_multi(&mut self, tree: &DataTree, ctx: &RequestContext<'_>, ops: &[MultiOp], hdr: TxnHeader) -> Prepared {
+    fn prepare_multi(
+        &mut self,
+        tree: &DataTree,
+        ctx: &RequestContext<'_>,
+        ops: &[MultiOp],
+        hdr: TxnHeader,
+    ) -> Prepared {
         let zxid = hdr.zxid;
         if ops.iter().any(MultiOp::is_read) {
             // reads belong in multiRead; ZooKeeper refuses the mix while decoding
             return Prepared {
-                header: TxnHeader { txn_type: op::ERROR, ..hdr },
-                txn: Txn::Error(ErrorTxn { err: ErrorCode::MarshallingError.code() }),
+                header: TxnHeader {
+                    txn_type: op::ERROR,
+                    ..hdr
+                },
+                txn: Txn::Error(ErrorTxn {
+                    err: ErrorCode::MarshallingError.code(),
+                }),
                 error: Some(ErrorCode::MarshallingError),
             };
         }
@@ -214,13 +270,19 @@ impl Preparer {
         let mut failure = None;
         for o in ops {
             if failure.is_some() {
-                txns.push(Txn::Error(ErrorTxn { err: ErrorCode::RuntimeInconsistency.code() }));
+                txns.push(Txn::Error(ErrorTxn {
+                    err: ErrorCode::RuntimeInconsistency.code(),
+                }));
                 continue;
             }
             let outcome = match o {
                 MultiOp::Create(c) => self.prepare_create(tree, ctx, c, zxid),
-                MultiOp::Delete(d) => self.prepare_delete(tree, ctx, &d.path, d.version, zxid, false),
-                MultiOp::SetData(s) => self.prepare_set_data(tree, ctx, &s.path, &s.data, s.version, zxid),
+                MultiOp::Delete(d) => {
+                    self.prepare_delete(tree, ctx, &d.path, d.version, zxid, false)
+                }
+                MultiOp::SetData(s) => {
+                    self.prepare_set_data(tree, ctx, &s.path, &s.data, s.version, zxid)
+                }
                 MultiOp::Check(c) => self.prepare_check(tree, ctx, &c.path, c.version),
                 MultiOp::GetChildren(_) | MultiOp::GetData(_) => unreachable!("rejected above"),
             };
@@ -235,15 +297,29 @@ impl Preparer {
             }
         }
         self.journal = None;
-        Prepared { header: hdr, txn: Txn::Multi(txns), error: failure }
+        Prepared {
+            header: hdr,
+            txn: Txn::Multi(txns),
+            error: failure,
+        }
     }
 
-    fn prepare_create(&mut self, tree: &DataTree, ctx: &RequestContext<'_>, c: &Create, zxid: i64) -> Outcome<Txn> {
+    fn prepare_create(
+        &mut self,
+        tree: &DataTree,
+        ctx: &RequestContext<'_>,
+        c: &Create,
+        zxid: i64,
+    ) -> Outcome<Txn> {
         let mode = CreateMode::from_flags(c.flags).ok_or(ErrorCode::BadArguments)?;
         if mode.is_ttl() && !ctx.extended_types_enabled {
             return Err(ErrorCode::Unimplemented);
         }
-        let ttl_ok = if mode.is_ttl() { c.ttl > 0 && c.ttl <= ephemeral_owner::MAX_TTL } else { c.ttl < 0 };
+        let ttl_ok = if mode.is_ttl() {
+            c.ttl > 0 && c.ttl <= ephemeral_owner::MAX_TTL
+        } else {
+            c.ttl < 0
+        };
         if !ttl_ok {
             return Err(ErrorCode::BadArguments);
         }
@@ -251,8 +327,12 @@ impl Preparer {
         if c.path.contains('\0') {
             return Err(ErrorCode::BadArguments);
         }
-        let parent_path = if last_slash == 0 { "/" } else { &c.path[..last_slash] };
-        let acl = acl::fixup_acl(&c.acl, ctx.auth).map_err(|_| ErrorCode::InvalidAcl)?;
+        let parent_path = if last_slash == 0 {
+            "/"
+        } else {
+            &c.path[..last_slash]
+        };
+        let acl = acl::fixup_acl(&c.acl, ctx.auth)?;
         let parent = self.record(tree, parent_path)?;
         Self::check_acl(ctx, &parent.acl, perms::CREATE)?;
         let parent_stat = parent.stat.as_ref().expect("record exists");
@@ -312,7 +392,12 @@ impl Preparer {
         parent_stat.pzxid = zxid;
         self.add_change(
             parent_path,
-            ChangeRecord { zxid, stat: Some(parent_stat), child_count: parent.child_count + 1, acl: parent.acl },
+            ChangeRecord {
+                zxid,
+                stat: Some(parent_stat),
+                child_count: parent.child_count + 1,
+                acl: parent.acl,
+            },
         );
         let stat = StatPersisted {
             czxid: zxid,
@@ -325,7 +410,15 @@ impl Preparer {
             ephemeral_owner: owner,
             pzxid: zxid,
         };
-        self.add_change(&new_path, ChangeRecord { zxid, stat: Some(stat), child_count: 0, acl });
+        self.add_change(
+            &new_path,
+            ChangeRecord {
+                zxid,
+                stat: Some(stat),
+                child_count: 0,
+                acl,
+            },
+        );
         Ok(txn)
     }
 
@@ -359,11 +452,28 @@ impl Preparer {
         parent_stat.pzxid = zxid;
         self.add_change(
             parent_path,
-            ChangeRecord { zxid, stat: Some(parent_stat), child_count: parent.child_count - 1, acl: parent.acl },
+            ChangeRecord {
+                zxid,
+                stat: Some(parent_stat),
+                child_count: parent.child_count - 1,
+                acl: parent.acl,
+            },
         );
-        self.add_change(p, ChangeRecord { zxid, stat: None, child_count: -1, acl: Vec::new() });
+        self.add_change(
+            p,
+            ChangeRecord {
+                zxid,
+                stat: None,
+                child_count: -1,
+                acl: Vec::new(),
+            },
+        );
         let t = DeleteTxn { path: p.to_owned() };
-        Ok(if container_only { Txn::DeleteContainer(t) } else { Txn::Delete(t) })
+        Ok(if container_only {
+            Txn::DeleteContainer(t)
+        } else {
+            Txn::Delete(t)
+        })
     }
 
     fn prepare_set_data(
@@ -385,7 +495,11 @@ impl Preparer {
         stat.mzxid = zxid;
         node.zxid = zxid;
         self.add_change(p, node);
-        let txn = SetDataTxn { path: p.to_owned(), data: data.clone(), version: new_version };
+        let txn = SetDataTxn {
+            path: p.to_owned(),
+            data: data.clone(),
+            version: new_version,
+        };
         Ok(Txn::SetData(txn))
     }
 
@@ -399,7 +513,7 @@ impl Preparer {
         zxid: i64,
     ) -> Outcome<Txn> {
         path::validate_path(p).map_err(|_| ErrorCode::BadArguments)?;
-        let acl = acl::fixup_acl(acl, ctx.auth).map_err(|_| ErrorCode::InvalidAcl)?;
+        let acl = acl::fixup_acl(acl, ctx.auth)?;
         let mut node = self.record(tree, p)?;
         Self::check_acl(ctx, &node.acl, perms::ADMIN)?;
         let stat = node.stat.as_mut().expect("record exists");
@@ -408,21 +522,40 @@ impl Preparer {
         node.zxid = zxid;
         node.acl = acl.clone();
         self.add_change(p, node);
-        Ok(Txn::SetAcl(SetAclTxn { path: p.to_owned(), acl, version: new_version }))
+        Ok(Txn::SetAcl(SetAclTxn {
+            path: p.to_owned(),
+            acl,
+            version: new_version,
+        }))
     }
 
-    fn prepare_check(&mut self, tree: &DataTree, ctx: &RequestContext<'_>, p: &str, version: i32) -> Outcome<Txn> {
+    fn prepare_check(
+        &mut self,
+        tree: &DataTree,
+        ctx: &RequestContext<'_>,
+        p: &str,
+        version: i32,
+    ) -> Outcome<Txn> {
         path::validate_path(p).map_err(|_| ErrorCode::BadArguments)?;
         let node = self.record(tree, p)?;
         Self::check_acl(ctx, &node.acl, perms::READ)?;
         let stat = node.stat.as_ref().expect("record exists");
         let next = check_version(stat.version, version)?;
-        Ok(Txn::Check(CheckVersionTxn { path: p.to_owned(), version: next }))
+        Ok(Txn::Check(CheckVersionTxn {
+            path: p.to_owned(),
+            version: next,
+        }))
     }
 }
 
 fn header(session_id: i64, cxid: i32, zxid: i64, time: i64, txn_type: i32) -> TxnHeader {
-    TxnHeader { client_id: session_id, cxid, zxid, time, txn_type }
+    TxnHeader {
+        client_id: session_id,
+        cxid,
+        zxid,
+        time,
+        txn_type,
+    }
 }
 
 /// -1 matches any version; otherwise it must equal the current one. Returns the next version.

@@ -2,8 +2,8 @@
 
 use jute::{op, Jute, JuteError, Reader};
 use jute::{
-    CheckVersionTxn, CloseSessionTxn, CreateContainerTxn, CreateSessionTxn, CreateTtlTxn, CreateTxn,
-    DeleteTxn, ErrorTxn, MultiTxn, SetAclTxn, SetDataTxn, SubTxn, TxnHeader,
+    CheckVersionTxn, CloseSessionTxn, CreateContainerTxn, CreateSessionTxn, CreateTtlTxn,
+    CreateTxn, DeleteTxn, ErrorTxn, MultiTxn, SetAclTxn, SetDataTxn, SubTxn, TxnHeader,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,7 +105,10 @@ impl Txn {
                 let multi = MultiTxn::read(r)?;
                 let mut txns = Vec::with_capacity(multi.txns.len());
                 for sub in multi.txns {
-                    txns.push(Txn::decode(sub.txn_type, sub.data.as_deref().unwrap_or(&[]))?);
+                    txns.push(Txn::decode(
+                        sub.txn_type,
+                        sub.data.as_deref().unwrap_or(&[]),
+                    )?);
                 }
                 Txn::Multi(txns)
             }
@@ -139,7 +142,13 @@ mod tests {
     #[test]
     fn multi_round_trips() {
         let txn = Txn::Multi(vec![
-            Txn::Create(CreateTxn { path: "/a".into(), data: Some(vec![1]), acl: vec![], ephemeral: false, parent_cversion: 1 }),
+            Txn::Create(CreateTxn {
+                path: "/a".into(),
+                data: Some(vec![1]),
+                acl: vec![],
+                ephemeral: false,
+                parent_cversion: 1,
+            }),
             Txn::Error(ErrorTxn { err: -101 }),
         ]);
         assert_eq!(Txn::decode(op::MULTI, &txn.body()).unwrap(), txn);

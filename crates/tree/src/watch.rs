@@ -43,11 +43,16 @@ impl WatchManager {
         if mode == WatchMode::PersistentRecursive {
             self.recursive_count += 1;
         }
-        self.by_watcher.entry(watcher).or_default().insert(path.to_owned());
+        self.by_watcher
+            .entry(watcher)
+            .or_default()
+            .insert(path.to_owned());
     }
 
     pub fn contains(&self, path: &str, watcher: WatcherId) -> bool {
-        self.by_watcher.get(&watcher).is_some_and(|paths| paths.contains(path))
+        self.by_watcher
+            .get(&watcher)
+            .is_some_and(|paths| paths.contains(path))
     }
 
     pub fn remove(&mut self, path: &str, watcher: WatcherId) -> bool {
@@ -149,7 +154,9 @@ impl WatchManager {
     }
 
     pub fn by_path(&self) -> impl Iterator<Item = (&String, Vec<WatcherId>)> {
-        self.by_path.iter().map(|(p, w)| (p, w.keys().copied().collect()))
+        self.by_path
+            .iter()
+            .map(|(p, w)| (p, w.keys().copied().collect()))
     }
 
     pub fn by_watcher(&self) -> impl Iterator<Item = (&WatcherId, &HashSet<String>)> {

@@ -21,7 +21,14 @@ fn ctx(auth: &[Id]) -> RequestContext<'_> {
 }
 
 fn create(path: &str, flags: i32) -> Request {
-    Request::Create(Create { op_type: op::CREATE2, path: path.into(), data: Some(b"d".to_vec()), acl: open(), flags, ttl: -1 })
+    Request::Create(Create {
+        op_type: op::CREATE2,
+        path: path.into(),
+        data: Some(b"d".to_vec()),
+        acl: open(),
+        flags,
+        ttl: -1,
+    })
 }
 
 struct Pipeline {
@@ -32,7 +39,11 @@ struct Pipeline {
 
 impl Pipeline {
     fn new() -> Self {
-        Pipeline { tree: DataTree::new(), prep: Preparer::new(), zxid: 0 }
+        Pipeline {
+            tree: DataTree::new(),
+            prep: Preparer::new(),
+            zxid: 0,
+        }
     }
 
     fn prepare(&mut self, req: &Request) -> tree::Prepared {
@@ -87,14 +98,35 @@ fn in_flight_create_makes_a_second_create_fail_before_either_is_applied() {
 fn failed_multi_rolls_back_its_in_flight_changes_and_reports_per_op_results() {
     let mut p = Pipeline::new();
     let multi = Request::Multi(vec![
-        MultiOp::Create(Create { op_type: op::CREATE, path: "/m".into(), data: None, acl: open(), flags: 0, ttl: -1 }),
-        MultiOp::Delete(jute::DeleteRequest { path: "/missing".into(), version: -1 }),
-        MultiOp::SetData(jute::SetDataRequest { path: "/m".into(), data: None, version: -1 }),
+        MultiOp::Create(Create {
+            op_type: op::CREATE,
+            path: "/m".into(),
+            data: None,
+            acl: open(),
+            flags: 0,
+            ttl: -1,
+        }),
+        MultiOp::Delete(jute::DeleteRequest {
+            path: "/missing".into(),
+            version: -1,
+        }),
+        MultiOp::SetData(jute::SetDataRequest {
+            path: "/m".into(),
+            data: None,
+            version: -1,
+        }),
     ]);
     let (prepared, rc) = p.run(&multi);
     assert_eq!(prepared.error, Some(ErrorCode::NoNode));
     let codes: Vec<i32> = rc.multi.iter().map(|r| r.err).collect();
-    assert_eq!(codes, vec![0, ErrorCode::NoNode.code(), ErrorCode::RuntimeInconsistency.code()]);
+    assert_eq!(
+        codes,
+        vec![
+            0,
+            ErrorCode::NoNode.code(),
+            ErrorCode::RuntimeInconsistency.code()
+        ]
+    );
     assert!(p.tree.node("/m").is_none());
     // the rolled-back create does not block a later one
     assert_eq!(p.run(&create("/m", 0)).0.error, None);
@@ -104,13 +136,24 @@ fn failed_multi_rolls_back_its_in_flight_changes_and_reports_per_op_results() {
 fn versions_acls_and_ephemeral_parents_are_checked() {
     let mut p = Pipeline::new();
     p.run(&create("/v", 0));
-    let bad = Request::SetData(jute::SetDataRequest { path: "/v".into(), data: None, version: 5 });
+    let bad = Request::SetData(jute::SetDataRequest {
+        path: "/v".into(),
+        data: None,
+        version: 5,
+    });
     assert_eq!(p.run(&bad).0.error, Some(ErrorCode::BadVersion));
-    let good = Request::SetData(jute::SetDataRequest { path: "/v".into(), data: None, version: 0 });
+    let good = Request::SetData(jute::SetDataRequest {
+        path: "/v".into(),
+        data: None,
+        version: 0,
+    });
     let (_, rc) = p.run(&good);
     assert_eq!(rc.stat.unwrap().version, 1);
     p.run(&create("/e", 1));
-    assert_eq!(p.run(&create("/e/c", 0)).0.error, Some(ErrorCode::NoChildrenForEphemerals));
+    assert_eq!(
+        p.run(&create("/e/c", 0)).0.error,
+        Some(ErrorCode::NoChildrenForEphemerals)
+    );
     let read_only = Request::Create(Create {
         op_type: op::CREATE,
         path: "/ro".into(),
@@ -121,7 +164,10 @@ fn versions_acls_and_ephemeral_parents_are_checked() {
     });
     p.run(&read_only);
     assert_eq!(p.run(&create("/ro/c", 0)).0.error, Some(ErrorCode::NoAuth));
-    let delete_nonempty = Request::Delete(jute::DeleteRequest { path: "/".into(), version: -1 });
+    let delete_nonempty = Request::Delete(jute::DeleteRequest {
+        path: "/".into(),
+        version: -1,
+    });
     assert_eq!(p.run(&delete_nonempty).0.error, Some(ErrorCode::NotEmpty));
 }
 
@@ -133,7 +179,10 @@ fn closing_a_session_deletes_its_ephemerals_including_in_flight_ones() {
     p.zxid += 1;
     let close = p.prep.close_session(&p.tree, 0x42, 0, p.zxid, 2000);
     match &close.txn {
-        Txn::CloseSession(t) => assert_eq!(t.paths_to_delete, vec!["/e1".to_string(), "/e2".to_string()]),
+        Txn::CloseSession(t) => assert_eq!(
+            t.paths_to_delete,
+            vec!["/e1".to_string(), "/e2".to_string()]
+        ),
         other => panic!("unexpected {other:?}"),
     }
     p.apply(&in_flight);
@@ -148,13 +197,20 @@ fn watches_fire_once_and_persistent_ones_keep_firing() {
     p.run(&create("/w", 0));
     p.tree.watch_data("/w", 7);
     p.tree.add_watch("/", 8, true);
-    let set = Request::SetData(jute::SetDataRequest { path: "/w".into(), data: None, version: -1 });
+    let set = Request::SetData(jute::SetDataRequest {
+        path: "/w".into(),
+        data: None,
+        version: -1,
+    });
     p.run(&set);
     let events = p.tree.drain_events();
     assert_eq!(events.len(), 2);
     p.run(&set);
     let events = p.tree.drain_events();
-    assert_eq!(events.iter().map(|e| e.watcher).collect::<Vec<_>>(), vec![8]);
+    assert_eq!(
+        events.iter().map(|e| e.watcher).collect::<Vec<_>>(),
+        vec![8]
+    );
 }
 
 #[test]
@@ -162,7 +218,12 @@ fn the_same_txns_give_the_same_tree() {
     // replaying the log of one pipeline into a fresh tree reproduces every node and Stat
     let mut p = Pipeline::new();
     let mut log = Vec::new();
-    for req in [create("/a", 0), create("/a/s-", 2), create("/a/s-", 3), create("/b", 4)] {
+    for req in [
+        create("/a", 0),
+        create("/a/s-", 2),
+        create("/a/s-", 3),
+        create("/b", 4),
+    ] {
         let (prepared, _) = p.run(&req);
         log.push(prepared);
     }
@@ -171,6 +232,10 @@ fn the_same_txns_give_the_same_tree() {
         replica.process_txn(&t.header, &t.txn);
     }
     for path in ["/a", "/a/s-0000000000", "/a/s-0000000001", "/b"] {
-        assert_eq!(p.tree.node(path).unwrap().stat(), replica.node(path).unwrap().stat(), "{path}");
+        assert_eq!(
+            p.tree.node(path).unwrap().stat(),
+            replica.node(path).unwrap().stat(),
+            "{path}"
+        );
     }
 }

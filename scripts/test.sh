@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The one command that runs every test of zkrs (what .ci/run calls).
+# Installs what the tests need when missing: Apache ZooKeeper 3.8 and its C client from
+# Debian (the oracle and the real clients), kazoo from PyPI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export ZKRS_BIN="$ROOT/target/release/zkrs"
+
+step() { printf '\n==== %s ====\n' "$*"; }
+
+step "dependencies"
+if ! [ -f /usr/share/java/zookeeper.jar ] || ! [ -x /usr/share/zookeeper/bin/zkCli.sh ] || ! ls /usr/lib/zookeeper/bin/cli_mt >/dev/null 2>&1 || ! command -v nc >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq
+        apt-get install -y -qq zookeeper zookeeper-bin netcat-openbsd >/dev/null
+    else
+        echo "Apache ZooKeeper 3.8 is missing: run as root or apt-get install zookeeper zookeeper-bin netcat-openbsd" >&2
+        exit 1
+    fi
+fi
+python3 -c 'import kazoo, pytest, pytest_timeout' 2>/dev/null || python3 -m pip install -q 'kazoo[test]==2.11.0' pytest-timeout
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --release --all-targets -- -D warnings
+
+step "build"
+cargo build --release
+
+step "unit, property and socket tests"
+cargo test --release --workspace
+
+step "interop: kazoo's test suite, zkCli.sh and the C client, against Apache ZooKeeper and zkrs"
+tests/interop/run.sh zk
+tests/interop/run.sh zkrs
+
+step "differential test: Apache ZooKeeper vs zkrs"
+python3 tests/diff/difftest.py --kinds zk,zkrs --seed 1
+python3 tests/diff/difftest.py --kinds zk,zkrs --seed 2
+
+step "benchmark smoke run"
+python3 bench/standalone.py --duration 1 --sessions 1,8
+
+step "all tests passed"
