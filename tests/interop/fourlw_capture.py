@@ -6,7 +6,8 @@
 Workload: two kazoo sessions; session A creates /fourlw, /fourlw/a and an ephemeral
 /fourlw/eph-a and sets a data watch on /fourlw/a and a child watch on /fourlw; session B
 creates two ephemerals and sets an exists watch on /fourlw/missing and a data watch on
-/fourlw/a. Then every word is sent once in a fixed order (resets last).
+/fourlw/a (B's creates fire and consume A's child watch). Then every word is sent once, in
+the order of WORDS (the resets last).
 """
 import os
 import sys
@@ -38,25 +39,23 @@ def workload(connect_string):
     return [a, b]
 
 
-def capture(kind, port):
-    out = {}
-    for word in WORDS:
-        out[word] = four_letter_word(port, word)
-    return out
+def run(kind):
+    """Starts a server of `kind`, runs the workload and returns {word: output}."""
+    with Server(kind) as srv:
+        clients = workload(srv.connect_string)
+        try:
+            return {word: four_letter_word(srv.port, word) for word in WORDS}
+        finally:
+            for c in clients:
+                c.stop()
+                c.close()
 
 
 def main():
     kind = sys.argv[1]
     outdir = sys.argv[2] if len(sys.argv) > 2 else os.path.join(HERE, "fourlw-reference")
     os.makedirs(outdir, exist_ok=True)
-    with Server(kind) as srv:
-        clients = workload(srv.connect_string)
-        try:
-            outputs = capture(kind, srv.port)
-        finally:
-            for c in clients:
-                c.stop()
-                c.close()
+    outputs = run(kind)
     for word, text in outputs.items():
         with open(os.path.join(outdir, f"{word}.txt"), "w") as f:
             f.write(text)

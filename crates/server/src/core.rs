@@ -51,6 +51,7 @@ pub enum CoreMsg {
     FourLetter {
         conn: ConnId,
         word: String,
+        arg: Option<i64>,
     },
     Tick,
     ReapContainers,
@@ -76,7 +77,6 @@ pub struct ServerCore {
     /// The last zxid handed out.
     zxid: i64,
     pub(crate) stats: ServerStats,
-    #[allow(dead_code)] // read by the four-letter words
     pub(crate) started_ms: i64,
 }
 
@@ -133,8 +133,11 @@ impl ServerCore {
                 received_ms,
             } => self.on_request(conn, xid, op_type, request, received_ms),
             CoreMsg::Closed { conn } => self.on_closed(conn),
-            CoreMsg::FourLetter { conn, word } => {
-                let text = crate::fourlw::run(self, conn, &word);
+            CoreMsg::FourLetter { conn, word, arg } => {
+                let text = match arg {
+                    Some(mask) => crate::fourlw::run_set_trace_mask(self, conn, mask),
+                    None => crate::fourlw::run(self, conn, &word),
+                };
                 if let Some(c) = self.conns.get_mut(&conn) {
                     let _ = c.tx.send(Outgoing::Frame(Bytes::from(text)));
                 }
@@ -362,8 +365,12 @@ impl ServerCore {
         }
         let session_id = c.session_id;
         c.stats.received += 1;
-        c.stats.last_cxid = xid;
-        c.stats.last_op = op_type;
+        if xid >= 0 {
+            c.stats.last_cxid = xid;
+        }
+        if op_type != op::AUTH {
+            c.stats.last_op = op_type;
+        }
         self.stats.packets_received += 1;
         if !self.sessions.touch(session_id, now) {
             self.reply_error(conn, xid, ErrorCode::SessionExpired);
@@ -408,6 +415,9 @@ impl ServerCore {
             self.handle_write(conn, xid, session_id, &request, now);
         } else {
             self.handle_read(conn, xid, session_id, request);
+        }
+        if op_type == op::AUTH {
+            return;
         }
         let latency = (now_ms() - received_ms).max(0);
         self.stats.record_latency(latency);

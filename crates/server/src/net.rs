@@ -34,6 +34,9 @@ pub async fn run(
         .with_context(|| format!("cannot bind the client port {addr}"))?;
     let local = listener.local_addr()?;
     on_listening(local);
+    // with clientPort=0 the OS picks the port; report the real one (conf, mntr)
+    let mut cfg = cfg;
+    cfg.client_port = Some(local.port());
     let cfg = Arc::new(cfg);
     let (core_tx, mut core_rx) = mpsc::unbounded_channel::<CoreMsg>();
 
@@ -142,9 +145,19 @@ async fn read_loop(
         }
         if !connected {
             if let Some(word) = is_four_letter_word(len_bytes) {
+                // stmk carries the new trace mask after the word
+                let arg = if word == "stmk" {
+                    Some(
+                        rd.read_i64()
+                            .await
+                            .map_err(|e| format!("stmk without a mask: {e}"))?,
+                    )
+                } else {
+                    None
+                };
                 // the core writes the answer and closes; nothing more is read
                 core_tx
-                    .send(CoreMsg::FourLetter { conn, word })
+                    .send(CoreMsg::FourLetter { conn, word, arg })
                     .map_err(|_| "server stopping")?;
                 return Ok(());
             }
