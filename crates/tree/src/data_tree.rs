@@ -24,7 +24,7 @@ pub struct DataNode {
 }
 
 impl DataNode {
-    fn new(data: Option<Box<[u8]>>, acl: i64, stat: StatPersisted) -> Self {
+    pub(crate) fn new(data: Option<Box<[u8]>>, acl: i64, stat: StatPersisted) -> Self {
         DataNode {
             data,
             acl,
@@ -67,11 +67,11 @@ pub struct TxnResult {
 
 #[derive(Debug, Clone)]
 pub struct DataTree {
-    nodes: HashMap<String, DataNode>,
-    acls: AclCache,
-    ephemerals: HashMap<i64, BTreeSet<String>>,
-    containers: BTreeSet<String>,
-    ttls: BTreeSet<String>,
+    pub(crate) nodes: HashMap<String, DataNode>,
+    pub(crate) acls: AclCache,
+    pub(crate) ephemerals: HashMap<i64, BTreeSet<String>>,
+    pub(crate) containers: BTreeSet<String>,
+    pub(crate) ttls: BTreeSet<String>,
     data_watches: WatchManager,
     child_watches: WatchManager,
     events: Vec<WatchEvent>,
