@@ -73,6 +73,44 @@ impl AclCache {
         self.by_id.len()
     }
 
+    /// Every cached ACL list with its id, in id order (snapshots write them this way).
+    pub fn entries(&self) -> Vec<(i64, &[Acl])> {
+        let mut out: Vec<(i64, &[Acl])> = self.by_id.iter().map(|(id, (acl, _))| (*id, acl.as_slice())).collect();
+        out.sort_unstable_by_key(|(id, _)| *id);
+        out
+    }
+
+    /// Restores an entry read from a snapshot, with no references yet.
+    pub fn restore(&mut self, id: i64, acl: Vec<Acl>) {
+        self.last_id = self.last_id.max(id);
+        self.by_acl.insert(acl.clone(), id);
+        self.by_id.insert(id, (acl, 0));
+    }
+
+    /// Adds a reference to an existing id (a node read from a snapshot). False if unknown.
+    pub fn add_usage(&mut self, id: i64) -> bool {
+        if id == OPEN_UNSAFE_ACL_ID {
+            return true;
+        }
+        match self.by_id.get_mut(&id) {
+            Some(entry) => {
+                entry.1 += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Drops entries no node references (after loading a snapshot).
+    pub fn purge_unused(&mut self) {
+        let unused: Vec<i64> = self.by_id.iter().filter(|(_, (_, n))| *n == 0).map(|(id, _)| *id).collect();
+        for id in unused {
+            if let Some((acl, _)) = self.by_id.remove(&id) {
+                self.by_acl.remove(&acl);
+            }
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
     }
