@@ -9,7 +9,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use config::ZooCfg;
 use jute::request::{MultiOp, Request};
 use jute::{op, perms, xid, ConnectRequest, ErrorCode, Id, Jute, JuteError, ReplyHeader, Stat};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
@@ -55,6 +55,10 @@ pub enum CoreMsg {
     },
     Tick,
     ReapContainers,
+    /// Every txn up to this zxid is on disk.
+    Durable {
+        zxid: i64,
+    },
 }
 
 pub(crate) struct Connection {
@@ -65,6 +69,50 @@ pub(crate) struct Connection {
     pub old_client: bool,
     pub stats: ConnStats,
     pub closing: bool,
+}
+
+/// Who waits for a txn to be applied.
+#[derive(Debug)]
+enum Origin {
+    Client {
+        conn: ConnId,
+        xid: i32,
+        op_type: i32,
+        received_ms: i64,
+    },
+    Connect {
+        conn: ConnId,
+        timeout: i32,
+    },
+    /// Session expiry, container reaping: nobody to answer.
+    Internal,
+}
+
+#[derive(Debug)]
+struct InFlight {
+    prepared: Arc<Prepared>,
+    origin: Origin,
+}
+
+/// A session's outstanding requests in arrival order: its writes being persisted, and the
+/// reads that arrived after them and must not be answered before them.
+#[derive(Debug)]
+enum Queued {
+    Write(i64),
+    Read {
+        conn: ConnId,
+        xid: i32,
+        op_type: i32,
+        request: Request,
+        received_ms: i64,
+    },
+}
+
+/// Where prepared txns go to become durable; the core applies them when told they are.
+pub trait TxnSink: Send {
+    fn persist(&mut self, txn: Arc<Prepared>);
+    /// Ask for a snapshot of `tree` (taken now, at `zxid`) and a new log file.
+    fn snapshot(&mut self, zxid: i64, tree: &DataTree, sessions: Vec<(i64, i32)>);
 }
 
 pub struct ServerCore {
@@ -78,6 +126,13 @@ pub struct ServerCore {
     zxid: i64,
     pub(crate) stats: ServerStats,
     pub(crate) started_ms: i64,
+    /// Prepared txns not yet durable, in zxid order.
+    in_flight: VecDeque<InFlight>,
+    session_queues: HashMap<i64, VecDeque<Queued>>,
+    /// None: apply at once (in-memory server, used by unit tests).
+    sink: Option<Box<dyn TxnSink>>,
+    txns_since_snapshot: u64,
+    next_snapshot_after: u64,
 }
 
 pub fn now_ms() -> i64 {
@@ -102,19 +157,55 @@ fn finish_frame(mut b: BytesMut) -> Bytes {
 }
 
 impl ServerCore {
+    /// An in-memory server with an empty tree: txns are applied as soon as they are prepared.
     pub fn new(cfg: Arc<ZooCfg>) -> Self {
+        Self::with_state(cfg, DataTree::new(), &[], None)
+    }
+
+    /// A server over a recovered tree and its sessions (which expire unless their clients
+    /// come back), persisting through `sink`.
+    pub fn with_state(
+        cfg: Arc<ZooCfg>,
+        tree: DataTree,
+        sessions: &[(i64, i32)],
+        sink: Option<Box<dyn TxnSink>>,
+    ) -> Self {
         let now = now_ms();
-        ServerCore {
-            sessions: SessionTracker::new(0, now, cfg.tick_time),
-            cfg,
-            tree: DataTree::new(),
+        let mut tracker = SessionTracker::new(0, now, cfg.tick_time);
+        for &(id, timeout) in sessions {
+            tracker.add(id, timeout.max(0) as u32, now);
+        }
+        let zxid = tree.last_processed_zxid;
+        let mut core = ServerCore {
+            sessions: tracker,
+            tree,
             prep: Preparer::new(),
             conns: HashMap::new(),
             conns_per_ip: HashMap::new(),
-            zxid: 0,
+            zxid,
             stats: ServerStats::default(),
             started_ms: now,
-        }
+            in_flight: VecDeque::new(),
+            session_queues: HashMap::new(),
+            sink,
+            txns_since_snapshot: 0,
+            next_snapshot_after: 0,
+            cfg,
+        };
+        core.next_snapshot_after = core.snapshot_threshold();
+        core
+    }
+
+    /// ZooKeeper snapshots after snapCount/2 + random(snapCount/2) txns, so that the servers
+    /// of an ensemble do not all snapshot at once.
+    fn snapshot_threshold(&self) -> u64 {
+        let half = (self.cfg.snap_count / 2).max(1);
+        half + rand::random_range(0..half)
+    }
+
+    /// Prepared txns waiting to become durable.
+    pub fn outstanding(&self) -> usize {
+        self.in_flight.len()
     }
 
     pub fn handle(&mut self, msg: CoreMsg) {
@@ -144,6 +235,7 @@ impl ServerCore {
                 self.close_conn(conn);
             }
             CoreMsg::Tick => self.expire_sessions(),
+            CoreMsg::Durable { zxid } => self.on_durable(zxid),
             CoreMsg::ReapContainers => self.reap_containers(),
         }
     }
@@ -259,13 +351,17 @@ impl ServerCore {
             let prepared = self
                 .prep
                 .create_session(session_id, timeout as i32, zxid, now);
-            self.apply(&prepared);
-            info!("Established session 0x{session_id:x} with negotiated timeout {timeout} for client {}", self.conns[&conn].remote);
-            self.connect_response(
-                conn,
-                timeout as i32,
-                session_id,
-                session_password(session_id),
+            info!(
+                "Established session 0x{session_id:x} with negotiated timeout {timeout} for client {}",
+                self.conns[&conn].remote
+            );
+            // the client hears of its session once createSession is durable
+            self.submit(
+                prepared,
+                Origin::Connect {
+                    conn,
+                    timeout: timeout as i32,
+                },
             );
             return;
         }
@@ -310,11 +406,151 @@ impl ServerCore {
     fn apply(&mut self, prepared: &Prepared) -> TxnResult {
         let rc = self.tree.process_txn(&prepared.header, &prepared.txn);
         self.prep.applied(prepared.header.zxid);
-        if let Txn::CloseSession(_) = prepared.txn {
-            self.sessions.remove(prepared.header.client_id);
+        match prepared.txn {
+            Txn::CreateSession(_) => {
+                if let Some(s) = self.sessions.get_mut(prepared.header.client_id) {
+                    s.creating = false;
+                }
+            }
+            Txn::CloseSession(_) => {
+                self.sessions.remove(prepared.header.client_id);
+            }
+            _ => {}
         }
         self.deliver_events();
         rc
+    }
+
+    /// Hands a prepared txn to storage; it is applied and answered once durable.
+    fn submit(&mut self, prepared: Prepared, origin: Origin) {
+        let prepared = Arc::new(prepared);
+        let zxid = prepared.header.zxid;
+        if !matches!(origin, Origin::Internal) {
+            self.session_queues
+                .entry(prepared.header.client_id)
+                .or_default()
+                .push_back(Queued::Write(zxid));
+        }
+        self.in_flight.push_back(InFlight {
+            prepared: prepared.clone(),
+            origin,
+        });
+        match self.sink.as_mut() {
+            Some(sink) => sink.persist(prepared),
+            None => self.on_durable(zxid),
+        }
+    }
+
+    /// Applies and answers every in-flight txn up to `zxid`, in zxid order, then the reads
+    /// each session queued behind it.
+    fn on_durable(&mut self, zxid: i64) {
+        while self
+            .in_flight
+            .front()
+            .is_some_and(|f| f.prepared.header.zxid <= zxid)
+        {
+            let InFlight { prepared, origin } = self.in_flight.pop_front().expect("non-empty");
+            let session_id = prepared.header.client_id;
+            let closing_conn = match prepared.txn {
+                Txn::CloseSession(_) => self.sessions.get(session_id).and_then(|s| s.conn),
+                _ => None,
+            };
+            let rc = self.apply(&prepared);
+            match origin {
+                Origin::Internal => {}
+                Origin::Connect { conn, timeout } => {
+                    self.connect_response(conn, timeout, session_id, session_password(session_id));
+                }
+                Origin::Client {
+                    conn,
+                    xid,
+                    op_type,
+                    received_ms,
+                } => {
+                    self.answer_write(conn, xid, session_id, &prepared, &rc);
+                    self.finish_request(conn, op_type, received_ms);
+                }
+            }
+            if let Some(queue) = self.session_queues.get_mut(&session_id) {
+                if let Some(Queued::Write(z)) = queue.front() {
+                    debug_assert_eq!(
+                        *z, prepared.header.zxid,
+                        "a session's writes apply in order"
+                    );
+                    queue.pop_front();
+                }
+            }
+            if let Some(conn) = closing_conn {
+                // the session is gone: so is its connection (after the closeSession reply)
+                self.session_queues.remove(&session_id);
+                self.close_conn(conn);
+            }
+            self.drain_session_queue(session_id);
+            self.txns_since_snapshot += 1;
+        }
+        if self.txns_since_snapshot >= self.next_snapshot_after && self.sink.is_some() {
+            self.take_snapshot();
+        }
+    }
+
+    /// Answers the reads at the head of a session's queue, up to its next pending write.
+    fn drain_session_queue(&mut self, session_id: i64) {
+        loop {
+            let Some(queue) = self.session_queues.get_mut(&session_id) else {
+                return;
+            };
+            match queue.front() {
+                None => {
+                    self.session_queues.remove(&session_id);
+                    return;
+                }
+                Some(Queued::Write(_)) => return,
+                Some(Queued::Read { .. }) => {
+                    let Some(Queued::Read {
+                        conn,
+                        xid,
+                        op_type,
+                        request,
+                        received_ms,
+                    }) = queue.pop_front()
+                    else {
+                        unreachable!("matched above")
+                    };
+                    self.handle_read(conn, xid, session_id, request);
+                    self.finish_request(conn, op_type, received_ms);
+                }
+            }
+        }
+    }
+
+    /// Snapshots the applied tree (exact, not fuzzy: it is serialized here, between
+    /// requests) and starts a new log file; storage writes it in the background.
+    fn take_snapshot(&mut self) {
+        self.txns_since_snapshot = 0;
+        self.next_snapshot_after = self.snapshot_threshold();
+        let sessions: Vec<(i64, i32)> = self
+            .sessions
+            .iter()
+            .filter(|s| !s.creating)
+            .map(|s| (s.id, s.timeout_ms as i32))
+            .collect();
+        let zxid = self.tree.last_processed_zxid;
+        if let Some(sink) = self.sink.as_mut() {
+            sink.snapshot(zxid, &self.tree, sessions);
+        }
+    }
+
+    fn finish_request(&mut self, conn: ConnId, op_type: i32, received_ms: i64) {
+        if op_type == op::AUTH {
+            return;
+        }
+        let now = now_ms();
+        let latency = (now - received_ms).max(0);
+        self.stats.record_latency(latency);
+        let zxid = self.tree.last_processed_zxid;
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.stats.record(latency, zxid, now);
+        }
     }
 
     fn deliver_events(&mut self) {
@@ -405,24 +641,38 @@ impl ServerCore {
                         }),
                         error: Some(ErrorCode::MarshallingError),
                     };
-                    self.apply(&prepared);
+                    self.submit(
+                        prepared,
+                        Origin::Client {
+                            conn,
+                            xid,
+                            op_type,
+                            received_ms,
+                        },
+                    );
+                } else {
+                    self.reply_error(conn, xid, ErrorCode::MarshallingError);
                 }
-                self.reply_error(conn, xid, ErrorCode::MarshallingError);
                 return;
             }
         };
         if request.is_write() {
-            self.handle_write(conn, xid, session_id, &request, now);
+            self.handle_write(conn, xid, op_type, session_id, &request, now, received_ms);
+        } else if matches!(request, Request::Auth(_)) {
+            // auth is answered at once, as ZooKeeper does, outside the request order
+            self.handle_read(conn, xid, session_id, request);
+        } else if let Some(queue) = self.session_queues.get_mut(&session_id) {
+            // reads wait behind the session's earlier writes (FIFO per session)
+            queue.push_back(Queued::Read {
+                conn,
+                xid,
+                op_type,
+                request,
+                received_ms,
+            });
         } else {
             self.handle_read(conn, xid, session_id, request);
-        }
-        if op_type == op::AUTH {
-            return;
-        }
-        let latency = (now_ms() - received_ms).max(0);
-        self.stats.record_latency(latency);
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.stats.record(latency, self.tree.last_processed_zxid, now);
+            self.finish_request(conn, op_type, received_ms);
         }
     }
 
@@ -431,13 +681,16 @@ impl ServerCore {
         self.send(conn, frame);
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn handle_write(
         &mut self,
         conn: ConnId,
         xid: i32,
+        op_type: i32,
         session_id: i64,
         request: &Request,
         now: i64,
+        received_ms: i64,
     ) {
         let auth = self.conns[&conn].auth.clone();
         let zxid = self.next_zxid();
@@ -448,7 +701,26 @@ impl ServerCore {
             }
         }
         let prepared = self.prep.prepare(&self.tree, &ctx, request, zxid);
-        let rc = self.apply(&prepared);
+        self.submit(
+            prepared,
+            Origin::Client {
+                conn,
+                xid,
+                op_type,
+                received_ms,
+            },
+        );
+    }
+
+    /// The reply to an applied write.
+    fn answer_write(
+        &mut self,
+        conn: ConnId,
+        xid: i32,
+        session_id: i64,
+        prepared: &Prepared,
+        rc: &TxnResult,
+    ) {
         let zxid = self.tree.last_processed_zxid;
         match (&prepared.txn, prepared.error) {
             (Txn::Multi(_), _) => {
@@ -465,7 +737,7 @@ impl ServerCore {
             (txn, None) => {
                 let mut b = begin_frame(xid, zxid, rc.err);
                 if rc.err == 0 {
-                    write_txn_response(&mut b, txn, &rc);
+                    write_txn_response(&mut b, txn, rc);
                 }
                 self.send(conn, finish_frame(b));
             }
@@ -474,7 +746,10 @@ impl ServerCore {
 
     fn handle_read(&mut self, conn: ConnId, xid: i32, session_id: i64, request: Request) {
         let zxid = self.tree.last_processed_zxid;
-        let c = &self.conns[&conn];
+        // a read queued behind a write may outlive its connection
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
         let auth = c.auth.clone();
         let skip_acl = self.cfg.skip_acl;
         let can = |tree: &DataTree, node: &tree::DataNode, perm: i32| {
@@ -708,18 +983,15 @@ impl ServerCore {
         for session_id in self.sessions.expired(now) {
             let timeout = self.sessions.get(session_id).map_or(0, |s| s.timeout_ms);
             info!("Expiring session 0x{session_id:x}, timeout of {timeout}ms exceeded");
-            let conn = self.sessions.get_mut(session_id).and_then(|s| {
+            if let Some(s) = self.sessions.get_mut(session_id) {
                 s.closing = true;
-                s.conn
-            });
+            }
             let zxid = self.next_zxid();
             let prepared = self
                 .prep
                 .close_session(&self.tree, session_id, 0, zxid, now);
-            self.apply(&prepared);
-            if let Some(conn) = conn {
-                self.close_conn(conn);
-            }
+            // the connection is closed when the txn is applied
+            self.submit(prepared, Origin::Internal);
         }
     }
 
@@ -739,7 +1011,7 @@ impl ServerCore {
             if prepared.error.is_none() {
                 debug!("reaping {path}");
             }
-            self.apply(&prepared);
+            self.submit(prepared, Origin::Internal);
         }
     }
 }

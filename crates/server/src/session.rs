@@ -53,6 +53,8 @@ pub struct Session {
     pub conn: Option<ConnId>,
     /// closeSession has been prepared: further requests get SessionExpired.
     pub closing: bool,
+    /// createSession is not applied yet (so the session is not in snapshots).
+    pub creating: bool,
 }
 
 #[derive(Debug)]
@@ -86,6 +88,7 @@ impl SessionTracker {
         let id = self.next_id;
         self.next_id += 1;
         self.add(id, timeout_ms, now_ms);
+        self.sessions.get_mut(&id).expect("just added").creating = true;
         id
     }
 
@@ -100,6 +103,7 @@ impl SessionTracker {
                 expires_at,
                 conn: None,
                 closing: false,
+                creating: false,
             },
         );
     }

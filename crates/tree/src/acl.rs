@@ -75,7 +75,11 @@ impl AclCache {
 
     /// Every cached ACL list with its id, in id order (snapshots write them this way).
     pub fn entries(&self) -> Vec<(i64, &[Acl])> {
-        let mut out: Vec<(i64, &[Acl])> = self.by_id.iter().map(|(id, (acl, _))| (*id, acl.as_slice())).collect();
+        let mut out: Vec<(i64, &[Acl])> = self
+            .by_id
+            .iter()
+            .map(|(id, (acl, _))| (*id, acl.as_slice()))
+            .collect();
         out.sort_unstable_by_key(|(id, _)| *id);
         out
     }
@@ -103,7 +107,12 @@ impl AclCache {
 
     /// Drops entries no node references (after loading a snapshot).
     pub fn purge_unused(&mut self) {
-        let unused: Vec<i64> = self.by_id.iter().filter(|(_, (_, n))| *n == 0).map(|(id, _)| *id).collect();
+        let unused: Vec<i64> = self
+            .by_id
+            .iter()
+            .filter(|(_, (_, n))| *n == 0)
+            .map(|(id, _)| *id)
+            .collect();
         for id in unused {
             if let Some((acl, _)) = self.by_id.remove(&id) {
                 self.by_acl.remove(&acl);
