@@ -2,23 +2,23 @@
 """Differential test: one seeded random operation sequence, run against two servers, compared reply by reply.
 
     python3 tests/diff/difftest.py --seed N --steps K [--kinds zk,zkrs]
+        [--max-mismatches M] [--skip kind,...|exotic] [--trace-dir DIR] [--expiries E]
 
-Both servers (by default Apache ZooKeeper 3.8 and zkrs) run side by side; every step is
-sent to both, with the same kazoo client code talking the wire protocol directly (our
-own request records through kazoo's connection, so raw reply headers, error codes and
-bodies are visible).  Each reply is normalized (no times, zxids relative to the test
-root's czxid, session ids as ordinals s0, s1 ...) together with the watch events each
-session received, and the first step where the two servers differ is printed; the
-exit status is then 1.  `--kinds zk,zk` compares ZooKeeper with itself, which proves
-the trace is deterministic.
+Both servers (by default Apache ZooKeeper 3.8 and zkrs) run side by side and every step
+goes to both, through the same kazoo connection code but with our own request records,
+so raw reply headers (zxid, error code) and bodies are visible.  Each reply is normalized
+(no times; zxids relative to the test root's czxid; session ids as ordinals s0, s1 ...;
+child lists sorted) and recorded with the watch events each session received.  The first
+differing step is printed with the seed, the operation and both replies; exit status 1.
+`--kinds zk,zk` compares ZooKeeper with itself, which proves the trace is deterministic.
 
 Determinism rules this file relies on:
 - one client request at a time; after every step, one round trip on every live session
   (a barrier), so all events caused by that step have arrived before they are read;
-- the container/TTL reaper is configured to never run during the main phase; reaping is
-  checked separately (reap phase) by outcome only, not by timing;
-- the generator draws only from its seeded RNG and from the first server's replies
-  (identical on both servers up to the first mismatch, which is where we stop).
+- the container/TTL reaper never runs during the main phase (its interval is set to an
+  hour); reaping is checked in a separate phase by outcome only, not by timing;
+- the generator draws only from its seeded RNG and from the first server's replies,
+  which equal the second's up to the first mismatch.
 """
 import argparse
 import hashlib
@@ -687,7 +687,10 @@ class Runner:
             raise RunnerError("expire without begin")
         self.control.wait_event(["NodeDeleted", 3, self.stash["marker"]], EXPIRY_WAIT)
         self.control.take_events()
-        return self.stash
+        # the expired session's ephemerals must be gone
+        created = [r["ok"][0] for r in self.stash["setup"][1:1 + len(op["creates"])] if "ok" in r]
+        after = [self.call(self.sessions[0], path_watch_req("exists", p, False, P_STAT)) for p in created]
+        return dict(self.stash, after=after)
 
 
 # ---------------------------------------------------------------- the operation generator
@@ -731,7 +734,8 @@ class Generator:
         self.max_zxid = 0
         lo = max(1, steps // 10)
         n = min(expiries, max(0, steps - lo)) if "expire" not in skip else 0
-        self.expire_at = set(self.rng.sample(range(lo, steps), n)) if n else set()
+        # a separate RNG, so that a shorter --steps replays a prefix of the same sequence
+        self.expire_at = set(random.Random(f"{seed}/expire").sample(range(lo, steps), n)) if n else set()
 
     # -- random choices
 
@@ -804,7 +808,7 @@ class Generator:
 
     def next_op(self, step):
         if step in self.expire_at:
-            return self.expire_op()
+            return self.expire_op(step)
         kind = self.rng.choices(self.kinds, [self.weights[k] for k in self.kinds])[0]
         rng, s = self.rng, self.slot()
         if kind == "create":
@@ -844,7 +848,10 @@ class Generator:
         if kind == "getacl":
             return {"k": "getacl", "s": s, "path": self.pick_path()}
         if kind == "setacl":
+            # a closed ACL on the root would starve the rest of the run
             path = self.pick_path()
+            while path == ROOT:
+                path = self.pick_path()
             return {"k": "setacl", "s": s, "path": path, "acl": self.pick_acl(), "ver": self.pick_version(path, 2)}
         if kind == "multi":
             return {"k": "multi", "s": s, "ops": [self.multi_sub() for _ in range(rng.choice([0, 1, 2, 2, 3, 4]))]}
@@ -906,9 +913,10 @@ class Generator:
             return {"t": "set", "path": path, "data": self.pick_data(), "ver": self.pick_version(path)}
         return {"t": "check", "path": path, "ver": self.pick_version(path)}
 
-    def expire_op(self):
-        creates = []
-        for _ in range(self.rng.randrange(1, 4)):
+    def expire_op(self, step):
+        # one ephemeral that is likely to be created, then random ones
+        creates = [{"path": f"{ROOT}/exp{step}", "data": b"", "mode": 1}]
+        for _ in range(self.rng.randrange(3)):
             mode = self.rng.choice([1, 3])
             creates.append({"path": self.pick_seq_prefix() if mode == 3 else self.pick_new_path(),
                             "data": self.pick_data(), "mode": mode})
@@ -1122,6 +1130,9 @@ def main(argv=None):
     if len(kinds) != 2:
         ap.error("--kinds needs exactly two kinds")
     skip = set(filter(None, args.skip.split(",")))
+    unknown = skip - set(WEIGHTS) - {"exotic", "expire", "reap"}
+    if unknown:
+        ap.error(f"unknown kinds in --skip: {', '.join(sorted(unknown))}; known: {', '.join(sorted(WEIGHTS))}")
     if "exotic" in skip:
         skip |= set(EXOTIC)
     logging.basicConfig(level=logging.WARNING)

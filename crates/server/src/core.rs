@@ -421,6 +421,41 @@ impl ServerCore {
         rc
     }
 
+    /// A request that fails before Prepare still takes a zxid, with an error txn.
+    #[allow(clippy::too_many_arguments)]
+    fn submit_error(
+        &mut self,
+        conn: ConnId,
+        xid: i32,
+        op_type: i32,
+        session_id: i64,
+        code: ErrorCode,
+        now: i64,
+        received_ms: i64,
+    ) {
+        let zxid = self.next_zxid();
+        let prepared = Prepared {
+            header: jute::TxnHeader {
+                client_id: session_id,
+                cxid: xid,
+                zxid,
+                time: now,
+                txn_type: op::ERROR,
+            },
+            txn: Txn::Error(jute::ErrorTxn { err: code.code() }),
+            error: Some(code),
+        };
+        self.submit(
+            prepared,
+            Origin::Client {
+                conn,
+                xid,
+                op_type,
+                received_ms,
+            },
+        );
+    }
+
     /// Hands a prepared txn to storage; it is applied and answered once durable.
     fn submit(&mut self, prepared: Prepared, origin: Origin) {
         let prepared = Arc::new(prepared);
@@ -555,6 +590,16 @@ impl ServerCore {
 
     fn deliver_events(&mut self) {
         for ev in self.tree.drain_events() {
+            if let (Some(acl), false) = (&ev.acl, self.cfg.skip_acl) {
+                // a watcher that may not read the znode does not hear about it (CVE-2024-23944)
+                let allowed = self
+                    .conns
+                    .get(&ev.watcher)
+                    .is_some_and(|c| tree::acl::check_acl(acl, perms::READ, &c.auth));
+                if !allowed {
+                    continue;
+                }
+            }
             let mut b = begin_frame(xid::NOTIFICATION, -1, 0);
             jute::WatcherEvent {
                 event_type: ev.event_type,
@@ -613,6 +658,20 @@ impl ServerCore {
             self.close_conn(conn);
             return;
         }
+        if op_type == op::DELETE_CONTAINER {
+            // only the server's container reaper may delete containers; ZooKeeper answers a
+            // client's deleteContainer with BadArguments (after spending a zxid on it)
+            self.submit_error(
+                conn,
+                xid,
+                op_type,
+                session_id,
+                ErrorCode::BadArguments,
+                now,
+                received_ms,
+            );
+            return;
+        }
         let request = match request {
             Ok(r) => r,
             Err(JuteError::InvalidValue { what: "opcode", .. }) => {
@@ -627,28 +686,14 @@ impl ServerCore {
                 );
                 if is_write_op(op_type) {
                     // ZooKeeper gives a malformed write an error txn, which takes a zxid
-                    let zxid = self.next_zxid();
-                    let prepared = Prepared {
-                        header: jute::TxnHeader {
-                            client_id: session_id,
-                            cxid: xid,
-                            zxid,
-                            time: now,
-                            txn_type: op::ERROR,
-                        },
-                        txn: Txn::Error(jute::ErrorTxn {
-                            err: ErrorCode::MarshallingError.code(),
-                        }),
-                        error: Some(ErrorCode::MarshallingError),
-                    };
-                    self.submit(
-                        prepared,
-                        Origin::Client {
-                            conn,
-                            xid,
-                            op_type,
-                            received_ms,
-                        },
+                    self.submit_error(
+                        conn,
+                        xid,
+                        op_type,
+                        session_id,
+                        ErrorCode::MarshallingError,
+                        now,
+                        received_ms,
                     );
                 } else {
                     self.reply_error(conn, xid, ErrorCode::MarshallingError);
@@ -938,11 +983,12 @@ impl ServerCore {
                 let id = tree::acl::generate_digest(&String::from_utf8_lossy(&auth_data));
                 let is_super = self.cfg.super_digest.as_deref() == Some(id.as_str());
                 let c = self.conns.get_mut(&conn).expect("caller checked");
-                if is_super {
-                    c.auth.push(Id {
-                        scheme: "super".into(),
-                        id: String::new(),
-                    });
+                let super_id = Id {
+                    scheme: "super".into(),
+                    id: String::new(),
+                };
+                if is_super && !c.auth.contains(&super_id) {
+                    c.auth.push(super_id);
                 }
                 let id = Id {
                     scheme: "digest".into(),
@@ -951,6 +997,7 @@ impl ServerCore {
                 if !c.auth.contains(&id) {
                     c.auth.push(id);
                 }
+                c.auth = tree::acl::in_zookeeper_auth_order(&c.auth);
                 true
             }
             "ip" => {

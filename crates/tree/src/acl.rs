@@ -125,6 +125,38 @@ impl AclCache {
     }
 }
 
+/// Java's String.hashCode (over UTF-16 code units).
+fn java_string_hash(s: &str) -> i32 {
+    s.encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32))
+}
+
+/// The hashCode jute generates for an Id record.
+fn java_id_hash(id: &Id) -> i32 {
+    let h = 17i32
+        .wrapping_mul(37)
+        .wrapping_add(java_string_hash(&id.scheme));
+    h.wrapping_mul(37).wrapping_add(java_string_hash(&id.id))
+}
+
+/// Orders a connection's auth ids as ZooKeeper iterates them: it keeps them in a
+/// ConcurrentHashMap-backed set, so whoAmI and the expansion of `auth` ACLs follow bucket
+/// order (insertion order within a bucket). Clients can observe both.
+pub fn in_zookeeper_auth_order(ids: &[Id]) -> Vec<Id> {
+    let mut table = 16usize;
+    while ids.len() * 4 >= table * 3 {
+        table *= 2;
+    }
+    let bucket = |id: &Id| {
+        let h = java_id_hash(id);
+        let spread = (h ^ ((h as u32) >> 16) as i32) & 0x7fff_ffff;
+        spread as usize & (table - 1)
+    };
+    let mut out = ids.to_vec();
+    out.sort_by_key(bucket);
+    out
+}
+
 /// `user:base64(sha1("user:password"))`, ZooKeeper's digest id for `user:password`.
 pub fn generate_digest(user_password: &str) -> String {
     let user = user_password.split(':').next().unwrap_or("");

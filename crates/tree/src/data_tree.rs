@@ -41,9 +41,19 @@ impl DataNode {
             ctime: s.ctime,
             mtime: s.mtime,
             version: s.version,
-            cversion: s.cversion,
+            // stored: the count of child creations; shown: changes, i.e. creations plus
+            // deletions (every child not present any more was deleted once)
+            cversion: s
+                .cversion
+                .wrapping_mul(2)
+                .wrapping_sub(self.children.len() as i32),
             aversion: s.aversion,
-            ephemeral_owner: s.ephemeral_owner,
+            // containers and TTL nodes show no owner to clients
+            ephemeral_owner: if ephemeral_owner::is_session(s.ephemeral_owner) {
+                s.ephemeral_owner
+            } else {
+                0
+            },
             data_length: self.data.as_ref().map_or(0, |d| d.len() as i32),
             num_children: self.children.len() as i32,
             pzxid: s.pzxid,
@@ -127,8 +137,9 @@ impl DataTree {
         self.nodes.insert(p.to_owned(), node);
     }
 
+    /// The node at `path`; "" is the root too, as in ZooKeeper's node table.
     pub fn node(&self, path: &str) -> Option<&DataNode> {
-        self.nodes.get(path)
+        self.nodes.get(if path.is_empty() { "/" } else { path })
     }
 
     pub fn node_count(&self) -> usize {
@@ -166,19 +177,24 @@ impl DataTree {
         p: &str,
         event_type: i32,
         suppress: &[WatcherId],
+        acl_id: i64,
     ) -> Vec<WatcherId> {
         let manager = match kind {
             WatchKind::Data => &mut self.data_watches,
             WatchKind::Child => &mut self.child_watches,
         };
         let fired = manager.trigger(p, event_type);
-        for &watcher in &fired {
-            if !suppress.contains(&watcher) {
-                self.events.push(WatchEvent {
-                    watcher,
-                    event_type,
-                    path: p.to_owned(),
-                });
+        if fired.iter().any(|w| !suppress.contains(w)) {
+            let acl = self.acls.get(acl_id);
+            for &watcher in &fired {
+                if !suppress.contains(&watcher) {
+                    self.events.push(WatchEvent {
+                        watcher,
+                        event_type,
+                        path: p.to_owned(),
+                        acl: Some(acl.clone()),
+                    });
+                }
             }
         }
         fired
@@ -252,7 +268,14 @@ impl DataTree {
                         node.stat.mzxid = zxid;
                         node.stat.version = t.version;
                         rc.stat = Some(node.stat());
-                        self.fire(WatchKind::Data, &t.path, event::NODE_DATA_CHANGED, &[]);
+                        let acl_id = node.acl;
+                        self.fire(
+                            WatchKind::Data,
+                            &t.path,
+                            event::NODE_DATA_CHANGED,
+                            &[],
+                            acl_id,
+                        );
                     }
                 }
             }
@@ -385,12 +408,17 @@ impl DataTree {
                 .or_default()
                 .insert(p.to_owned());
         }
-        self.fire(WatchKind::Data, p, event::NODE_CREATED, &[]);
+        let parent_acl = self
+            .nodes
+            .get(parent_path)
+            .map_or(OPEN_UNSAFE_ACL_ID, |n| n.acl);
+        self.fire(WatchKind::Data, p, event::NODE_CREATED, &[], acl_id);
         self.fire(
             WatchKind::Child,
             parent_path,
             event::NODE_CHILDREN_CHANGED,
             &[],
+            parent_acl,
         );
     }
 
@@ -401,8 +429,8 @@ impl DataTree {
         if zxid > parent.stat.pzxid {
             parent.stat.pzxid = zxid;
         }
+        let parent_acl = parent.acl;
         let node = self.nodes.remove(p).ok_or(ErrorCode::NoNode)?;
-        self.acls.release(node.acl);
         let owner = node.stat.ephemeral_owner;
         if ephemeral_owner::is_container(owner) {
             self.containers.remove(p);
@@ -416,14 +444,17 @@ impl DataTree {
                 }
             }
         }
-        let fired = self.fire(WatchKind::Data, p, event::NODE_DELETED, &[]);
-        self.fire(WatchKind::Child, p, event::NODE_DELETED, &fired);
+        let fired = self.fire(WatchKind::Data, p, event::NODE_DELETED, &[], node.acl);
+        self.fire(WatchKind::Child, p, event::NODE_DELETED, &fired, node.acl);
         self.fire(
             WatchKind::Child,
             parent_path,
             event::NODE_CHILDREN_CHANGED,
             &[],
+            parent_acl,
         );
+        // released only now: the events above needed the ACL
+        self.acls.release(node.acl);
         Ok(())
     }
 
@@ -434,7 +465,7 @@ impl DataTree {
         if let Some(w) = watcher {
             self.data_watches.add(p, w, WatchMode::Standard);
         }
-        self.nodes.get(p).map(DataNode::stat)
+        self.node(p).map(DataNode::stat)
     }
 
     pub fn watch_data(&mut self, p: &str, watcher: WatcherId) {
@@ -445,25 +476,28 @@ impl DataTree {
         self.child_watches.add(p, watcher, WatchMode::Standard);
     }
 
-    /// addWatch: persistent watches go in both tables, recursive ones only in the data table.
+    /// addWatch: ZooKeeper 3.8 puts the watch, with its mode, in both tables; a recursive
+    /// watch in the child table fires NodeDeleted for descendants, never NodeChildrenChanged.
     pub fn add_watch(&mut self, p: &str, watcher: WatcherId, recursive: bool) {
-        if recursive {
-            self.data_watches
-                .add(p, watcher, WatchMode::PersistentRecursive);
+        let mode = if recursive {
+            WatchMode::PersistentRecursive
         } else {
-            self.data_watches.add(p, watcher, WatchMode::Persistent);
-            self.child_watches.add(p, watcher, WatchMode::Persistent);
-        }
+            WatchMode::Persistent
+        };
+        self.data_watches.add(p, watcher, mode);
+        self.child_watches.add(p, watcher, mode);
     }
 
     /// setWatches after a reconnect: fires at once for what changed after `relative_zxid`,
     /// registers the rest.
     pub fn set_watches(&mut self, w: &SetWatches2, watcher: WatcherId) {
         let emit = |events: &mut Vec<WatchEvent>, event_type, path: &str| {
+            // events from setWatches are not filtered by ACL (as in ZooKeeper)
             events.push(WatchEvent {
                 watcher,
                 event_type,
                 path: path.to_owned(),
+                acl: None,
             })
         };
         for p in &w.data_watches {
@@ -498,15 +532,15 @@ impl DataTree {
         }
     }
 
-    /// checkWatches: whether `watcher` has a watch of `watcher_type` on `p`.
+    /// checkWatches, with ZooKeeper 3.8's answer (see [`WatchManager::contains_as_zookeeper`]).
     pub fn contains_watch(&self, p: &str, watcher_type: i32, watcher: WatcherId) -> bool {
         use jute::watcher_type::*;
+        let child = || self.child_watches.contains_as_zookeeper(p, watcher);
+        let data = || self.data_watches.contains_as_zookeeper(p, watcher);
         match watcher_type {
-            CHILDREN => self.child_watches.contains(p, watcher),
-            DATA => self.data_watches.contains(p, watcher),
-            ANY => {
-                self.child_watches.contains(p, watcher) || self.data_watches.contains(p, watcher)
-            }
+            CHILDREN => child(),
+            DATA => data(),
+            ANY => child() || data(),
             _ => false,
         }
     }

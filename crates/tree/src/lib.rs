@@ -8,6 +8,7 @@ pub mod acl;
 pub mod data_tree;
 pub mod path;
 pub mod prep;
+pub mod snapshot;
 pub mod txn;
 pub mod watch;
 

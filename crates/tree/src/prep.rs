@@ -431,8 +431,17 @@ impl Preparer {
         zxid: i64,
         container_only: bool,
     ) -> Outcome<Txn> {
-        path::validate_path(p).map_err(|_| ErrorCode::BadArguments)?;
-        let parent_path = path::parent(p).unwrap_or("/");
+        // ZooKeeper checks only this much of a deleted path (getParentPathAndValidate): a
+        // malformed path is then simply not found
+        let last_slash = p.rfind('/').ok_or(ErrorCode::BadArguments)?;
+        if p.contains('\0') || is_special_path(p) {
+            return Err(ErrorCode::BadArguments);
+        }
+        let parent_path = if last_slash == 0 {
+            "/"
+        } else {
+            &p[..last_slash]
+        };
         let parent = self.record(tree, parent_path)?;
         if !container_only {
             Self::check_acl(ctx, &parent.acl, perms::DELETE)?;
@@ -546,6 +555,14 @@ impl Preparer {
             version: next,
         }))
     }
+}
+
+/// The nodes ZooKeeper never lets a client delete.
+fn is_special_path(p: &str) -> bool {
+    matches!(
+        p,
+        "/" | crate::ZOOKEEPER_PATH | crate::QUOTA_PATH | crate::CONFIG_PATH
+    )
 }
 
 fn header(session_id: i64, cxid: i32, zxid: i64, time: i64, txn_type: i32) -> TxnHeader {

@@ -22,6 +22,9 @@ pub struct WatchEvent {
     pub watcher: WatcherId,
     pub event_type: i32,
     pub path: String,
+    /// The ACL of the znode the event is about: a watcher without READ on it does not get the
+    /// event (ZooKeeper's fix of CVE-2024-23944). None: deliver unconditionally.
+    pub acl: Option<Vec<jute::Acl>>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -53,6 +56,13 @@ impl WatchManager {
         self.by_watcher
             .get(&watcher)
             .is_some_and(|paths| paths.contains(path))
+    }
+
+    /// checkWatches as ZooKeeper 3.8 answers it: true when *any* watcher watches `path` in
+    /// this table (its WatchManager.containsWatcher looks only at the path). Kept for
+    /// compatibility; removeWatches uses the exact [`WatchManager::remove`].
+    pub fn contains_as_zookeeper(&self, path: &str, _watcher: WatcherId) -> bool {
+        self.by_path.contains_key(path)
     }
 
     pub fn remove(&mut self, path: &str, watcher: WatcherId) -> bool {

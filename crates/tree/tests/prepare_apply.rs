@@ -164,11 +164,24 @@ fn versions_acls_and_ephemeral_parents_are_checked() {
     });
     p.run(&read_only);
     assert_eq!(p.run(&create("/ro/c", 0)).0.error, Some(ErrorCode::NoAuth));
+    p.run(&create("/v/child", 0));
     let delete_nonempty = Request::Delete(jute::DeleteRequest {
-        path: "/".into(),
+        path: "/v".into(),
         version: -1,
     });
     assert_eq!(p.run(&delete_nonempty).0.error, Some(ErrorCode::NotEmpty));
+    // the built-in nodes cannot be deleted; a malformed path is just not there
+    for (path, code) in [
+        ("/", ErrorCode::BadArguments),
+        ("/zookeeper/config", ErrorCode::BadArguments),
+        ("//", ErrorCode::NoNode),
+    ] {
+        let delete = Request::Delete(jute::DeleteRequest {
+            path: path.into(),
+            version: -1,
+        });
+        assert_eq!(p.run(&delete).0.error, Some(code), "{path}");
+    }
 }
 
 #[test]

@@ -1,0 +1,155 @@
+//! The storage edge: recovery at startup, a log-writer thread that group-commits txns (one
+//! fsync for everything queued while the previous fsync ran), and background snapshots.
+
+use crate::core::{CoreMsg, TxnSink};
+use config::ZooCfg;
+use std::path::PathBuf;
+use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
+use storage::txnlog::TxnLog;
+use tokio::sync::mpsc::UnboundedSender;
+use tracing::{error, info, warn};
+use tree::{DataTree, Prepared, TxnEntry};
+
+enum LogCommand {
+    Append(Arc<Prepared>),
+    Roll,
+}
+
+/// What the server starts from.
+pub struct Restored {
+    pub tree: DataTree,
+    pub sessions: Vec<(i64, i32)>,
+}
+
+/// Loads the newest valid snapshot and replays the log after it (ZooKeeper's restore), then
+/// takes a fresh snapshot when anything was replayed, as ZooKeeper does at startup.
+pub fn restore(cfg: &ZooCfg) -> anyhow::Result<Restored> {
+    let data_dir = storage::datadir::version_dir(&cfg.data_dir)?;
+    let log_dir = storage::datadir::version_dir(cfg.log_dir())?;
+    let recovered = storage::datadir::recover(&cfg.data_dir, cfg.log_dir())
+        .map_err(|e| anyhow::anyhow!("cannot recover the data in {}: {e}", cfg.data_dir.display()))?;
+    for w in &recovered.warnings {
+        warn!("{w}");
+    }
+    if let Some(torn) = &recovered.torn_tail {
+        warn!("the last transaction log ended in a torn record, truncated: {torn}");
+    }
+    let sessions: Vec<(i64, i32)> = recovered.sessions.iter().map(|(&id, &t)| (id, t)).collect();
+    info!(
+        "recovered zxid 0x{:x}: {} znodes, {} sessions (snapshot {}, logs in {})",
+        recovered.last_zxid,
+        recovered.tree.node_count(),
+        sessions.len(),
+        recovered.snapshot.as_ref().map_or("none".into(), |p| p.display().to_string()),
+        log_dir.display()
+    );
+    let snapshot_zxid = recovered
+        .snapshot
+        .as_ref()
+        .and_then(|p| p.file_name()?.to_str()?.strip_prefix("snapshot.").and_then(|h| i64::from_str_radix(h, 16).ok()));
+    if snapshot_zxid != Some(recovered.last_zxid) {
+        let bytes = storage::snapshot::serialize(&recovered.tree, &sessions);
+        let path = storage::snapshot::write(&data_dir, recovered.last_zxid, &bytes)?;
+        info!("startup snapshot {}", path.display());
+    }
+    Ok(Restored { tree: recovered.tree, sessions })
+}
+
+/// The sink the core hands txns to.
+pub struct DiskSink {
+    log: std_mpsc::Sender<LogCommand>,
+    snap_dir: PathBuf,
+    data_dir: PathBuf,
+    log_dir: PathBuf,
+    retain: usize,
+    purge_on_snapshot: bool,
+}
+
+impl DiskSink {
+    /// Starts the log writer thread; it reports durable zxids to the core.
+    pub fn start(cfg: &ZooCfg, core_tx: UnboundedSender<CoreMsg>) -> anyhow::Result<DiskSink> {
+        let log_dir = storage::datadir::version_dir(cfg.log_dir())?;
+        let snap_dir = storage::datadir::version_dir(&cfg.data_dir)?;
+        let log = TxnLog::open(&log_dir, cfg.pre_alloc_size_kb * 1024)?;
+        let (tx, rx) = std_mpsc::channel();
+        let force_sync = cfg.force_sync;
+        if !force_sync {
+            warn!("forceSync=no: acknowledged writes are not fsynced and can be lost on a crash");
+        }
+        std::thread::Builder::new()
+            .name("txn-log".into())
+            .spawn(move || log_writer(log, rx, force_sync, core_tx))?;
+        Ok(DiskSink {
+            log: tx,
+            snap_dir,
+            data_dir: cfg.data_dir.clone(),
+            log_dir: cfg.log_dir().clone(),
+            retain: cfg.autopurge_snap_retain_count as usize,
+            purge_on_snapshot: cfg.autopurge_purge_interval_hours > 0,
+        })
+    }
+}
+
+impl TxnSink for DiskSink {
+    fn persist(&mut self, txn: Arc<Prepared>) {
+        let _ = self.log.send(LogCommand::Append(txn));
+    }
+
+    fn snapshot(&mut self, zxid: i64, tree: &DataTree, sessions: Vec<(i64, i32)>) {
+        let _ = self.log.send(LogCommand::Roll);
+        let started = std::time::Instant::now();
+        let bytes = storage::snapshot::serialize(tree, &sessions);
+        let serialize_ms = started.elapsed().as_millis();
+        let dir = self.snap_dir.clone();
+        let (data_dir, log_dir, retain, purge) = (self.data_dir.clone(), self.log_dir.clone(), self.retain, self.purge_on_snapshot);
+        std::thread::spawn(move || match storage::snapshot::write(&dir, zxid, &bytes) {
+            Ok(path) => {
+                info!("snapshot {} ({} bytes, serialized in {serialize_ms} ms)", path.display(), bytes.len());
+                if purge {
+                    if let Err(e) = storage::datadir::purge(&data_dir, &log_dir, retain) {
+                        warn!("autopurge failed: {e}");
+                    }
+                }
+            }
+            Err(e) => error!("snapshot at zxid 0x{zxid:x} failed: {e}"),
+        });
+    }
+}
+
+/// Appends everything queued, fsyncs once, reports the last zxid as durable, repeats.
+fn log_writer(mut log: TxnLog, rx: std_mpsc::Receiver<LogCommand>, force_sync: bool, core_tx: UnboundedSender<CoreMsg>) {
+    while let Ok(first) = rx.recv() {
+        let mut last = None;
+        let mut next = Some(first);
+        while let Some(cmd) = next {
+            let result = match cmd {
+                LogCommand::Append(p) => {
+                    last = Some(p.header.zxid);
+                    log.append(&TxnEntry { header: p.header.clone(), txn: p.txn.clone() })
+                }
+                LogCommand::Roll => log.commit(force_sync).and_then(|_| log.roll()),
+            };
+            if let Err(e) = result {
+                fatal_storage_error(e);
+            }
+            next = rx.try_recv().ok();
+        }
+        if let Some(zxid) = last {
+            if let Err(e) = log.commit(force_sync) {
+                fatal_storage_error(e);
+            }
+            if core_tx.send(CoreMsg::Durable { zxid }).is_err() {
+                return;
+            }
+        }
+    }
+    let _ = log.commit(force_sync);
+}
+
+/// A write that cannot be made durable cannot be acknowledged: like ZooKeeper, stop the
+/// server rather than serve with a log that has a hole (clients fail over and retry).
+fn fatal_storage_error(e: std::io::Error) -> ! {
+    error!("Severe unrecoverable error writing the transaction log, exiting: {e}");
+    std::process::exit(2);
+}

@@ -1,0 +1,323 @@
+//! A dataDir (and dataLogDir) as a whole: recovery at start and autopurge, following
+//! ZooKeeper's FileTxnSnapLog, FileSnap and PurgeTxnLog.
+//!
+//! `data_dir` and `log_dir` are the configured `dataDir` and `dataLogDir` (equal when no
+//! dataLogDir is set): the files live in their `version-2` subdirectory.
+
+use crate::snapshot::{self, SNAPSHOT_PREFIX};
+use crate::txnlog::{self, TxnLog, LOG_PREFIX};
+use crate::{list_by_zxid, StorageError};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use tree::{DataTree, Txn};
+
+/// The subdirectory of a dataDir or dataLogDir that holds the files.
+pub const VERSION_DIR: &str = "version-2";
+
+/// `<dir>/version-2` (created if missing).
+pub fn version_dir(dir: &Path) -> std::io::Result<PathBuf> {
+    let v = dir.join(VERSION_DIR);
+    std::fs::create_dir_all(&v)?;
+    Ok(v)
+}
+
+/// The outcome of [`recover`].
+#[derive(Debug)]
+pub struct Recovered {
+    /// The tree with every logged txn applied; `last_processed_zxid` = `last_zxid`.
+    pub tree: DataTree,
+    /// Open sessions and their timeouts (ms), from the snapshot and the log.
+    pub sessions: BTreeMap<i64, i32>,
+    /// The zxid of the last txn replayed, or of the snapshot, or 0 for an empty dataDir.
+    pub last_zxid: i64,
+    /// The snapshot loaded, if any.
+    pub snapshot: Option<PathBuf>,
+    /// The torn tail cut from the last log file, if there was one.
+    pub torn_tail: Option<String>,
+    /// Snapshots skipped as corrupt, and other things an operator should hear about.
+    pub warnings: Vec<String>,
+}
+
+/// The log files to read to replay everything after `snap_zxid`, as ZooKeeper's
+/// FileTxnLog.getLogFiles: the newest file starting at or before `snap_zxid` (it may hold
+/// txns after it) and every later one, ascending.
+pub fn logs_after(logs: &[(i64, PathBuf)], snap_zxid: i64) -> Vec<(i64, PathBuf)> {
+    let start = logs
+        .iter()
+        .filter(|(z, _)| *z <= snap_zxid)
+        .map(|(z, _)| *z)
+        .max()
+        .unwrap_or(i64::MIN);
+    logs.iter().filter(|(z, _)| *z >= start).cloned().collect()
+}
+
+/// ZooKeeper's restore: newest snapshot that reads back valid (fall back to older ones; a
+/// corrupt newer one is skipped with a warning), then replay every txn with zxid > the
+/// snapshot's zxid from the log files (the file whose start zxid <= snapshot zxid+1 and all
+/// later ones), in zxid order, applying them with DataTree::process_txn and tracking sessions
+/// (createSession adds id->timeout, closeSession removes). A torn tail of the LAST log file is
+/// truncated (so later appends never leave garbage in the middle) and reported. Corruption
+/// anywhere else → Err. Zxids must strictly increase across the replayed log.
+///
+/// Differences from ZooKeeper, all on the safe side: a CRC-failing record in the middle of a
+/// log is an error in both, but zkrs also refuses an incomplete record or a zeroed stretch
+/// followed by valid records (ZooKeeper would silently skip to the next file); a dataDir with
+/// logs and no snapshot at all is replayed from zxid 0 with a warning (ZooKeeper refuses it
+/// unless zookeeper.snapshot.trust.empty is set); snapshot files that exist but none of which
+/// is valid are an error (as in ZooKeeper).
+pub fn recover(data_dir: &Path, log_dir: &Path) -> Result<Recovered, StorageError> {
+    let snap_dir = version_dir(data_dir).map_err(|e| StorageError::io(data_dir, e))?;
+    let txn_dir = version_dir(log_dir).map_err(|e| StorageError::io(log_dir, e))?;
+    let snaps =
+        list_by_zxid(&snap_dir, SNAPSHOT_PREFIX).map_err(|e| StorageError::io(&snap_dir, e))?;
+    let logs = list_by_zxid(&txn_dir, LOG_PREFIX).map_err(|e| StorageError::io(&txn_dir, e))?;
+    if snap_dir != txn_dir {
+        // ZOOKEEPER-2967: catch swapped dataDir / dataLogDir
+        if let Some((_, p)) = list_by_zxid(&txn_dir, SNAPSHOT_PREFIX)
+            .map_err(|e| StorageError::io(&txn_dir, e))?
+            .first()
+        {
+            return Err(StorageError::new(
+                p,
+                0,
+                "the txn log directory has snapshot files: check dataDir and dataLogDir",
+            ));
+        }
+        if let Some((_, p)) = logs_in(&snap_dir)?.first() {
+            return Err(StorageError::new(
+                p,
+                0,
+                "the snapshot directory has log files: check dataDir and dataLogDir",
+            ));
+        }
+    }
+    let mut warnings = Vec::new();
+
+    // newest valid snapshot
+    let mut loaded: Option<(i64, PathBuf, DataTree, Vec<(i64, i32)>)> = None;
+    let mut candidates = 0;
+    let mut last_error = None;
+    for (zxid, path) in snaps.iter().rev() {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name != snapshot::snapshot_name(*zxid) {
+            if !name.ends_with(".tmp") {
+                warnings.push(format!(
+                    "{}: not a plain snapshot (compressed snapshots are not supported); ignored",
+                    path.display()
+                ));
+            }
+            continue;
+        }
+        candidates += 1;
+        match snapshot::read(path) {
+            Ok((tree, sessions)) => {
+                loaded = Some((*zxid, path.clone(), tree, sessions));
+                break;
+            }
+            Err(e) => {
+                warnings.push(format!("skipping invalid snapshot: {e}"));
+                last_error = Some(e);
+            }
+        }
+    }
+    if loaded.is_none() && candidates > 0 {
+        let e = last_error.expect("a candidate failed");
+        return Err(StorageError::new(
+            &e.file,
+            e.offset,
+            format!(
+                "no valid snapshot in {}; oldest one: {}",
+                snap_dir.display(),
+                e.message
+            ),
+        ));
+    }
+    let (snap_zxid, snapshot, mut tree, sessions) = match loaded {
+        Some((z, p, t, s)) => (z, Some(p), t, s),
+        None => {
+            if !logs.is_empty() {
+                warnings.push(format!(
+                    "no snapshot in {}: replaying the txn logs from the beginning",
+                    snap_dir.display()
+                ));
+            }
+            (0, None, DataTree::new(), Vec::new())
+        }
+    };
+    tree.last_processed_zxid = snap_zxid;
+    let mut sessions: BTreeMap<i64, i32> = sessions.into_iter().collect();
+
+    // replay
+    let mut torn_tail = None;
+    let newest_log = logs.last().map(|(_, p)| p.clone());
+    let mut last_zxid = snap_zxid;
+    let mut prev: Option<i64> = None;
+    let mut first_replayed = true;
+    for (_, path) in logs_after(&logs, snap_zxid) {
+        let log = txnlog::read_log(&path)?;
+        if let Some(why) = &log.torn_tail {
+            if Some(&path) != newest_log.as_ref() {
+                return Err(StorageError::new(
+                    &path,
+                    log.valid_len,
+                    format!("{why} (not the newest log file, so this is not a torn write)"),
+                ));
+            }
+            TxnLog::truncate_to(&txn_dir, &path, log.valid_len).map_err(|e| {
+                StorageError::new(
+                    &path,
+                    log.valid_len,
+                    format!("cannot truncate the torn tail: {e}"),
+                )
+            })?;
+            torn_tail = Some(format!(
+                "{}: {why}; truncated to {} bytes",
+                path.display(),
+                log.valid_len
+            ));
+        }
+        for (entry, offset) in log.entries.iter().zip(&log.offsets) {
+            let zxid = entry.zxid();
+            if let Some(p) = prev {
+                if zxid <= p {
+                    return Err(StorageError::new(
+                        &path,
+                        *offset,
+                        format!(
+                            "zxid {zxid:#x} follows {p:#x}: zxids must increase across the log"
+                        ),
+                    ));
+                }
+            }
+            prev = Some(zxid);
+            if zxid <= snap_zxid {
+                continue;
+            }
+            if first_replayed {
+                first_replayed = false;
+                let (se, sc) = (snap_zxid >> 32, snap_zxid & 0xffff_ffff);
+                if snapshot.is_some() && zxid >> 32 == se && (zxid & 0xffff_ffff) > sc + 1 {
+                    warnings.push(format!(
+                        "the log resumes at zxid {zxid:#x} after snapshot {snap_zxid:#x}: txns may be missing"
+                    ));
+                }
+            }
+            match &entry.txn {
+                Txn::CreateSession(t) => {
+                    sessions.insert(entry.header.client_id, t.time_out);
+                }
+                Txn::CloseSession(_) => {
+                    sessions.remove(&entry.header.client_id);
+                }
+                _ => {}
+            }
+            tree.process_txn(&entry.header, &entry.txn);
+            last_zxid = zxid;
+        }
+    }
+    // txns are applied through the same path as live ones: drop their watch events
+    let _ = tree.drain_events();
+    tree.last_processed_zxid = last_zxid;
+    let dangling = tree.dangling_acl_paths();
+    if !dangling.is_empty() {
+        warnings.push(format!(
+            "{} znodes reference ACLs missing from the snapshot's ACL cache (first: {}); they are open to everyone",
+            dangling.len(),
+            dangling[0]
+        ));
+    }
+    Ok(Recovered {
+        tree,
+        sessions,
+        last_zxid,
+        snapshot,
+        torn_tail,
+        warnings,
+    })
+}
+
+fn logs_in(dir: &Path) -> Result<Vec<(i64, PathBuf)>, StorageError> {
+    list_by_zxid(dir, LOG_PREFIX).map_err(|e| StorageError::io(dir, e))
+}
+
+/// autopurge: keep the newest `retain` snapshots (min 3) and the logs needed to replay from
+/// the oldest kept, as ZooKeeper's PurgeTxnLog: the snapshots kept are the newest ones that
+/// pass ZooKeeper's quick validity check; older snapshots are removed, and so are the log
+/// files older than the one that starts at or before the oldest kept snapshot. Returns the
+/// removed files.
+pub fn purge(data_dir: &Path, log_dir: &Path, retain: usize) -> std::io::Result<Vec<PathBuf>> {
+    let retain = retain.max(3);
+    let snap_dir = version_dir(data_dir)?;
+    let txn_dir = version_dir(log_dir)?;
+    let snaps = list_by_zxid(&snap_dir, SNAPSHOT_PREFIX)?;
+    let kept: Vec<i64> = snaps
+        .iter()
+        .rev()
+        .filter(|(_, p)| snapshot::looks_valid(p))
+        .take(retain)
+        .map(|(z, _)| *z)
+        .collect();
+    let Some(&oldest_kept) = kept.last() else {
+        return Ok(Vec::new());
+    };
+    let logs = list_by_zxid(&txn_dir, LOG_PREFIX)?;
+    let needed: Vec<PathBuf> = logs_after(&logs, oldest_kept)
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    let mut doomed: Vec<PathBuf> = logs
+        .into_iter()
+        .filter(|(z, p)| *z < oldest_kept && !needed.contains(p))
+        .map(|(_, p)| p)
+        .collect();
+    doomed.extend(
+        snaps
+            .into_iter()
+            .filter(|(z, _)| *z < oldest_kept)
+            .map(|(_, p)| p),
+    );
+    let mut removed = Vec::new();
+    for p in doomed {
+        match std::fs::remove_file(&p) {
+            Ok(()) => removed.push(p),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if !removed.is_empty() {
+        crate::sync_dir(&snap_dir)?;
+        if txn_dir != snap_dir {
+            crate::sync_dir(&txn_dir)?;
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(zs: &[i64]) -> Vec<(i64, PathBuf)> {
+        zs.iter()
+            .map(|z| (*z, PathBuf::from(format!("log.{z:x}"))))
+            .collect()
+    }
+
+    #[test]
+    fn log_selection_matches_zookeeper() {
+        let logs = files(&[1, 10, 20, 30]);
+        let pick = |s| {
+            logs_after(&logs, s)
+                .iter()
+                .map(|(z, _)| *z)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(pick(0), vec![1, 10, 20, 30]);
+        assert_eq!(pick(1), vec![1, 10, 20, 30]);
+        assert_eq!(pick(15), vec![10, 20, 30]);
+        assert_eq!(pick(19), vec![10, 20, 30]);
+        assert_eq!(pick(20), vec![20, 30]);
+        assert_eq!(pick(99), vec![30]);
+        assert!(logs_after(&[], 5).is_empty());
+    }
+}

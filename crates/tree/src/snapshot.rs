@@ -1,0 +1,361 @@
+//! The data tree in ZooKeeper's snapshot layout (DataTree.serialize / deserialize).
+//!
+//! Layout, all jute:
+//! - the ACL cache: `int count`, then per entry `long id` and `vector<ACL>`;
+//! - the znodes depth-first from the root, each as `ustring path` (the root is written as the
+//!   empty path), `buffer data`, `long acl` (an id of the cache, -1 for world:anyone:cdrwa) and a
+//!   `StatPersisted`;
+//! - the path "/" as terminator.
+//!
+//! The sessions, file header and checksum seal around it belong to the `storage` crate.
+
+use crate::acl::{self, AclCache, OPEN_UNSAFE_ACL_ID};
+use crate::data_tree::{DataNode, DataTree, CONFIG_PATH, QUOTA_PATH, ZOOKEEPER_PATH};
+use crate::path;
+use jute::{ephemeral_owner, perms, write_opt_buffer, write_str, Acl, Jute, Reader, StatPersisted};
+use std::collections::{BTreeSet, HashMap};
+
+impl DataTree {
+    /// ZooKeeper's DataTree.serialize: ACL cache (int count; per entry long id + vector<ACL>),
+    /// then nodes depth-first from the root written as path "" (path ustring, DataNode = buffer
+    /// data, long acl, StatPersisted), terminated by the path "/".
+    ///
+    /// Children are written in name order, so equal trees serialize to equal bytes.
+    pub fn serialize_into(&self, out: &mut Vec<u8>) {
+        let entries = self.acls.entries();
+        (entries.len() as i32).write(out);
+        for (id, list) in entries {
+            id.write(out);
+            (list.len() as i32).write(out);
+            for a in list {
+                a.write(out);
+            }
+        }
+        // iterative depth-first walk: trees can be deeper than the native stack is comfortable with
+        let mut stack: Vec<String> = vec!["/".to_owned()];
+        while let Some(p) = stack.pop() {
+            let Some(node) = self.nodes.get(&p) else {
+                continue;
+            };
+            write_str(out, if p == "/" { "" } else { &p });
+            write_opt_buffer(out, node.data.as_deref());
+            node.acl.write(out);
+            node.stat.write(out);
+            let mut names: Vec<&str> = node.children.iter().map(|c| &**c).collect();
+            names.sort_unstable();
+            for name in names.into_iter().rev() {
+                stack.push(path::join(&p, name));
+            }
+        }
+        write_str(out, "/");
+    }
+
+    /// Reads what [`DataTree::serialize_into`] writes, and what ZooKeeper writes: rebuilds the
+    /// children sets, the ephemerals/containers/ttls bookkeeping and the ACL reference counts
+    /// (entries no node uses are dropped, as ZooKeeper's purgeUnused does). The built-in nodes
+    /// (/zookeeper, /zookeeper/quota, /zookeeper/config) are present afterwards even if absent.
+    ///
+    /// A node may name an ACL id the cache lacks: ZooKeeper's snapshots are fuzzy (a setACL may
+    /// land between writing the cache and writing the node) and replaying the log repairs it;
+    /// [`DataTree::dangling_acl_paths`] lists such nodes. `last_processed_zxid` is left at 0:
+    /// the caller knows the snapshot's zxid (file name or SNAP packet).
+    ///
+    /// Errors name the offset in the reader's buffer.
+    pub fn deserialize_from(r: &mut Reader<'_>) -> Result<DataTree, String> {
+        let mut tree = DataTree::new();
+        tree.nodes.clear();
+        tree.acls = AclCache::default();
+        tree.ephemerals = HashMap::new();
+        tree.containers = BTreeSet::new();
+        tree.ttls = BTreeSet::new();
+        tree.last_processed_zxid = 0;
+
+        let at = |r: &Reader<'_>, what: &str| format!("{what} at offset {}", r.position());
+        let jerr = |e: jute::JuteError| format!("malformed snapshot: {e}");
+
+        let count_at = r.position();
+        let count = r.read_i32().map_err(jerr)?;
+        if count < 0 {
+            return Err(format!(
+                "negative ACL cache size {count} at offset {count_at}"
+            ));
+        }
+        for _ in 0..count {
+            let id = r.read_i64().map_err(jerr)?;
+            let list_at = r.position();
+            let Some(n) = r.read_count().map_err(jerr)? else {
+                return Err(format!(
+                    "null ACL list in the ACL cache at offset {list_at}"
+                ));
+            };
+            let mut list = Vec::with_capacity(n);
+            for _ in 0..n {
+                list.push(Acl::read(r).map_err(jerr)?);
+            }
+            tree.acls.restore(id, list);
+        }
+
+        let mut first = true;
+        loop {
+            let path_at = r.position();
+            let Some(p) = r.read_str_ref().map_err(jerr)? else {
+                return Err(format!("null znode path at offset {path_at}"));
+            };
+            if p == "/" {
+                break;
+            }
+            let key: String = if p.is_empty() {
+                if !first {
+                    return Err(format!("second root node at offset {path_at}"));
+                }
+                "/".to_owned()
+            } else {
+                if first {
+                    return Err(format!(
+                        "first znode is {p:?}, not the root, at offset {path_at}"
+                    ));
+                }
+                if !p.starts_with('/') || p.ends_with('/') || p.contains("//") {
+                    return Err(format!("invalid znode path {p:?} at offset {path_at}"));
+                }
+                p.to_owned()
+            };
+            first = false;
+            let data = Option::<Vec<u8>>::read(r).map_err(jerr)?;
+            let acl_id = r.read_i64().map_err(jerr)?;
+            let stat = StatPersisted::read(r).map_err(jerr)?;
+            if tree.nodes.contains_key(&key) {
+                return Err(format!("duplicate znode {key} at offset {path_at}"));
+            }
+            if let Some(parent) = path::parent(&key) {
+                let Some(parent_node) = tree.nodes.get_mut(parent) else {
+                    return Err(format!(
+                        "znode {key} at offset {path_at} comes before its parent {parent}"
+                    ));
+                };
+                parent_node.children.insert(path::name(&key).into());
+                let owner = stat.ephemeral_owner;
+                if ephemeral_owner::is_container(owner) {
+                    tree.containers.insert(key.clone());
+                } else if ephemeral_owner::ttl(owner).is_some() {
+                    tree.ttls.insert(key.clone());
+                } else if owner != 0 {
+                    tree.ephemerals
+                        .entry(owner)
+                        .or_default()
+                        .insert(key.clone());
+                }
+            }
+            // unknown ids are kept (fuzzy snapshots); see dangling_acl_paths
+            tree.acls.add_usage(acl_id);
+            tree.nodes.insert(
+                key,
+                DataNode::new(data.map(Vec::into_boxed_slice), acl_id, stat),
+            );
+        }
+        if first {
+            return Err(at(r, "snapshot has no root node before the terminator"));
+        }
+        tree.ensure_builtin_nodes();
+        tree.acls.purge_unused();
+        Ok(tree)
+    }
+
+    /// Paths whose ACL id is neither -1 nor in the ACL cache (sorted). Empty for a consistent
+    /// tree; after replaying the log of a fuzzy ZooKeeper snapshot it should be empty again.
+    pub fn dangling_acl_paths(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.acl != OPEN_UNSAFE_ACL_ID && self.acls.get_ref(n.acl).is_none())
+            .map(|(p, _)| p.clone())
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Adds /zookeeper, /zookeeper/quota and /zookeeper/config when a snapshot lacks them, as
+    /// a fresh ZooKeeper DataTree has them.
+    fn ensure_builtin_nodes(&mut self) {
+        for p in [ZOOKEEPER_PATH, QUOTA_PATH, CONFIG_PATH] {
+            if self.nodes.contains_key(p) {
+                continue;
+            }
+            let parent = path::parent(p).expect("not the root");
+            let Some(parent_node) = self.nodes.get_mut(parent) else {
+                continue;
+            };
+            parent_node.children.insert(path::name(p).into());
+            let mut node = DataNode::new(
+                Some(Vec::new().into_boxed_slice()),
+                OPEN_UNSAFE_ACL_ID,
+                StatPersisted::default(),
+            );
+            if p == CONFIG_PATH {
+                node.acl = self.acls.intern(&[acl::world_anyone(perms::READ)]);
+                node.stat.aversion = -1;
+            }
+            self.nodes.insert(p.to_owned(), node);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::txn::Txn;
+    use jute::{CreateTxn, SetAclTxn, TxnHeader};
+
+    fn header(zxid: i64, txn: &Txn) -> TxnHeader {
+        TxnHeader {
+            client_id: 7,
+            cxid: zxid as i32,
+            zxid,
+            time: 1000 + zxid,
+            txn_type: txn.txn_type(),
+        }
+    }
+
+    fn apply(tree: &mut DataTree, zxid: i64, txn: Txn) {
+        let rc = tree.process_txn(&header(zxid, &txn), &txn);
+        assert_eq!(rc.err, 0, "{rc:?}");
+    }
+
+    fn create(p: &str, data: Option<&[u8]>, acl: Vec<Acl>, ephemeral: bool) -> Txn {
+        Txn::Create(CreateTxn {
+            path: p.into(),
+            data: data.map(<[u8]>::to_vec),
+            acl,
+            ephemeral,
+            parent_cversion: -1,
+        })
+    }
+
+    fn digest_acl() -> Vec<Acl> {
+        vec![Acl {
+            perms: perms::ALL,
+            id: jute::Id {
+                scheme: "digest".into(),
+                id: "u:abc".into(),
+            },
+        }]
+    }
+
+    fn round_trip(tree: &DataTree) -> DataTree {
+        let mut out = Vec::new();
+        tree.serialize_into(&mut out);
+        let mut r = Reader::new(&out);
+        let back = DataTree::deserialize_from(&mut r).unwrap();
+        r.finish().unwrap();
+        let mut again = Vec::new();
+        back.serialize_into(&mut again);
+        assert_eq!(out, again, "serialization is stable");
+        back
+    }
+
+    #[test]
+    fn empty_tree_round_trips() {
+        let tree = DataTree::new();
+        let back = round_trip(&tree);
+        assert_eq!(back.node_count(), 4);
+        let config = back.node(CONFIG_PATH).unwrap();
+        assert_eq!(back.acl_of(config), vec![acl::world_anyone(perms::READ)]);
+        assert_eq!(config.stat.aversion, -1);
+    }
+
+    #[test]
+    fn nodes_acls_and_ephemerals_round_trip() {
+        let mut tree = DataTree::new();
+        apply(&mut tree, 1, create("/a", Some(b"x"), digest_acl(), false));
+        apply(&mut tree, 2, create("/a/b", None, digest_acl(), true));
+        apply(
+            &mut tree,
+            3,
+            create("/c", Some(b""), vec![acl::world_anyone(31)], false),
+        );
+        apply(
+            &mut tree,
+            4,
+            Txn::SetAcl(SetAclTxn {
+                path: "/c".into(),
+                acl: vec![acl::world_anyone(1)],
+                version: 1,
+            }),
+        );
+        let back = round_trip(&tree);
+        assert_eq!(back.node_count(), tree.node_count());
+        for p in [
+            "/",
+            "/a",
+            "/a/b",
+            "/c",
+            "/zookeeper",
+            CONFIG_PATH,
+            QUOTA_PATH,
+        ] {
+            let (x, y) = (tree.node(p).unwrap(), back.node(p).unwrap());
+            assert_eq!(x.stat(), y.stat(), "{p}");
+            assert_eq!(x.data(), y.data(), "{p}");
+            assert_eq!(tree.acl_of(x), back.acl_of(y), "{p}");
+        }
+        assert_eq!(back.node("/a/b").unwrap().data(), None);
+        assert_eq!(back.node("/c").unwrap().data(), Some(&b""[..]));
+        assert_eq!(back.ephemerals_of(7, "/"), vec!["/a/b".to_string()]);
+        // a new ACL after loading gets a fresh id, shared lists share one
+        let mut back = back;
+        apply(&mut back, 5, create("/d", None, digest_acl(), false));
+        assert_eq!(back.node("/d").unwrap().acl, back.node("/a").unwrap().acl);
+        assert!(back.dangling_acl_paths().is_empty());
+    }
+
+    #[test]
+    fn builtins_are_added_when_missing() {
+        // ACL cache empty, root only, terminator
+        let mut out = Vec::new();
+        0i32.write(&mut out);
+        write_str(&mut out, "");
+        write_opt_buffer(&mut out, Some(b""));
+        (-1i64).write(&mut out);
+        StatPersisted::default().write(&mut out);
+        write_str(&mut out, "/");
+        let tree = DataTree::deserialize_from(&mut Reader::new(&out)).unwrap();
+        assert!(tree.node(ZOOKEEPER_PATH).is_some());
+        assert!(tree.node(QUOTA_PATH).is_some());
+        assert_eq!(tree.node(CONFIG_PATH).unwrap().stat.aversion, -1);
+        assert_eq!(tree.node("/").unwrap().children.len(), 1);
+    }
+
+    #[test]
+    fn malformed_trees_are_rejected() {
+        let node = |out: &mut Vec<u8>, p: &str| {
+            write_str(out, p);
+            write_opt_buffer(out, None);
+            (-1i64).write(out);
+            StatPersisted::default().write(out);
+        };
+        let cases: Vec<(Vec<&str>, &str)> = vec![
+            (vec!["/a"], "not the root"),
+            (vec!["", "/a/b"], "before its parent"),
+            (vec!["", "/a", "/a"], "duplicate"),
+            (vec!["", ""], "second root"),
+            (vec!["", "a"], "invalid znode path"),
+            (vec![], "no root"),
+        ];
+        for (paths, expect) in cases {
+            let mut out = Vec::new();
+            0i32.write(&mut out);
+            for p in &paths {
+                node(&mut out, p);
+            }
+            write_str(&mut out, "/");
+            let err = DataTree::deserialize_from(&mut Reader::new(&out)).unwrap_err();
+            assert!(err.contains(expect), "{paths:?}: {err}");
+        }
+        // truncated
+        let mut out = Vec::new();
+        DataTree::new().serialize_into(&mut out);
+        for cut in 0..out.len() {
+            assert!(DataTree::deserialize_from(&mut Reader::new(&out[..cut])).is_err());
+        }
+    }
+}
