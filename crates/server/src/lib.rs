@@ -3,6 +3,7 @@
 pub mod core;
 pub mod fourlw;
 mod net;
+pub mod persist;
 pub mod session;
 pub mod stats;
 

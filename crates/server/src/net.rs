@@ -40,9 +40,16 @@ pub async fn run(
     let cfg = Arc::new(cfg);
     let (core_tx, mut core_rx) = mpsc::unbounded_channel::<CoreMsg>();
 
+    let restored = crate::persist::restore(&cfg)?;
+    let sink = crate::persist::DiskSink::start(&cfg, core_tx.clone())?;
     let core_cfg = cfg.clone();
     let core_task = tokio::spawn(async move {
-        let mut core = ServerCore::new(core_cfg);
+        let mut core = ServerCore::with_state(
+            core_cfg,
+            restored.tree,
+            &restored.sessions,
+            Some(Box::new(sink)),
+        );
         while let Some(msg) = core_rx.recv().await {
             core.handle(msg);
         }

@@ -27,8 +27,9 @@ pub struct Restored {
 pub fn restore(cfg: &ZooCfg) -> anyhow::Result<Restored> {
     let data_dir = storage::datadir::version_dir(&cfg.data_dir)?;
     let log_dir = storage::datadir::version_dir(cfg.log_dir())?;
-    let recovered = storage::datadir::recover(&cfg.data_dir, cfg.log_dir())
-        .map_err(|e| anyhow::anyhow!("cannot recover the data in {}: {e}", cfg.data_dir.display()))?;
+    let recovered = storage::datadir::recover(&cfg.data_dir, cfg.log_dir()).map_err(|e| {
+        anyhow::anyhow!("cannot recover the data in {}: {e}", cfg.data_dir.display())
+    })?;
     for w in &recovered.warnings {
         warn!("{w}");
     }
@@ -41,19 +42,27 @@ pub fn restore(cfg: &ZooCfg) -> anyhow::Result<Restored> {
         recovered.last_zxid,
         recovered.tree.node_count(),
         sessions.len(),
-        recovered.snapshot.as_ref().map_or("none".into(), |p| p.display().to_string()),
+        recovered
+            .snapshot
+            .as_ref()
+            .map_or("none".into(), |p| p.display().to_string()),
         log_dir.display()
     );
-    let snapshot_zxid = recovered
-        .snapshot
-        .as_ref()
-        .and_then(|p| p.file_name()?.to_str()?.strip_prefix("snapshot.").and_then(|h| i64::from_str_radix(h, 16).ok()));
+    let snapshot_zxid = recovered.snapshot.as_ref().and_then(|p| {
+        p.file_name()?
+            .to_str()?
+            .strip_prefix("snapshot.")
+            .and_then(|h| i64::from_str_radix(h, 16).ok())
+    });
     if snapshot_zxid != Some(recovered.last_zxid) {
         let bytes = storage::snapshot::serialize(&recovered.tree, &sessions);
         let path = storage::snapshot::write(&data_dir, recovered.last_zxid, &bytes)?;
         info!("startup snapshot {}", path.display());
     }
-    Ok(Restored { tree: recovered.tree, sessions })
+    Ok(Restored {
+        tree: recovered.tree,
+        sessions,
+    })
 }
 
 /// The sink the core hands txns to.
@@ -102,10 +111,19 @@ impl TxnSink for DiskSink {
         let bytes = storage::snapshot::serialize(tree, &sessions);
         let serialize_ms = started.elapsed().as_millis();
         let dir = self.snap_dir.clone();
-        let (data_dir, log_dir, retain, purge) = (self.data_dir.clone(), self.log_dir.clone(), self.retain, self.purge_on_snapshot);
+        let (data_dir, log_dir, retain, purge) = (
+            self.data_dir.clone(),
+            self.log_dir.clone(),
+            self.retain,
+            self.purge_on_snapshot,
+        );
         std::thread::spawn(move || match storage::snapshot::write(&dir, zxid, &bytes) {
             Ok(path) => {
-                info!("snapshot {} ({} bytes, serialized in {serialize_ms} ms)", path.display(), bytes.len());
+                info!(
+                    "snapshot {} ({} bytes, serialized in {serialize_ms} ms)",
+                    path.display(),
+                    bytes.len()
+                );
                 if purge {
                     if let Err(e) = storage::datadir::purge(&data_dir, &log_dir, retain) {
                         warn!("autopurge failed: {e}");
@@ -118,7 +136,12 @@ impl TxnSink for DiskSink {
 }
 
 /// Appends everything queued, fsyncs once, reports the last zxid as durable, repeats.
-fn log_writer(mut log: TxnLog, rx: std_mpsc::Receiver<LogCommand>, force_sync: bool, core_tx: UnboundedSender<CoreMsg>) {
+fn log_writer(
+    mut log: TxnLog,
+    rx: std_mpsc::Receiver<LogCommand>,
+    force_sync: bool,
+    core_tx: UnboundedSender<CoreMsg>,
+) {
     while let Ok(first) = rx.recv() {
         let mut last = None;
         let mut next = Some(first);
@@ -126,7 +149,10 @@ fn log_writer(mut log: TxnLog, rx: std_mpsc::Receiver<LogCommand>, force_sync: b
             let result = match cmd {
                 LogCommand::Append(p) => {
                     last = Some(p.header.zxid);
-                    log.append(&TxnEntry { header: p.header.clone(), txn: p.txn.clone() })
+                    log.append(&TxnEntry {
+                        header: p.header.clone(),
+                        txn: p.txn.clone(),
+                    })
                 }
                 LogCommand::Roll => log.commit(force_sync).and_then(|_| log.roll()),
             };
