@@ -41,7 +41,8 @@ pub async fn run(
     let (core_tx, mut core_rx) = mpsc::unbounded_channel::<CoreMsg>();
 
     let restored = crate::persist::restore(&cfg)?;
-    let sink = crate::persist::DiskSink::start(&cfg, core_tx.clone())?;
+    let sink =
+        crate::persist::DiskSink::start(&cfg, restored.tree.last_processed_zxid, core_tx.clone())?;
     let core_cfg = cfg.clone();
     let core_task = tokio::spawn(async move {
         let mut core = ServerCore::with_state(

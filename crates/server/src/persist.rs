@@ -36,6 +36,31 @@ pub fn restore(cfg: &ZooCfg) -> anyhow::Result<Restored> {
     if let Some(torn) = &recovered.torn_tail {
         warn!("the last transaction log ended in a torn record, truncated: {torn}");
     }
+    let mut recovered = recovered;
+    // ephemerals whose owner is not a known session can never be cleaned up by an expiry:
+    // delete them now, as ZooKeeper does at load (without a txn, at the last zxid)
+    let dead: Vec<i64> = recovered
+        .tree
+        .ephemerals()
+        .keys()
+        .copied()
+        .filter(|owner| !recovered.sessions.contains_key(owner))
+        .collect();
+    for owner in dead {
+        warn!("deleting the ephemerals of session 0x{owner:x}, which is not among the recovered sessions");
+        let header = jute::TxnHeader {
+            client_id: owner,
+            cxid: 0,
+            zxid: recovered.last_zxid,
+            time: 0,
+            txn_type: jute::op::CLOSE_SESSION,
+        };
+        recovered.tree.process_txn(
+            &header,
+            &tree::Txn::CloseSession(jute::CloseSessionTxn::default()),
+        );
+        recovered.tree.drain_events();
+    }
     let sessions: Vec<(i64, i32)> = recovered.sessions.iter().map(|(&id, &t)| (id, t)).collect();
     info!(
         "recovered zxid 0x{:x}: {} znodes, {} sessions (snapshot {}, logs in {})",
@@ -77,10 +102,16 @@ pub struct DiskSink {
 
 impl DiskSink {
     /// Starts the log writer thread; it reports durable zxids to the core.
-    pub fn start(cfg: &ZooCfg, core_tx: UnboundedSender<CoreMsg>) -> anyhow::Result<DiskSink> {
+    pub fn start(
+        cfg: &ZooCfg,
+        last_zxid: i64,
+        core_tx: UnboundedSender<CoreMsg>,
+    ) -> anyhow::Result<DiskSink> {
         let log_dir = storage::datadir::version_dir(cfg.log_dir())?;
         let snap_dir = storage::datadir::version_dir(&cfg.data_dir)?;
-        let log = TxnLog::open(&log_dir, cfg.pre_alloc_size_kb * 1024)?;
+        let mut log = TxnLog::open(&log_dir, cfg.pre_alloc_size_kb * 1024)?;
+        // the log asserts that zxids keep increasing across restarts too
+        log.set_last_zxid(last_zxid);
         let (tx, rx) = std_mpsc::channel();
         let force_sync = cfg.force_sync;
         if !force_sync {

@@ -94,21 +94,26 @@ pub fn recover(data_dir: &Path, log_dir: &Path) -> Result<Recovered, StorageErro
     let mut warnings = Vec::new();
 
     // newest valid snapshot
-    let mut loaded: Option<(i64, PathBuf, DataTree, Vec<(i64, i32)>)> = None;
+    type Loaded = (i64, PathBuf, DataTree, Vec<(i64, i32)>);
+    let mut loaded: Option<Loaded> = None;
     let mut candidates = 0;
     let mut last_error = None;
     for (zxid, path) in snaps.iter().rev() {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if name != snapshot::snapshot_name(*zxid) {
-            if !name.ends_with(".tmp") {
-                warnings.push(format!(
-                    "{}: not a plain snapshot (compressed snapshots are not supported); ignored",
-                    path.display()
-                ));
-            }
-            continue;
+        if name.ends_with(".tmp") {
+            continue; // an unfinished atomic write
         }
         candidates += 1;
+        if name != snapshot::snapshot_name(*zxid) {
+            let e = StorageError::new(
+                path,
+                0,
+                "not a plain snapshot (zookeeper.snapshot.compression.method is not supported)",
+            );
+            warnings.push(format!("skipping unreadable snapshot: {e}"));
+            last_error = Some(e);
+            continue;
+        }
         match snapshot::read(path) {
             Ok((tree, sessions)) => {
                 loaded = Some((*zxid, path.clone(), tree, sessions));
@@ -137,7 +142,8 @@ pub fn recover(data_dir: &Path, log_dir: &Path) -> Result<Recovered, StorageErro
         None => {
             if !logs.is_empty() {
                 warnings.push(format!(
-                    "no snapshot in {}: replaying the txn logs from the beginning",
+                    "no snapshot in {}: replaying the txn logs from the beginning \
+                     (Apache ZooKeeper refuses such a dataDir)",
                     snap_dir.display()
                 ));
             }

@@ -12,7 +12,7 @@ use tree::{DataTree, Txn, TxnEntry};
 /// One line per txn: time, session, cxid, zxid, type, details; then how the file ends. A
 /// corrupt log prints the records before the damage, then the error, and returns it.
 pub fn format_log(path: &Path, out: &mut dyn Write) -> Result<(), StorageError> {
-    let bytes = std::fs::read(path).map_err(|e| StorageError::io(path, e))?;
+    let bytes = txnlog::read_log_bytes(path).map_err(|e| StorageError::io(path, e))?;
     let w = |e: std::io::Error| StorageError::new(path, 0, format!("cannot write the dump: {e}"));
     if bytes.len() >= HEADER_LEN as usize {
         let h = FileHeader::decode(&bytes[..HEADER_LEN as usize]).expect("16 bytes");

@@ -116,8 +116,61 @@ pub struct LogFile {
 /// more data is corruption in the middle: Err naming file, offset and what is wrong. Trailing
 /// TxnDigest after a txn (ZooKeeper 3.6+ writes one) is accepted and ignored.
 pub fn read_log(path: &Path) -> Result<LogFile, StorageError> {
-    let bytes = std::fs::read(path).map_err(|e| StorageError::io(path, e))?;
+    let bytes = read_log_bytes(path).map_err(|e| StorageError::io(path, e))?;
     parse_log(path, &bytes)
+}
+
+/// The bytes of a log file up to its last non-zero byte (at least its first 16): what
+/// [`parse_log`] needs, without reading the preallocated zeros after the data.
+pub fn read_log_bytes(path: &Path) -> io::Result<Vec<u8>> {
+    let file = File::open(path)?;
+    let len = file.metadata()?.len();
+    let end = nonzero_end(&file, len)?.max(len.min(HEADER_LEN));
+    let mut bytes = vec![0u8; end as usize];
+    file.read_exact_at(&mut bytes, 0)?;
+    Ok(bytes)
+}
+
+/// One past the last non-zero byte of the file. Holes are skipped (SEEK_DATA/SEEK_HOLE), so a
+/// preallocated 64 MiB file costs what its data costs.
+fn nonzero_end(file: &File, len: u64) -> io::Result<u64> {
+    let mut buf = vec![0u8; 1 << 20];
+    for (start, end) in data_regions(file, len).into_iter().rev() {
+        let mut hi = end;
+        while hi > start {
+            let lo = hi.saturating_sub(buf.len() as u64).max(start);
+            let chunk = &mut buf[..(hi - lo) as usize];
+            file.read_exact_at(chunk, lo)?;
+            if let Some(i) = chunk.iter().rposition(|&b| b != 0) {
+                return Ok(lo + i as u64 + 1);
+            }
+            hi = lo;
+        }
+    }
+    Ok(0)
+}
+
+/// The `[start, end)` ranges of a file that hold data; the whole file when the file system
+/// cannot tell.
+fn data_regions(file: &File, len: u64) -> Vec<(u64, u64)> {
+    use rustix::fs::{seek, SeekFrom};
+    let whole = vec![(0, len)];
+    let mut out = Vec::new();
+    let mut off = 0;
+    while off < len {
+        let start = match seek(file, SeekFrom::Data(off)) {
+            Ok(start) => start,
+            Err(rustix::io::Errno::NXIO) => break,
+            Err(_) => return whole,
+        };
+        let end = match seek(file, SeekFrom::Hole(start)) {
+            Ok(end) if end > start => end.min(len),
+            _ => return whole,
+        };
+        out.push((start, end));
+        off = end;
+    }
+    out
 }
 
 /// [`read_log`] on bytes already in memory (`path` only names them in errors).
@@ -142,9 +195,8 @@ pub fn parse_log(path: &Path, bytes: &[u8]) -> Result<LogFile, StorageError> {
         expected.extend_from_slice(&[0; 8]);
         if bytes.iter().zip(&expected).all(|(b, e)| b == e || *b == 0) {
             log.torn_tail = Some(format!(
-                "the header is incomplete ({} bytes, {} of them written)",
-                bytes.len(),
-                nonzero_end
+                "the header is incomplete (at most {} of its 16 bytes written)",
+                nonzero_end.min(bytes.len())
             ));
             return Ok(log);
         }
@@ -558,6 +610,31 @@ mod tests {
         );
         let second = read_log(&dir.path().join("log.10")).unwrap();
         assert_eq!(second.entries, vec![entry(0x10), entry(0x11)]);
+    }
+
+    #[test]
+    fn reading_skips_holes_but_sees_stray_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = TxnLog::open(dir.path(), 1 << 20).unwrap();
+        for z in 1..=3 {
+            log.append(&entry(z)).unwrap();
+        }
+        log.commit(true).unwrap();
+        let path = dir.path().join("log.1");
+        let data_len = log.current_size();
+        // ZooKeeper's padding writes one zero byte at the new end: a data block of zeros
+        let file = File::options().read(true).write(true).open(&path).unwrap();
+        file.write_all_at(&[0], (3 << 20) - 1).unwrap();
+        assert_eq!(read_log_bytes(&path).unwrap().len() as u64, data_len);
+        let clean = read_log(&path).unwrap();
+        assert_eq!((clean.entries.len(), clean.torn_tail), (3, None));
+        // a stray byte far behind the data, after a hole
+        file.write_all_at(&[7], 2 << 20).unwrap();
+        let stray = read_log(&path).unwrap();
+        assert_eq!(stray.entries.len(), 3);
+        assert_eq!(stray.valid_len, data_len);
+        assert!(stray.torn_tail.unwrap().contains("non-zero"));
+        assert_eq!(nonzero_end(&file, 3 << 20).unwrap(), (2 << 20) + 1);
     }
 
     #[test]

@@ -23,7 +23,7 @@ fn tree_bytes(t: &tree::DataTree) -> Vec<u8> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn snapshots_round_trip(ops in proptest::collection::vec(op_strategy(), 0..80)) {

@@ -154,7 +154,11 @@ impl DataTree {
     pub fn check_acl(&self, node: &DataNode, perm: i32, auth: &[jute::Id]) -> bool {
         match node.acl {
             OPEN_UNSAFE_ACL_ID => true,
-            id => acl::check_acl(self.acls.get_ref(id).unwrap_or(&[]), perm, auth),
+            // an id missing from the cache (a damaged snapshot) grants nothing
+            id => self
+                .acls
+                .get_ref(id)
+                .is_some_and(|acl| acl::check_acl(acl, perm, auth)),
         }
     }
 

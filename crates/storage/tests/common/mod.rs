@@ -336,6 +336,10 @@ impl Builder {
 /// Every node with its data, resolved ACL and Stat; and the ephemerals of every owner.
 pub fn assert_same_tree(a: &DataTree, b: &DataTree) {
     assert_eq!(treejson::nodes_json(a), treejson::nodes_json(b));
+    // the Stat clients see is derived: compare what is stored too
+    for p in storage::inspect::node_paths(a) {
+        assert_eq!(a.node(&p).unwrap().stat, b.node(&p).unwrap().stat, "{p}");
+    }
     let owners = |t: &DataTree| {
         let mut v: Vec<(i64, Vec<String>)> = t
             .ephemerals()
