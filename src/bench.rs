@@ -4,7 +4,7 @@
 use client::{open_acl, Client};
 use hdrhistogram::Histogram;
 use jute::CreateMode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,6 +42,9 @@ pub struct BenchArgs {
     /// name printed in the JSON result
     #[arg(long, default_value = "server")]
     pub label: String,
+    /// stop after this many operations instead of after --duration (no warm-up)
+    #[arg(long)]
+    pub total: Option<u64>,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<serde_json::Value> {
@@ -61,13 +64,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<serde_json::Value> {
         clients.push(Arc::new(c));
     }
     let stop = Arc::new(AtomicBool::new(false));
-    let measuring = Arc::new(AtomicBool::new(false));
+    let measuring = Arc::new(AtomicBool::new(args.total.is_some()));
+    let issued = Arc::new(AtomicU64::new(0));
+    let limit = args.total.unwrap_or(u64::MAX);
     let mut tasks = Vec::new();
     for (i, c) in clients.iter().enumerate() {
         for lane in 0..args.in_flight {
             let c = c.clone();
             let stop = stop.clone();
             let measuring = measuring.clone();
+            let issued = issued.clone();
             let value = value.clone();
             let node = format!("{root}/s{i}");
             let workload = args.workload;
@@ -77,6 +83,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<serde_json::Value> {
                 let mut errors = 0u64;
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
+                    if issued.fetch_add(1, Ordering::Relaxed) >= limit {
+                        break;
+                    }
                     n += 1;
                     let started = Instant::now();
                     let result = match workload {
@@ -113,17 +122,28 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<serde_json::Value> {
             }));
         }
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    measuring.store(true, Ordering::Relaxed);
-    let started = Instant::now();
-    tokio::time::sleep(Duration::from_secs_f64(args.duration)).await;
-    measuring.store(false, Ordering::Relaxed);
+    let started;
+    let mut results = Vec::with_capacity(tasks.len());
+    if args.total.is_some() {
+        started = Instant::now();
+        for t in tasks {
+            results.push(t.await?);
+        }
+    } else {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        measuring.store(true, Ordering::Relaxed);
+        started = Instant::now();
+        tokio::time::sleep(Duration::from_secs_f64(args.duration)).await;
+        measuring.store(false, Ordering::Relaxed);
+        stop.store(true, Ordering::Relaxed);
+        for t in tasks {
+            results.push(t.await?);
+        }
+    }
     let elapsed = started.elapsed().as_secs_f64();
-    stop.store(true, Ordering::Relaxed);
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
     let mut errors = 0;
-    for t in tasks {
-        let (h, e) = t.await?;
+    for (h, e) in results {
         hist.add(h)?;
         errors += e;
     }

@@ -26,6 +26,14 @@ enum Command {
     },
     /// Load a server with a closed-loop workload and print the result as JSON.
     Bench(bench::BenchArgs),
+    /// Print a transaction log file (log.<zxid>) readably, like ZooKeeper's TxnLogToolkit.
+    Txnlog {
+        file: PathBuf,
+    },
+    /// Print a snapshot file (snapshot.<zxid>) readably, like ZooKeeper's SnapshotFormatter.
+    Snapshot {
+        file: PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -37,6 +45,14 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Server { config } => run_server(config),
+        Command::Txnlog { file } => {
+            storage::inspect::format_log(&file, &mut std::io::stdout().lock())?;
+            Ok(())
+        }
+        Command::Snapshot { file } => {
+            storage::inspect::format_snapshot(&file, &mut std::io::stdout().lock())?;
+            Ok(())
+        }
         Command::Bench(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -51,7 +51,9 @@ def four_letter_word(port, word, timeout=2.0):
 class Server:
     """One standalone server of `kind` ("zk" or "zkrs") on a free loopback port."""
 
-    def __init__(self, kind, extra_cfg=None, port=None, workdir=None, container_check_ms=1000):
+    def __init__(self, kind, extra_cfg=None, port=None, workdir=None, container_check_ms=1000,
+                 java_heap="512m"):
+        self.java_heap = java_heap
         assert kind in ("zk", "zkrs"), kind
         self.kind = kind
         # interval of the container/TTL reaper; the differential test raises it so that
@@ -99,7 +101,7 @@ class Server:
                 "log4j.appender.FILE.layout.ConversionPattern=%d{ISO8601} %-5p [%t] %c{1} - %m%n\n"
             )
         return [
-            "java", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+            "java", f"-Xmx{self.java_heap}", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
             f"-Dlog4j.configuration=file:{log4j}",
             f"-Dznode.container.checkIntervalMs={self.container_check_ms}",
             "-Dzookeeper.admin.enableServer=false",
