@@ -34,12 +34,18 @@ cargo test --release --workspace
 step "interop: kazoo's test suite, zkCli.sh and the C client, against Apache ZooKeeper and zkrs"
 tests/interop/run.sh zk
 tests/interop/run.sh zkrs
+ZK_KIND=zkrs python3 -m pytest -q -p no:cacheprovider tests/interop/test_fourlw.py
 
 step "differential test: Apache ZooKeeper vs zkrs"
-python3 tests/diff/difftest.py --kinds zk,zkrs --seed 1
-python3 tests/diff/difftest.py --kinds zk,zkrs --seed 2
+for seed in 1 2 3; do
+    python3 tests/diff/difftest.py --kinds zk,zkrs --seed "$seed"
+done
 
-step "benchmark smoke run"
+step "crash test: SIGKILL under load, every acknowledged write survives"
+python3 tests/storage/crash_test.py --kills 20
+
+step "benchmark smoke runs (the full runs are documented in the README)"
 python3 bench/standalone.py --duration 1 --sessions 1,8
+python3 bench/storage.py --duration 1 --sessions 1,8 --znodes 20000
 
 step "all tests passed"

@@ -27,13 +27,9 @@ enum Command {
     /// Load a server with a closed-loop workload and print the result as JSON.
     Bench(bench::BenchArgs),
     /// Print a transaction log file (log.<zxid>) readably, like ZooKeeper's TxnLogToolkit.
-    Txnlog {
-        file: PathBuf,
-    },
+    Txnlog { file: PathBuf },
     /// Print a snapshot file (snapshot.<zxid>) readably, like ZooKeeper's SnapshotFormatter.
-    Snapshot {
-        file: PathBuf,
-    },
+    Snapshot { file: PathBuf },
 }
 
 fn main() -> anyhow::Result<()> {

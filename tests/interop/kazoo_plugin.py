@@ -8,6 +8,9 @@ kazoo's tests only touch the cluster through `get_global_cluster()`: they read m
 addresses, call start/terminate around test classes, and a few stop/restart members or need
 a quorum.  We hand them a fake cluster over our single server; tests that need what a single
 server cannot offer are skipped with the reason shown in the summary (-rs).
+
+KAZOO_SERVER_MODE=single_quorum starts the server as a quorum of one participant instead
+(see common.start_server); TestReconfig runs there (run_kazoo.py does that in a second pass).
 """
 import logging
 import os
@@ -28,13 +31,17 @@ SKIPS = {
     ("TestReadOnlyMode", "*"):
         "needs a 3-member ensemble with readonlymode and member stop",
     ("TestReconfig", "*"):
-        "needs quorum mode (reconfig is unimplemented for a standalone server)",
+        "needs quorum mode (run_kazoo.py runs it against a single-participant quorum)",
     ("TestSSLClient", "*"):
         "needs a TLS client port and kazoo's generated certificates",
     ("TestLegacySASLDigestAuthentication", "*"): "needs SASL (JAAS digest users)",
     ("TestSASLDigestAuthentication", "*"): "needs SASL (JAAS digest users)",
     ("TestSASLGSSAPIAuthentication", "*"): "needs SASL (Kerberos)",
 }
+
+SINGLE_QUORUM = os.environ.get("KAZOO_SERVER_MODE", "standalone") == "single_quorum"
+if SINGLE_QUORUM:
+    del SKIPS[("TestReconfig", "*")]
 
 SERVER = None
 
@@ -63,11 +70,15 @@ class Member:
     run = stop
 
     def get_logs(self, num_lines=100):
-        try:
-            with open(os.path.join(self.server.workdir, "server.out"), errors="replace") as f:
-                return f.readlines()[-num_lines:]
-        except OSError:
-            return []
+        """Tail of the server's log, which kazoo's conftest prints when a test fails."""
+        lines = []
+        for name in ("server.out", "server.log4j.log"):  # zkrs logs to the first, zk to the second
+            try:
+                with open(os.path.join(self.server.workdir, name), errors="replace") as f:
+                    lines += f.readlines()[-num_lines:]
+            except OSError:
+                pass
+        return lines
 
 
 class Cluster:
@@ -109,7 +120,7 @@ def pytest_configure(config):
     # kazoo.tests.util reads CI/ZOOKEEPER_VERSION at import; keep version checks on `envi`
     os.environ.pop("CI", None)
     os.environ.pop("ZOOKEEPER_VERSION", None)
-    SERVER = common.start_server()
+    SERVER = common.start_server(single_quorum=SINGLE_QUORUM)
 
     import kazoo.testing.harness as harness
 

@@ -1,10 +1,10 @@
 #!/bin/sh
 # The whole "real clients" interop suite against one server kind:
 #   tests/interop/run.sh zk|zkrs
-# 1. kazoo's own test suite (run_kazoo.py; fails if a test that passes on Apache ZooKeeper,
-#    per kazoo-expected.txt, does not pass here),
-# 2. zkCli.sh (zkcli_test.py), 3. the C client cli_mt (cclient_test.py).
-# Each part starts its own standalone server; results go to tests/interop/results/.
+# 1. kazoo's own test suite (run_kazoo.py): fails if a test that passes on Apache ZooKeeper
+#    (kazoo-expected.txt) does not pass here;
+# 2. zkCli.sh (zkcli_test.py); 3. the C client cli_mt (cclient_test.py): fail on any failure.
+# Each part starts its own server(s); results go to tests/interop/results/.
 # Exit status: non-zero if any part failed.
 set -u
 kind=${1:-zkrs}
@@ -22,7 +22,7 @@ python3 -c "import pytest_timeout" 2>/dev/null && timeout_opt="--timeout=120"
 clients_rc=0
 for suite in zkcli cclient; do
     rm -f "results/$suite-$kind.xml"
-    python3 -m pytest -p no:cacheprovider -q -rfE $timeout_opt "${suite}_test.py" \
+    python3 -m pytest -p no:cacheprovider -rfE $timeout_opt "${suite}_test.py" \
         --junitxml="results/$suite-$kind.xml" > "results/$suite-$kind.log" 2>&1 || clients_rc=1
     if [ -f "results/$suite-$kind.xml" ]; then
         python3 junit_summary.py "$suite $kind" "results/$suite-$kind.xml" "results/$suite-$kind.txt" > /dev/null

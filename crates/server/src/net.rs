@@ -155,11 +155,12 @@ async fn read_loop(
             if let Some(word) = is_four_letter_word(len_bytes) {
                 // stmk carries the new trace mask after the word
                 let arg = if word == "stmk" {
-                    Some(
-                        rd.read_i64()
-                            .await
-                            .map_err(|e| format!("stmk without a mask: {e}"))?,
-                    )
+                    // ZooKeeper reads the mask only if it came with the word; otherwise the
+                    // command fails and the connection closes without an answer
+                    match tokio::time::timeout(Duration::from_millis(100), rd.read_i64()).await {
+                        Ok(Ok(mask)) => Some(mask),
+                        _ => return Ok(()),
+                    }
                 } else {
                     None
                 };
