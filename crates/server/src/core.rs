@@ -14,6 +14,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, info, warn};
+use tree::snapshot::FuzzySnapshot;
 use tree::{DataTree, Prepared, Preparer, RequestContext, Txn, TxnResult};
 
 /// What a connection's writer task is told to do.
@@ -59,6 +60,8 @@ pub enum CoreMsg {
     Durable {
         zxid: i64,
     },
+    /// Serialize the next part of the snapshot in progress.
+    SnapshotStep,
 }
 
 pub(crate) struct Connection {
@@ -111,8 +114,19 @@ enum Queued {
 /// Where prepared txns go to become durable; the core applies them when told they are.
 pub trait TxnSink: Send {
     fn persist(&mut self, txn: Arc<Prepared>);
-    /// Ask for a snapshot of `tree` (taken now, at `zxid`) and a new log file.
-    fn snapshot(&mut self, zxid: i64, tree: &DataTree, sessions: Vec<(i64, i32)>);
+    /// Start a new log file: a snapshot is starting.
+    fn roll(&mut self);
+    /// Write a finished snapshot (the serialized tree of a fuzzy snapshot started at `zxid`).
+    fn write_snapshot(&mut self, zxid: i64, sessions: Vec<(i64, i32)>, tree: Vec<u8>);
+}
+
+/// Nodes serialized per step of a snapshot, between two batches of requests.
+const SNAPSHOT_STEP_NODES: usize = 2000;
+
+struct SnapshotInProgress {
+    snapshot: FuzzySnapshot,
+    sessions: Vec<(i64, i32)>,
+    started: std::time::Instant,
 }
 
 pub struct ServerCore {
@@ -133,6 +147,9 @@ pub struct ServerCore {
     sink: Option<Box<dyn TxnSink>>,
     txns_since_snapshot: u64,
     next_snapshot_after: u64,
+    snapshot: Option<SnapshotInProgress>,
+    /// The core's own inbox, to schedule the next snapshot step after queued requests.
+    wake: Option<UnboundedSender<CoreMsg>>,
 }
 
 pub fn now_ms() -> i64 {
@@ -190,6 +207,8 @@ impl ServerCore {
             sink,
             txns_since_snapshot: 0,
             next_snapshot_after: 0,
+            snapshot: None,
+            wake: None,
             cfg,
         };
         core.next_snapshot_after = core.snapshot_threshold();
@@ -201,6 +220,11 @@ impl ServerCore {
     fn snapshot_threshold(&self) -> u64 {
         let half = (self.cfg.snap_count / 2).max(1);
         half + rand::random_range(0..half)
+    }
+
+    /// Lets the core send itself messages (snapshot steps).
+    pub fn set_wake(&mut self, wake: UnboundedSender<CoreMsg>) {
+        self.wake = Some(wake);
     }
 
     /// Prepared txns waiting to become durable.
@@ -236,6 +260,7 @@ impl ServerCore {
             }
             CoreMsg::Tick => self.expire_sessions(),
             CoreMsg::Durable { zxid } => self.on_durable(zxid),
+            CoreMsg::SnapshotStep => self.snapshot_step(),
             CoreMsg::ReapContainers => self.reap_containers(),
         }
     }
@@ -558,20 +583,53 @@ impl ServerCore {
         }
     }
 
-    /// Snapshots the applied tree (exact, not fuzzy: it is serialized here, between
-    /// requests) and starts a new log file; storage writes it in the background.
+    /// Starts a fuzzy snapshot: the tree is serialized a few thousand nodes at a time between
+    /// batches of requests, so writes never stop for it; recovery replays the log from the
+    /// zxid it started at.
     fn take_snapshot(&mut self) {
         self.txns_since_snapshot = 0;
         self.next_snapshot_after = self.snapshot_threshold();
+        if self.snapshot.is_some() {
+            warn!("Too busy to snap, skipping");
+            return;
+        }
+        let (Some(sink), Some(wake)) = (self.sink.as_mut(), self.wake.as_ref()) else {
+            return;
+        };
+        sink.roll();
         let sessions: Vec<(i64, i32)> = self
             .sessions
             .iter()
             .filter(|s| !s.creating)
             .map(|s| (s.id, s.timeout_ms as i32))
             .collect();
-        let zxid = self.tree.last_processed_zxid;
+        self.snapshot = Some(SnapshotInProgress {
+            snapshot: FuzzySnapshot::start(&mut self.tree),
+            sessions,
+            started: std::time::Instant::now(),
+        });
+        let _ = wake.send(CoreMsg::SnapshotStep);
+    }
+
+    fn snapshot_step(&mut self) {
+        let Some(mut s) = self.snapshot.take() else {
+            return;
+        };
+        if !s.snapshot.step(&self.tree, SNAPSHOT_STEP_NODES) {
+            self.snapshot = Some(s);
+            if let Some(wake) = self.wake.as_ref() {
+                let _ = wake.send(CoreMsg::SnapshotStep);
+            }
+            return;
+        }
+        let zxid = s.snapshot.start_zxid;
+        let bytes = s.snapshot.finish(&mut self.tree);
+        debug!(
+            "snapshot at 0x{zxid:x} serialized in {:?}",
+            s.started.elapsed()
+        );
         if let Some(sink) = self.sink.as_mut() {
-            sink.snapshot(zxid, &self.tree, sessions);
+            sink.write_snapshot(zxid, s.sessions, bytes);
         }
     }
 

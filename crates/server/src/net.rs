@@ -44,6 +44,7 @@ pub async fn run(
     let sink =
         crate::persist::DiskSink::start(&cfg, restored.tree.last_processed_zxid, core_tx.clone())?;
     let core_cfg = cfg.clone();
+    let wake = core_tx.clone();
     let core_task = tokio::spawn(async move {
         let mut core = ServerCore::with_state(
             core_cfg,
@@ -51,6 +52,7 @@ pub async fn run(
             &restored.sessions,
             Some(Box::new(sink)),
         );
+        core.set_wake(wake);
         while let Some(msg) = core_rx.recv().await {
             core.handle(msg);
         }

@@ -136,11 +136,11 @@ impl TxnSink for DiskSink {
         let _ = self.log.send(LogCommand::Append(txn));
     }
 
-    fn snapshot(&mut self, zxid: i64, tree: &DataTree, sessions: Vec<(i64, i32)>) {
+    fn roll(&mut self) {
         let _ = self.log.send(LogCommand::Roll);
-        let started = std::time::Instant::now();
-        let bytes = storage::snapshot::serialize(tree, &sessions);
-        let serialize_ms = started.elapsed().as_millis();
+    }
+
+    fn write_snapshot(&mut self, zxid: i64, sessions: Vec<(i64, i32)>, tree: Vec<u8>) {
         let dir = self.snap_dir.clone();
         let (data_dir, log_dir, retain, purge) = (
             self.data_dir.clone(),
@@ -148,20 +148,19 @@ impl TxnSink for DiskSink {
             self.retain,
             self.purge_on_snapshot,
         );
-        std::thread::spawn(move || match storage::snapshot::write(&dir, zxid, &bytes) {
-            Ok(path) => {
-                info!(
-                    "snapshot {} ({} bytes, serialized in {serialize_ms} ms)",
-                    path.display(),
-                    bytes.len()
-                );
-                if purge {
-                    if let Err(e) = storage::datadir::purge(&data_dir, &log_dir, retain) {
-                        warn!("autopurge failed: {e}");
+        std::thread::spawn(move || {
+            let bytes = storage::snapshot::serialize_parts(&sessions, &tree);
+            match storage::snapshot::write(&dir, zxid, &bytes) {
+                Ok(path) => {
+                    info!("snapshot {} ({} bytes)", path.display(), bytes.len());
+                    if purge {
+                        if let Err(e) = storage::datadir::purge(&data_dir, &log_dir, retain) {
+                            warn!("autopurge failed: {e}");
+                        }
                     }
                 }
+                Err(e) => error!("snapshot at zxid 0x{zxid:x} failed: {e}"),
             }
-            Err(e) => error!("snapshot at zxid 0x{zxid:x} failed: {e}"),
         });
     }
 }

@@ -31,7 +31,14 @@ pub fn snapshot_name(zxid: i64) -> String {
 /// timeout), the tree, then the seal (Adler32 of everything before it as a long, then the
 /// string "/"). No digest section (ZooKeeper 3.8 accepts snapshots without one).
 pub fn serialize(tree: &DataTree, sessions: &[(i64, i32)]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(4096);
+    let mut serialized = Vec::with_capacity(4096);
+    tree.serialize_into(&mut serialized);
+    serialize_parts(sessions, &serialized)
+}
+
+/// The file content around a tree already serialized (e.g. by a fuzzy snapshot).
+pub fn serialize_parts(sessions: &[(i64, i32)], serialized_tree: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(serialized_tree.len() + 64 + sessions.len() * 12);
     FileHeader {
         magic: SNAP_MAGIC,
         version: VERSION,
@@ -43,7 +50,7 @@ pub fn serialize(tree: &DataTree, sessions: &[(i64, i32)]) -> Vec<u8> {
         id.write(&mut out);
         timeout.write(&mut out);
     }
-    tree.serialize_into(&mut out);
+    out.extend_from_slice(serialized_tree);
     seal(&mut out);
     out
 }

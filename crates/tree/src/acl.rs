@@ -26,6 +26,9 @@ pub struct AclCache {
     by_id: HashMap<i64, (Vec<Acl>, u64)>,
     by_acl: HashMap<Vec<Acl>, i64>,
     last_id: i64,
+    /// While a fuzzy snapshot is being written, unused entries are kept: a node serialized
+    /// earlier may still name them.
+    pinned: bool,
 }
 
 impl AclCache {
@@ -48,11 +51,22 @@ impl AclCache {
         }
         if let Some(entry) = self.by_id.get_mut(&id) {
             entry.1 = entry.1.saturating_sub(1);
-            if entry.1 == 0 {
+            if entry.1 == 0 && !self.pinned {
                 let (acl, _) = self.by_id.remove(&id).expect("present");
                 self.by_acl.remove(&acl);
             }
         }
+    }
+
+    /// Keeps every entry, even unused ones, until [`AclCache::unpin`].
+    pub fn pin(&mut self) {
+        self.pinned = true;
+    }
+
+    /// Ends a pin and drops the entries nobody uses any more.
+    pub fn unpin(&mut self) {
+        self.pinned = false;
+        self.purge_unused();
     }
 
     pub fn get(&self, id: i64) -> Vec<Acl> {

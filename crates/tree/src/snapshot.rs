@@ -15,6 +15,78 @@ use crate::path;
 use jute::{ephemeral_owner, perms, write_opt_buffer, write_str, Acl, Jute, Reader, StatPersisted};
 use std::collections::{BTreeSet, HashMap};
 
+/// A snapshot written a few nodes at a time between requests, so that writes never stop
+/// for it: ZooKeeper's fuzzy snapshot. Nodes may change while it is taken; replaying the log
+/// from `start_zxid` (the zxid applied when it started) brings the loaded tree to the same
+/// state, because every txn after it is idempotent on a tree that may already contain it.
+#[derive(Debug)]
+pub struct FuzzySnapshot {
+    pub start_zxid: i64,
+    stack: Vec<String>,
+    nodes: Vec<u8>,
+}
+
+impl FuzzySnapshot {
+    /// Starts a snapshot of `tree`; the ACL cache keeps its entries until [`FuzzySnapshot::finish`].
+    pub fn start(tree: &mut DataTree) -> FuzzySnapshot {
+        tree.acls.pin();
+        FuzzySnapshot {
+            start_zxid: tree.last_processed_zxid,
+            stack: vec!["/".to_owned()],
+            nodes: Vec::new(),
+        }
+    }
+
+    /// Serializes up to `budget` more nodes (parents before children, children in name order).
+    /// True once every node has been visited.
+    pub fn step(&mut self, tree: &DataTree, budget: usize) -> bool {
+        for _ in 0..budget {
+            let Some(p) = self.stack.pop() else {
+                return true;
+            };
+            // a node deleted since its parent was written is simply not in the snapshot
+            if let Some(node) = tree.nodes.get(&p) {
+                write_node(&mut self.nodes, &p, node);
+                let mut names: Vec<&str> = node.children.iter().map(|c| &**c).collect();
+                names.sort_unstable();
+                for name in names.into_iter().rev() {
+                    self.stack.push(path::join(&p, name));
+                }
+            }
+        }
+        self.stack.is_empty()
+    }
+
+    /// The serialized tree (ACL cache, nodes, terminator), in DataTree.serialize's layout.
+    pub fn finish(self, tree: &mut DataTree) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.nodes.len() + 1024);
+        write_acl_cache(&mut out, &tree.acls);
+        out.extend_from_slice(&self.nodes);
+        write_str(&mut out, "/");
+        tree.acls.unpin();
+        out
+    }
+}
+
+fn write_acl_cache(out: &mut Vec<u8>, acls: &AclCache) {
+    let entries = acls.entries();
+    (entries.len() as i32).write(out);
+    for (id, list) in entries {
+        id.write(out);
+        (list.len() as i32).write(out);
+        for a in list {
+            a.write(out);
+        }
+    }
+}
+
+fn write_node(out: &mut Vec<u8>, p: &str, node: &DataNode) {
+    write_str(out, if p == "/" { "" } else { p });
+    write_opt_buffer(out, node.data.as_deref());
+    node.acl.write(out);
+    node.stat.write(out);
+}
+
 impl DataTree {
     /// ZooKeeper's DataTree.serialize: ACL cache (int count; per entry long id + vector<ACL>),
     /// then nodes depth-first from the root written as path "" (path ustring, DataNode = buffer
@@ -22,25 +94,14 @@ impl DataTree {
     ///
     /// Children are written in name order, so equal trees serialize to equal bytes.
     pub fn serialize_into(&self, out: &mut Vec<u8>) {
-        let entries = self.acls.entries();
-        (entries.len() as i32).write(out);
-        for (id, list) in entries {
-            id.write(out);
-            (list.len() as i32).write(out);
-            for a in list {
-                a.write(out);
-            }
-        }
+        write_acl_cache(out, &self.acls);
         // iterative depth-first walk: trees can be deeper than the native stack is comfortable with
         let mut stack: Vec<String> = vec!["/".to_owned()];
         while let Some(p) = stack.pop() {
             let Some(node) = self.nodes.get(&p) else {
                 continue;
             };
-            write_str(out, if p == "/" { "" } else { &p });
-            write_opt_buffer(out, node.data.as_deref());
-            node.acl.write(out);
-            node.stat.write(out);
+            write_node(out, &p, node);
             let mut names: Vec<&str> = node.children.iter().map(|c| &**c).collect();
             names.sort_unstable();
             for name in names.into_iter().rev() {
