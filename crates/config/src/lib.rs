@@ -4,9 +4,11 @@
 //! Pure: the caller reads the file; this crate only sees its text.
 
 mod properties;
+pub mod quorum;
 mod zoo_cfg;
 
 pub use properties::{parse_properties, Property};
+pub use quorum::{HostPort, LearnerType, QuorumConfig, QuorumSystem, ServerSpec};
 pub use zoo_cfg::{FourLetterWhitelist, ZooCfg, DEFAULT_FOUR_LETTER_WORDS};
 
 use std::fmt;

@@ -67,6 +67,8 @@ pub struct ZooCfg {
     pub read_only_mode: bool,
     /// `server.N=` / `group.N=` / `weight.N=` lines: the ensemble's membership.
     pub membership: Vec<Property>,
+    /// The membership as a configuration, when there is one.
+    pub quorum: Option<crate::QuorumConfig>,
     /// Every key=value as written, for `conf` and `envi`.
     pub properties: Vec<Property>,
     /// Keys zkrs does not know: warned about at startup, otherwise ignored.
@@ -115,6 +117,7 @@ impl ZooCfg {
             sync_limit: 5,
             read_only_mode: false,
             membership: Vec::new(),
+            quorum: None,
             properties: properties.clone(),
             unknown_keys: Vec::new(),
         };
@@ -250,6 +253,37 @@ impl ZooCfg {
         }
         cfg.four_letter_whitelist =
             FourLetterWhitelist::parse(whitelist.as_deref(), cfg.read_only_mode);
+        if !cfg.membership.is_empty() {
+            // each server line is checked where it is, then the whole membership
+            for p in cfg
+                .membership
+                .iter()
+                .filter(|p| p.key.starts_with("server."))
+            {
+                let id = p.key["server.".len()..]
+                    .trim()
+                    .parse::<u64>()
+                    .map_err(|_| ConfigError {
+                        file: file.to_owned(),
+                        line: Some(p.line),
+                        message: format!("{}: expected server.<id> with a numeric id", p.key),
+                    })?;
+                crate::ServerSpec::parse(id, &p.value).map_err(|message| ConfigError {
+                    file: file.to_owned(),
+                    line: Some(p.line),
+                    message,
+                })?;
+            }
+            cfg.quorum = Some(
+                crate::QuorumConfig::from_properties(&cfg.membership).map_err(|message| {
+                    ConfigError {
+                        file: file.to_owned(),
+                        line: cfg.membership.first().map(|p| p.line),
+                        message,
+                    }
+                })?,
+            );
+        }
         Ok(cfg)
     }
 
@@ -315,6 +349,28 @@ mod tests {
         assert!(w.allows("ruok") && w.allows("stat") && w.allows("srvr"));
         assert!(!w.allows("mntr"));
         assert!(FourLetterWhitelist::parse(Some("*"), false).allows("mntr"));
+    }
+
+    #[test]
+    fn server_lines_are_checked_where_they_are() {
+        let cfg = ZooCfg::parse(
+            "dataDir=/x\nserver.1=h:1:2;2181\nserver.2=h:3:4:observer\n",
+            "zoo.cfg",
+        )
+        .unwrap();
+        let quorum = cfg.quorum.unwrap();
+        assert_eq!(
+            (quorum.voters().count(), quorum.observers().count()),
+            (1, 1)
+        );
+        let err = ZooCfg::parse("dataDir=/x\nserver.1=h:1:2\nserver.2=h:3\n", "/etc/zoo.cfg")
+            .unwrap_err();
+        assert_eq!(err.line, Some(3));
+        assert!(
+            err.to_string()
+                .starts_with("/etc/zoo.cfg:3: h:3 does not have the form"),
+            "{err}"
+        );
     }
 
     #[test]
