@@ -44,10 +44,8 @@ pub fn full_version() -> &'static str {
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| {
-                let (y, mo, d, h, mi, _, _) = utc_fields(d.as_millis() as i64);
-                format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02} UTC")
-            })
+            .and_then(|d| chrono::DateTime::from_timestamp_millis(d.as_millis() as i64))
+            .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
             .unwrap_or_else(|| "<NA>".into());
         format!("{VERSION}, built on {built}")
     })
@@ -624,45 +622,12 @@ fn java_double(v: f64) -> String {
     }
 }
 
-/// (year, month, day, hour, minute, second, weekday with Sunday = 0) of a UTC time in ms.
-fn utc_fields(ms: i64) -> (i64, u32, u32, u32, u32, u32, usize) {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400) as u32;
-    // days since 1970-01-01 to a civil date (proleptic Gregorian)
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let weekday = (days + 4).rem_euclid(7) as usize; // 1970-01-01 was a Thursday
-    (
-        year,
-        month,
-        day,
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        weekday,
-    )
-}
-
 /// A wall-clock time in ms as java.util.Date prints it, in UTC: `Tue Nov 24 23:42:41 UTC 2026`.
 fn java_date(ms: i64) -> String {
-    const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let (y, mo, d, h, mi, s, wd) = utc_fields(ms);
-    format!(
-        "{} {} {d:02} {h:02}:{mi:02}:{s:02} UTC {y}",
-        DAYS[wd],
-        MONTHS[mo as usize - 1]
-    )
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .format("%a %b %d %H:%M:%S UTC %Y")
+        .to_string()
 }
 
 #[cfg(test)]
