@@ -1,0 +1,627 @@
+//! Fast leader election (ZooKeeper's FastLeaderElection) as a state machine.
+//!
+//! A server that looks for a leader proposes itself, then adopts any better vote it hears:
+//! votes are ordered by (peer epoch, last zxid, server id). It decides once a quorum of the
+//! voters in every configuration in force proposes the same vote and nothing better arrives
+//! within the finalize wait; a server that hears a quorum of FOLLOWING/LEADING peers agree
+//! on a leader joins it directly. Servers that are not looking answer lookers with their
+//! current vote, which is how a restarted server finds an established leader.
+//!
+//! Inputs: [`Election::start`], [`Election::on_notification`], [`Election::on_timer`], all
+//! with the current time in milliseconds. Outputs: [`Action`]s to execute in order.
+
+use config::QuorumConfig;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// How long a server waits, once a quorum agrees, for a better vote before deciding.
+pub const FINALIZE_WAIT_MS: u64 = 200;
+/// The longest wait between resending notifications when nothing arrives.
+pub const MAX_NOTIFICATION_INTERVAL_MS: u64 = 60_000;
+
+/// A server's role as the election sees it (the `state` of a notification).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ServerState {
+    Looking,
+    Following,
+    Leading,
+    Observing,
+}
+
+/// A vote: whom a server backs, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Vote {
+    pub leader: u64,
+    /// The last zxid the proposed leader logged.
+    pub zxid: i64,
+    /// The election round (ZooKeeper's logical clock).
+    pub election_epoch: i64,
+    /// The epoch the proposed leader last accepted (its currentEpoch).
+    pub peer_epoch: i64,
+}
+
+impl Vote {
+    /// Whether two votes back the same outcome, as ZooKeeper's Vote.equals decides it: while
+    /// anyone is looking, everything must match; between established servers the leader and
+    /// its epoch are enough.
+    fn agrees(&self, other: &Vote, either_looking: bool) -> bool {
+        if either_looking {
+            self == other
+        } else {
+            self.leader == other.leader && self.peer_epoch == other.peer_epoch
+        }
+    }
+}
+
+/// An election message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    pub sender: u64,
+    pub state: ServerState,
+    pub vote: Vote,
+}
+
+/// What the runtime must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send our current vote and state to this server.
+    Send { to: u64, notification: Notification },
+    /// Call [`Election::on_timer`] at this time (replaces any earlier timer).
+    SetTimer { at_ms: u64 },
+    /// The election is over: lead, follow or observe `vote.leader`.
+    Decided { state: ServerState, vote: Vote },
+}
+
+/// Which votes order ahead: higher peer epoch, then higher zxid, then higher server id.
+/// A proposed leader that cannot vote never wins.
+pub fn total_order(new: &Vote, current: &Vote, config: &QuorumConfig) -> bool {
+    if !config.is_voter(new.leader) {
+        return false;
+    }
+    (new.peer_epoch, new.zxid, new.leader) > (current.peer_epoch, current.zxid, current.leader)
+}
+
+#[derive(Debug, Clone)]
+pub struct Election {
+    my_id: u64,
+    /// The configurations in force (the committed one, and a proposed one during a reconfig):
+    /// a decision needs a quorum of each.
+    configs: Vec<QuorumConfig>,
+    /// Our own candidacy: last logged zxid and current epoch.
+    my_zxid: i64,
+    my_epoch: i64,
+    logical_clock: i64,
+    proposal: Vote,
+    state: ServerState,
+    /// Votes of looking servers in the current round.
+    received: BTreeMap<u64, Vote>,
+    /// Votes of servers that are following or leading.
+    established: BTreeMap<u64, (ServerState, Vote)>,
+    /// Set once a quorum agrees: decide at this time unless a better vote arrives.
+    finalize_at: Option<u64>,
+    /// Resend interval, doubling while nothing arrives.
+    interval_ms: u64,
+    resend_at: u64,
+}
+
+impl Election {
+    pub fn new(my_id: u64, configs: Vec<QuorumConfig>) -> Self {
+        assert!(!configs.is_empty(), "an election needs a configuration");
+        Election {
+            my_id,
+            configs,
+            my_zxid: 0,
+            my_epoch: 0,
+            logical_clock: 0,
+            proposal: Vote {
+                leader: my_id,
+                zxid: 0,
+                election_epoch: 0,
+                peer_epoch: 0,
+            },
+            state: ServerState::Looking,
+            received: BTreeMap::new(),
+            established: BTreeMap::new(),
+            finalize_at: None,
+            interval_ms: FINALIZE_WAIT_MS,
+            resend_at: 0,
+        }
+    }
+
+    pub fn state(&self) -> ServerState {
+        self.state
+    }
+
+    pub fn current_vote(&self) -> Vote {
+        self.proposal
+    }
+
+    pub fn logical_clock(&self) -> i64 {
+        self.logical_clock
+    }
+
+    fn voters(&self) -> BTreeSet<u64> {
+        self.configs
+            .iter()
+            .flat_map(|c| c.voters().map(|s| s.id))
+            .collect()
+    }
+
+    fn is_voter(&self, id: u64) -> bool {
+        self.configs.iter().any(|c| c.is_voter(id))
+    }
+
+    fn committed(&self) -> &QuorumConfig {
+        &self.configs[0]
+    }
+
+    /// Our own vote when we start looking: ourselves if we can vote, else nobody
+    /// (an observer only learns who leads).
+    fn initial_vote(&self) -> Vote {
+        if self.is_voter(self.my_id) {
+            Vote {
+                leader: self.my_id,
+                zxid: self.my_zxid,
+                election_epoch: self.logical_clock,
+                peer_epoch: self.my_epoch,
+            }
+        } else {
+            Vote {
+                leader: u64::MAX,
+                zxid: i64::MIN,
+                election_epoch: self.logical_clock,
+                peer_epoch: i64::MIN,
+            }
+        }
+    }
+
+    fn notification(&self) -> Notification {
+        Notification {
+            sender: self.my_id,
+            state: self.state,
+            vote: self.proposal,
+        }
+    }
+
+    fn broadcast(&self, out: &mut Vec<Action>) {
+        for to in self.voters() {
+            if to != self.my_id {
+                out.push(Action::Send {
+                    to,
+                    notification: self.notification(),
+                });
+            }
+        }
+    }
+
+    fn timer(&self, out: &mut Vec<Action>) {
+        let at = match self.finalize_at {
+            Some(f) => f.min(self.resend_at),
+            None => self.resend_at,
+        };
+        out.push(Action::SetTimer { at_ms: at });
+    }
+
+    /// Starts a new round: we were following or leading and lost the leader (or just booted).
+    pub fn start(&mut self, now_ms: u64, last_zxid: i64, current_epoch: i64) -> Vec<Action> {
+        self.my_zxid = last_zxid;
+        self.my_epoch = current_epoch;
+        self.logical_clock += 1;
+        self.state = ServerState::Looking;
+        self.received.clear();
+        self.established.clear();
+        self.finalize_at = None;
+        self.proposal = self.initial_vote();
+        self.interval_ms = FINALIZE_WAIT_MS;
+        self.resend_at = now_ms + self.interval_ms;
+        let mut out = Vec::new();
+        self.broadcast(&mut out);
+        self.timer(&mut out);
+        out
+    }
+
+    /// Whether `sids`, agreeing on a vote, are a quorum of every configuration in force.
+    fn quorum_of_all(&self, sids: &BTreeSet<u64>) -> bool {
+        self.configs.iter().all(|c| c.contains_quorum(sids))
+    }
+
+    fn agreeing(votes: &BTreeMap<u64, Vote>, vote: &Vote, looking: bool) -> BTreeSet<u64> {
+        votes
+            .iter()
+            .filter(|(_, v)| v.agrees(vote, looking))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// ZooKeeper's checkLeader: a leader other than us must itself say it leads.
+    fn leader_confirmed(&self, leader: u64, election_epoch: i64) -> bool {
+        if leader == self.my_id {
+            self.logical_clock == election_epoch
+        } else {
+            self.established
+                .get(&leader)
+                .is_some_and(|(s, _)| *s == ServerState::Leading)
+        }
+    }
+
+    fn decide(&mut self, vote: Vote, out: &mut Vec<Action>) {
+        self.state = if vote.leader == self.my_id {
+            ServerState::Leading
+        } else if self.is_voter(self.my_id) {
+            ServerState::Following
+        } else {
+            ServerState::Observing
+        };
+        self.proposal = vote;
+        self.finalize_at = None;
+        self.received.clear();
+        out.push(Action::Decided {
+            state: self.state,
+            vote,
+        });
+    }
+
+    /// Handles a notification from another server.
+    pub fn on_notification(&mut self, now_ms: u64, n: Notification) -> Vec<Action> {
+        let mut out = Vec::new();
+        if n.sender == self.my_id {
+            return out;
+        }
+        if self.state != ServerState::Looking {
+            // established: tell a looker whom we follow (or that we lead)
+            if n.state == ServerState::Looking {
+                out.push(Action::Send {
+                    to: n.sender,
+                    notification: self.notification(),
+                });
+            }
+            return out;
+        }
+        // progress: a message arrived, so the resend back-off starts over
+        self.interval_ms = FINALIZE_WAIT_MS;
+        if !self.is_voter(n.sender) {
+            // an observer (or a stranger) learns our vote but does not count
+            out.push(Action::Send {
+                to: n.sender,
+                notification: self.notification(),
+            });
+            return out;
+        }
+        match n.state {
+            ServerState::Looking => {
+                if !self.is_voter(n.vote.leader) {
+                    return out;
+                }
+                if n.vote.election_epoch > self.logical_clock {
+                    self.logical_clock = n.vote.election_epoch;
+                    self.received.clear();
+                    self.finalize_at = None;
+                    let mine = self.initial_vote();
+                    self.proposal = if total_order(&n.vote, &mine, self.committed()) {
+                        n.vote
+                    } else {
+                        mine
+                    };
+                    self.proposal.election_epoch = self.logical_clock;
+                    self.broadcast(&mut out);
+                } else if n.vote.election_epoch < self.logical_clock {
+                    // a lagging looker: bring it to our round
+                    out.push(Action::Send {
+                        to: n.sender,
+                        notification: self.notification(),
+                    });
+                    return out;
+                } else if total_order(&n.vote, &self.proposal, self.committed()) {
+                    self.proposal = n.vote;
+                    self.finalize_at = None;
+                    self.broadcast(&mut out);
+                }
+                self.received.insert(n.sender, n.vote);
+                let mut agreeing = Self::agreeing(&self.received, &self.proposal, true);
+                if self.proposal.leader == self.my_id || self.is_voter(self.my_id) {
+                    agreeing.insert(self.my_id);
+                }
+                if self.quorum_of_all(&agreeing) && self.finalize_at.is_none() {
+                    self.finalize_at = Some(now_ms + FINALIZE_WAIT_MS);
+                }
+            }
+            ServerState::Following | ServerState::Leading => {
+                self.established.insert(n.sender, (n.state, n.vote));
+                if n.vote.election_epoch == self.logical_clock {
+                    self.received.insert(n.sender, n.vote);
+                    let agreeing = Self::agreeing(&self.received, &n.vote, true);
+                    if self.quorum_of_all(&agreeing)
+                        && self.leader_confirmed(n.vote.leader, n.vote.election_epoch)
+                    {
+                        self.decide(n.vote, &mut out);
+                        return out;
+                    }
+                }
+                // the ensemble is established: join it once a quorum of it backs this leader
+                let established: BTreeMap<u64, Vote> = self
+                    .established
+                    .iter()
+                    .map(|(id, (_, v))| (*id, *v))
+                    .collect();
+                let mut agreeing = Self::agreeing(&established, &n.vote, false);
+                if n.vote.leader == self.my_id {
+                    agreeing.insert(self.my_id);
+                }
+                if self.quorum_of_all(&agreeing)
+                    && self.leader_confirmed(n.vote.leader, n.vote.election_epoch)
+                {
+                    self.logical_clock = n.vote.election_epoch;
+                    self.decide(n.vote, &mut out);
+                    return out;
+                }
+            }
+            ServerState::Observing => {}
+        }
+        self.timer(&mut out);
+        out
+    }
+
+    /// Handles the timer: decide after the finalize wait, or resend with back-off.
+    pub fn on_timer(&mut self, now_ms: u64) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.state != ServerState::Looking {
+            return out;
+        }
+        if let Some(at) = self.finalize_at {
+            if now_ms >= at {
+                let vote = self.proposal;
+                self.decide(vote, &mut out);
+                return out;
+            }
+        }
+        if now_ms >= self.resend_at {
+            self.broadcast(&mut out);
+            self.interval_ms = (self.interval_ms * 2).min(MAX_NOTIFICATION_INTERVAL_MS);
+            self.resend_at = now_ms + self.interval_ms;
+        }
+        self.timer(&mut out);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use config::parse_properties;
+    use std::collections::VecDeque;
+
+    fn config(n: u64, observers: &[u64]) -> QuorumConfig {
+        let mut text = String::new();
+        for id in 1..=n {
+            let role = if observers.contains(&id) {
+                ":observer"
+            } else {
+                ""
+            };
+            text.push_str(&format!(
+                "server.{id}=127.0.0.1:{}:{}{role}\n",
+                2000 + id,
+                3000 + id
+            ));
+        }
+        QuorumConfig::from_properties(&parse_properties(&text, "t").unwrap()).unwrap()
+    }
+
+    /// A tiny deterministic network: messages delivered in a seeded random order, with some
+    /// servers down or partitioned.
+    struct Net {
+        elections: BTreeMap<u64, Election>,
+        queue: VecDeque<(u64, Notification)>,
+        timers: BTreeMap<u64, u64>,
+        decided: BTreeMap<u64, (ServerState, Vote)>,
+        down: BTreeSet<u64>,
+        now: u64,
+        rng: u64,
+    }
+
+    impl Net {
+        fn new(cfg: &QuorumConfig, seed: u64) -> Net {
+            let elections = cfg
+                .members
+                .keys()
+                .map(|&id| (id, Election::new(id, vec![cfg.clone()])))
+                .collect();
+            Net {
+                elections,
+                queue: VecDeque::new(),
+                timers: BTreeMap::new(),
+                decided: BTreeMap::new(),
+                down: BTreeSet::new(),
+                now: 0,
+                rng: seed.wrapping_mul(6364136223846793005).wrapping_add(1),
+            }
+        }
+
+        fn rand(&mut self, n: usize) -> usize {
+            self.rng = self
+                .rng
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((self.rng >> 33) as usize) % n.max(1)
+        }
+
+        fn run_actions(&mut self, id: u64, actions: Vec<Action>) {
+            for a in actions {
+                match a {
+                    Action::Send { to, notification } => self.queue.push_back((to, notification)),
+                    Action::SetTimer { at_ms } => {
+                        self.timers.insert(id, at_ms);
+                    }
+                    Action::Decided { state, vote } => {
+                        self.decided.insert(id, (state, vote));
+                        self.timers.remove(&id);
+                    }
+                }
+            }
+        }
+
+        fn start(&mut self, id: u64, zxid: i64, epoch: i64) {
+            let actions = self
+                .elections
+                .get_mut(&id)
+                .unwrap()
+                .start(self.now, zxid, epoch);
+            self.run_actions(id, actions);
+        }
+
+        /// Delivers messages in random order and fires timers until nothing is left or the
+        /// time limit passes.
+        fn run(&mut self, until_ms: u64) {
+            while self.now < until_ms {
+                if !self.queue.is_empty() && self.rand(4) != 0 {
+                    let i = self.rand(self.queue.len());
+                    let (to, n) = self.queue.remove(i).unwrap();
+                    if self.down.contains(&to) || self.down.contains(&n.sender) {
+                        continue;
+                    }
+                    let actions = self
+                        .elections
+                        .get_mut(&to)
+                        .unwrap()
+                        .on_notification(self.now, n);
+                    self.run_actions(to, actions);
+                    continue;
+                }
+                let next = self
+                    .timers
+                    .iter()
+                    .filter(|(id, _)| !self.down.contains(id))
+                    .map(|(_, t)| *t)
+                    .min();
+                match next {
+                    Some(t) if self.queue.is_empty() || t <= self.now => {
+                        self.now = self.now.max(t);
+                        let due: Vec<u64> = self
+                            .timers
+                            .iter()
+                            .filter(|(_, at)| **at <= self.now)
+                            .map(|(id, _)| *id)
+                            .collect();
+                        for id in due {
+                            if self.down.contains(&id) {
+                                continue;
+                            }
+                            self.timers.remove(&id);
+                            let actions = self.elections.get_mut(&id).unwrap().on_timer(self.now);
+                            self.run_actions(id, actions);
+                        }
+                    }
+                    _ if !self.queue.is_empty() => self.now += 1,
+                    _ => return,
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn everyone_elects_the_server_with_the_most_recent_history() {
+        for seed in 0..200 {
+            let cfg = config(5, &[]);
+            let mut net = Net::new(&cfg, seed);
+            let zxids = [
+                (1, 0x100000005),
+                (2, 0x100000009),
+                (3, 0x100000009),
+                (4, 0x100000002),
+                (5, 0x0),
+            ];
+            for (id, z) in zxids {
+                net.start(id, z, 1);
+            }
+            net.run(120_000);
+            assert_eq!(net.decided.len(), 5, "seed {seed}: {:?}", net.decided);
+            for (id, (state, vote)) in &net.decided {
+                assert_eq!(vote.leader, 3, "seed {seed}: server {id} backs {vote:?}");
+                let expected = if *id == 3 {
+                    ServerState::Leading
+                } else {
+                    ServerState::Following
+                };
+                assert_eq!(*state, expected, "seed {seed}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_majority_elects_without_the_missing_servers_and_a_minority_never_does() {
+        for seed in 0..100 {
+            let cfg = config(5, &[]);
+            let mut net = Net::new(&cfg, seed);
+            net.down.extend([4, 5]);
+            for id in 1..=3 {
+                net.start(id, 0x100000001, 1);
+            }
+            net.run(120_000);
+            let leaders: BTreeSet<u64> = net.decided.values().map(|(_, v)| v.leader).collect();
+            assert_eq!(leaders, BTreeSet::from([3]), "seed {seed}");
+            assert_eq!(net.decided.len(), 3);
+
+            let mut minority = Net::new(&cfg, seed);
+            minority.down.extend([3, 4, 5]);
+            minority.start(1, 0, 1);
+            minority.start(2, 0, 1);
+            minority.run(300_000);
+            assert!(
+                minority.decided.is_empty(),
+                "seed {seed}: two of five elected {:?}",
+                minority.decided
+            );
+        }
+    }
+
+    #[test]
+    fn a_restarted_server_joins_the_established_leader() {
+        let cfg = config(3, &[]);
+        let mut net = Net::new(&cfg, 7);
+        for id in 1..=3 {
+            net.start(id, 0x200000010, 2);
+        }
+        net.run(60_000);
+        assert_eq!(net.decided.len(), 3);
+        // server 1 restarts with an older history; 2 and 3 stay established
+        net.decided.remove(&1);
+        net.start(1, 0x100000001, 1);
+        net.run(120_000);
+        assert_eq!(net.decided[&1].1.leader, 3);
+        assert_eq!(net.decided[&1].0, ServerState::Following);
+    }
+
+    #[test]
+    fn observers_learn_the_leader_but_are_never_elected() {
+        let cfg = config(4, &[4]);
+        let mut net = Net::new(&cfg, 3);
+        for id in 1..=4 {
+            // the observer has the newest history, yet cannot lead
+            net.start(id, if id == 4 { 0x100000099 } else { 0x100000001 }, 1);
+        }
+        net.run(120_000);
+        assert_eq!(net.decided.len(), 4, "{:?}", net.decided);
+        assert_eq!(net.decided[&4].0, ServerState::Observing);
+        assert!(net.decided.values().all(|(_, v)| v.leader == 3));
+    }
+
+    #[test]
+    fn higher_epoch_wins_over_higher_zxid() {
+        let cfg = config(3, &[]);
+        let a = Vote {
+            leader: 1,
+            zxid: 0x100000050,
+            election_epoch: 1,
+            peer_epoch: 1,
+        };
+        let b = Vote {
+            leader: 2,
+            zxid: 0x200000001,
+            election_epoch: 1,
+            peer_epoch: 2,
+        };
+        assert!(total_order(&b, &a, &cfg));
+        assert!(!total_order(&a, &b, &cfg));
+        let c = Vote { leader: 3, ..a };
+        assert!(total_order(&c, &a, &cfg));
+    }
+}
