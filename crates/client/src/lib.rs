@@ -4,6 +4,10 @@
 //! This first version connects to a single server; reconnect across a connect string and
 //! config-driven rebalancing build on it.
 
+pub mod host_provider;
+
+pub use host_provider::HostProvider;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use jute::{
     op, xid, Acl, ConnectRequest, CreateMode, ErrorCode, Id, Jute, ReplyHeader, Stat, WatcherEvent,
