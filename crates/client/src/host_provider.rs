@@ -16,7 +16,7 @@ use rand::{Rng, SeedableRng};
 pub struct HostProvider {
     servers: Vec<String>,
     rng: StdRng,
-    /// Index of the server last returned by `next`.
+    /// Index of the server last returned by `next_server`.
     current: Option<usize>,
     /// Index of the server of the last successful connection (round-robin wraps to it).
     last: Option<usize>,
@@ -61,7 +61,7 @@ impl HostProvider {
     }
 
     /// The server to try next.
-    pub fn next(&mut self) -> &str {
+    pub fn next_server(&mut self) -> &str {
         if self.reconfig_mode {
             if let Some(addr) = self.next_in_reconfig_mode() {
                 self.current = self.servers.iter().position(|s| *s == addr);
@@ -75,7 +75,7 @@ impl HostProvider {
         &self.servers[next]
     }
 
-    /// The client connected to the server `next` returned last.
+    /// The client connected to the server `next_server` returned last.
     pub fn on_connected(&mut self) {
         self.last = self.current;
         self.reconfig_mode = false;
@@ -98,7 +98,7 @@ impl HostProvider {
 
     /// Replaces the server list. `connected_to` is the server the client is connected to now
     /// (None when disconnected). Returns true when the client should drop its connection and
-    /// reconnect through `next` (its session survives the move).
+    /// reconnect through `next_server` (its session survives the move).
     pub fn update_server_list(&mut self, servers: Vec<String>, connected_to: Option<&str>) -> bool {
         assert!(
             !servers.is_empty(),
@@ -107,7 +107,7 @@ impl HostProvider {
         let mut shuffled = servers;
         shuffled.shuffle(&mut self.rng);
         let mine: String = if self.reconfig_mode {
-            self.next().to_owned()
+            self.next_server().to_owned()
         } else if let Some(c) = connected_to {
             c.to_owned()
         } else {
@@ -179,7 +179,7 @@ mod tests {
     fn apply(clients: &mut [(HostProvider, String)], list: &[String]) {
         for (hp, server) in clients.iter_mut() {
             if hp.update_server_list(list.to_vec(), Some(server)) {
-                *server = hp.next().to_owned();
+                *server = hp.next_server().to_owned();
                 hp.on_connected();
             }
         }
@@ -209,7 +209,7 @@ mod tests {
         let mut clients: Vec<(HostProvider, String)> = (0..10_000)
             .map(|i| {
                 let mut hp = HostProvider::new(first.clone(), i);
-                let s = hp.next().to_owned();
+                let s = hp.next_server().to_owned();
                 hp.on_connected();
                 (hp, s)
             })
@@ -246,7 +246,7 @@ mod tests {
         let mut clients: Vec<(HostProvider, String)> = (0..10_000)
             .map(|i| {
                 let mut hp = HostProvider::new(servers(0..3), 1000 + i);
-                let s = hp.next().to_owned();
+                let s = hp.next_server().to_owned();
                 hp.on_connected();
                 (hp, s)
             })
@@ -269,7 +269,7 @@ mod tests {
     #[test]
     fn round_robin_after_all_reconfig_candidates_are_tried() {
         let mut hp = HostProvider::new(servers(0..3), 5);
-        hp.next();
+        hp.next_server();
         hp.on_connected();
         assert!(
             hp.update_server_list(servers(3..5), None),
@@ -277,7 +277,7 @@ mod tests {
         );
         let mut seen = std::collections::BTreeSet::new();
         for _ in 0..6 {
-            seen.insert(hp.next().to_owned());
+            seen.insert(hp.next_server().to_owned());
         }
         assert_eq!(seen, servers(3..5).into_iter().collect());
     }
