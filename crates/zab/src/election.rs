@@ -155,7 +155,8 @@ impl Election {
     }
 
     /// Our own vote when we start looking: ourselves if we can vote, else nobody
-    /// (an observer only learns who leads).
+    /// (an observer only learns who leads). On the wire ZooKeeper's non-voters send
+    /// leader = zxid = peerEpoch = Long.MIN_VALUE; the runtime maps that leader to u64::MAX.
     fn initial_vote(&self) -> Vote {
         if self.is_voter(self.my_id) {
             Vote {
