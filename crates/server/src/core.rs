@@ -116,8 +116,9 @@ pub trait TxnSink: Send {
     fn persist(&mut self, txn: Arc<Prepared>);
     /// Start a new log file: a snapshot is starting.
     fn roll(&mut self);
-    /// Write a finished snapshot (the serialized tree of a fuzzy snapshot started at `zxid`).
-    fn write_snapshot(&mut self, zxid: i64, sessions: Vec<(i64, i32)>, tree: Vec<u8>);
+    /// Write a finished snapshot (the serialized tree of a fuzzy snapshot started at `zxid`,
+    /// in parts to be written one after the other).
+    fn write_snapshot(&mut self, zxid: i64, sessions: Vec<(i64, i32)>, tree: [Vec<u8>; 2]);
 }
 
 /// Nodes serialized per step of a snapshot, between two batches of requests.

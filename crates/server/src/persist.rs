@@ -140,7 +140,7 @@ impl TxnSink for DiskSink {
         let _ = self.log.send(LogCommand::Roll);
     }
 
-    fn write_snapshot(&mut self, zxid: i64, sessions: Vec<(i64, i32)>, tree: Vec<u8>) {
+    fn write_snapshot(&mut self, zxid: i64, sessions: Vec<(i64, i32)>, tree: [Vec<u8>; 2]) {
         let dir = self.snap_dir.clone();
         let (data_dir, log_dir, retain, purge) = (
             self.data_dir.clone(),
@@ -149,10 +149,10 @@ impl TxnSink for DiskSink {
             self.purge_on_snapshot,
         );
         std::thread::spawn(move || {
-            let bytes = storage::snapshot::serialize_parts(&sessions, &tree);
-            match storage::snapshot::write(&dir, zxid, &bytes) {
+            let size: usize = tree.iter().map(Vec::len).sum();
+            match storage::snapshot::write_parts(&dir, zxid, &sessions, &[&tree[0], &tree[1]]) {
                 Ok(path) => {
-                    info!("snapshot {} ({} bytes)", path.display(), bytes.len());
+                    info!("snapshot {} ({size} bytes of tree)", path.display());
                     if purge {
                         if let Err(e) = storage::datadir::purge(&data_dir, &log_dir, retain) {
                             warn!("autopurge failed: {e}");

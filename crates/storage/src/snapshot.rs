@@ -36,7 +36,7 @@ pub fn serialize(tree: &DataTree, sessions: &[(i64, i32)]) -> Vec<u8> {
     serialize_parts(sessions, &serialized)
 }
 
-/// The file content around a tree already serialized (e.g. by a fuzzy snapshot).
+/// The file content around a tree already serialized.
 pub fn serialize_parts(sessions: &[(i64, i32)], serialized_tree: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(serialized_tree.len() + 64 + sessions.len() * 12);
     FileHeader {
@@ -58,6 +58,56 @@ pub fn serialize_parts(sessions: &[(i64, i32)], serialized_tree: &[u8]) -> Vec<u
 fn seal(out: &mut Vec<u8>) {
     adler32(out).write(out);
     write_str(out, "/");
+}
+
+/// Writes the snapshot of a tree serialized in parts (a fuzzy snapshot's ACL section and
+/// nodes) without first concatenating them: header and sessions, the parts, then the seal,
+/// checksummed as they are written. Atomic like [`write`].
+pub fn write_parts(
+    dir: &Path,
+    zxid: i64,
+    sessions: &[(i64, i32)],
+    tree_parts: &[&[u8]],
+) -> std::io::Result<PathBuf> {
+    let mut head = Vec::with_capacity(64 + sessions.len() * 12);
+    FileHeader {
+        magic: SNAP_MAGIC,
+        version: VERSION,
+        dbid: DBID,
+    }
+    .write(&mut head);
+    (sessions.len() as i32).write(&mut head);
+    for (id, timeout) in sessions {
+        id.write(&mut head);
+        timeout.write(&mut head);
+    }
+    let mut checksum = adler2::Adler32::new();
+    checksum.write_slice(&head);
+    for part in tree_parts {
+        checksum.write_slice(part);
+    }
+    let mut tail = Vec::with_capacity(16);
+    (checksum.checksum() as i64).write(&mut tail);
+    write_str(&mut tail, "/");
+    let path = dir.join(snapshot_name(zxid));
+    let tmp = dir.join(format!("{}.tmp", snapshot_name(zxid)));
+    let result = (|| {
+        let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+        f.write_all(&head)?;
+        for part in tree_parts {
+            f.write_all(part)?;
+        }
+        f.write_all(&tail)?;
+        let f = f.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, &path)?;
+        crate::sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map(|()| path)
 }
 
 /// Writes `snapshot.<hex zxid>` atomically (temp file + fsync + rename + fsync dir), as

@@ -57,14 +57,14 @@ impl FuzzySnapshot {
         self.stack.is_empty()
     }
 
-    /// The serialized tree (ACL cache, nodes, terminator), in DataTree.serialize's layout.
-    pub fn finish(self, tree: &mut DataTree) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.nodes.len() + 1024);
-        write_acl_cache(&mut out, &tree.acls);
-        out.extend_from_slice(&self.nodes);
-        write_str(&mut out, "/");
+    /// The serialized tree in DataTree.serialize's layout, as two parts to be written one
+    /// after the other: the ACL cache, then the nodes and the terminator.
+    pub fn finish(mut self, tree: &mut DataTree) -> [Vec<u8>; 2] {
+        let mut acls = Vec::with_capacity(1024);
+        write_acl_cache(&mut acls, &tree.acls);
+        write_str(&mut self.nodes, "/");
         tree.acls.unpin();
-        out
+        [acls, self.nodes]
     }
 }
 

@@ -123,7 +123,7 @@ proptest! {
             s.write(&request(*c, *a, *b));
         }
         while !snap.step(&s.tree, 1) {}
-        let bytes = snap.finish(&mut s.tree);
+        let bytes = snap.finish(&mut s.tree).concat();
         let mut loaded = DataTree::deserialize_from(&mut jute::Reader::new(&bytes)).unwrap();
         for p in s.log.iter().filter(|p| p.header.zxid > start) {
             loaded.process_txn(&p.header, &p.txn);
