@@ -223,6 +223,11 @@ impl ServerCore {
         half + rand::random_range(0..half)
     }
 
+    /// Takes a (fuzzy, background) snapshot now, e.g. after replaying a log at startup.
+    pub fn start_snapshot(&mut self) {
+        self.take_snapshot();
+    }
+
     /// Lets the core send itself messages (snapshot steps).
     pub fn set_wake(&mut self, wake: UnboundedSender<CoreMsg>) {
         self.wake = Some(wake);

@@ -41,6 +41,7 @@ pub async fn run(
     let (core_tx, mut core_rx) = mpsc::unbounded_channel::<CoreMsg>();
 
     let restored = crate::persist::restore(&cfg)?;
+    let snapshot_due = restored.snapshot_due;
     let sink =
         crate::persist::DiskSink::start(&cfg, restored.tree.last_processed_zxid, core_tx.clone())?;
     let core_cfg = cfg.clone();
@@ -53,6 +54,9 @@ pub async fn run(
             Some(Box::new(sink)),
         );
         core.set_wake(wake);
+        if snapshot_due {
+            core.start_snapshot();
+        }
         while let Some(msg) = core_rx.recv().await {
             core.handle(msg);
         }

@@ -20,6 +20,8 @@ enum LogCommand {
 pub struct Restored {
     pub tree: DataTree,
     pub sessions: Vec<(i64, i32)>,
+    /// Txns were replayed after the newest snapshot: take a fresh one once serving.
+    pub snapshot_due: bool,
 }
 
 /// Loads the newest valid snapshot and replays the log after it (ZooKeeper's restore), then
@@ -79,12 +81,16 @@ pub fn restore(cfg: &ZooCfg) -> anyhow::Result<Restored> {
             .strip_prefix("snapshot.")
             .and_then(|h| i64::from_str_radix(h, 16).ok())
     });
-    if snapshot_zxid != Some(recovered.last_zxid) {
+    // ZooKeeper refuses a dataDir with logs and no snapshot: a first (small) snapshot is
+    // written before serving; a fresh one after replaying is taken in the background
+    if snapshot_zxid.is_none() {
         let bytes = storage::snapshot::serialize(&recovered.tree, &sessions);
         let path = storage::snapshot::write(&data_dir, recovered.last_zxid, &bytes)?;
-        info!("startup snapshot {}", path.display());
+        info!("initial snapshot {}", path.display());
     }
+    let snapshot_due = snapshot_zxid.is_some_and(|z| z != recovered.last_zxid);
     Ok(Restored {
+        snapshot_due,
         tree: recovered.tree,
         sessions,
     })
