@@ -4,8 +4,12 @@
 //! - [`wire`]: the byte formats ZooKeeper 3.8 uses between servers (election handshake and
 //!   notifications, QuorumPacket types and payloads).
 //! - [`election`]: fast leader election.
+//! - [`discovery`]: the leader agrees on a new epoch with a quorum.
 //! - [`sync`]: how a leader brings a learner up to date (DIFF, TRUNC or SNAP).
+//! - [`broadcast`]: outstanding proposals, acks, in-order commits under every config in force.
 
+pub mod broadcast;
+pub mod discovery;
 pub mod election;
 pub mod sync;
 pub mod wire;
