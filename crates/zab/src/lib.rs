@@ -5,11 +5,13 @@
 //!   notifications, QuorumPacket types and payloads).
 //! - [`election`]: fast leader election.
 //! - [`discovery`]: the leader agrees on a new epoch with a quorum.
+//! - [`learner`]: a follower's or observer's side: register, sync, log, ack, commit.
 //! - [`sync`]: how a leader brings a learner up to date (DIFF, TRUNC or SNAP).
 //! - [`broadcast`]: outstanding proposals, acks, in-order commits under every config in force.
 
 pub mod broadcast;
 pub mod discovery;
 pub mod election;
+pub mod learner;
 pub mod sync;
 pub mod wire;

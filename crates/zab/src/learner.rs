@@ -1,0 +1,492 @@
+//! The learner side of Zab (ZooKeeper's Learner / Follower / Observer) as a state machine:
+//! register with the leader, agree on its epoch, synchronize (DIFF, TRUNC or SNAP), then log
+//! and acknowledge proposals and apply commits in order.
+//!
+//! Persistence is asynchronous: [`LearnerAction::Persist`] asks the runtime to log txns, and
+//! [`Learner::on_durable`] tells the learner they are on disk, which is when it acknowledges.
+//! Only txns the leader committed are applied (never a merely proposed one, ZOOKEEPER-4394).
+
+use crate::wire::{LearnerHello, Packet, ProposalData};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LearnerRole {
+    Follower,
+    Observer,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LearnerAction {
+    Send(Packet),
+    /// Write the acceptedEpoch file.
+    StoreAcceptedEpoch(i64),
+    /// Write the currentEpoch file.
+    StoreCurrentEpoch(i64),
+    /// Drop logged txns after this zxid.
+    Truncate(i64),
+    /// Replace the tree with the snapshot that follows SNAP on the connection.
+    LoadSnapshot {
+        zxid: i64,
+    },
+    /// Log these txns; report with [`Learner::on_durable`].
+    Persist(Vec<(i64, ProposalData)>),
+    /// Apply the logged txns up to this zxid.
+    Commit(i64),
+    /// Answer the leader's ping with this zxid and the sessions touched since the last one.
+    ReplyPing(i64),
+    /// Synchronized: serve clients.
+    Serving,
+    /// Give up on this leader and look for another.
+    Fail(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Registering,
+    /// Epoch acknowledged, waiting for DIFF / TRUNC / SNAP.
+    AwaitingSync,
+    /// Receiving the committed txns that follow the sync packet, until NEWLEADER.
+    Syncing,
+    /// NEWLEADER received; waiting for the sync txns to be durable, then UPTODATE.
+    NewLeader,
+    Broadcast,
+}
+
+#[derive(Debug)]
+pub struct Learner {
+    my_id: u64,
+    role: LearnerRole,
+    accepted_epoch: i64,
+    current_epoch: i64,
+    last_zxid: i64,
+    config_version: i64,
+    new_epoch: i64,
+    phase: Phase,
+    /// Txns received during synchronization: (zxid, txn, committed yet).
+    synced: Vec<(i64, ProposalData, bool)>,
+    /// The NEWLEADER ack is owed once everything logged so far is durable.
+    newleader_ack_after: Option<i64>,
+    /// Proposals between NEWLEADER and UPTODATE, logged once UPTODATE arrives.
+    early: Vec<(i64, ProposalData)>,
+    early_commits: Vec<i64>,
+}
+
+impl Learner {
+    pub fn new(
+        my_id: u64,
+        role: LearnerRole,
+        accepted_epoch: i64,
+        current_epoch: i64,
+        last_zxid: i64,
+        config_version: i64,
+    ) -> Self {
+        Learner {
+            my_id,
+            role,
+            accepted_epoch,
+            current_epoch,
+            last_zxid,
+            config_version,
+            new_epoch: -1,
+            phase: Phase::Registering,
+            synced: Vec::new(),
+            newleader_ack_after: None,
+            early: Vec::new(),
+            early_commits: Vec::new(),
+        }
+    }
+
+    pub fn is_serving(&self) -> bool {
+        self.phase == Phase::Broadcast
+    }
+
+    /// The first packet: FOLLOWERINFO or OBSERVERINFO.
+    pub fn start(&mut self) -> Vec<LearnerAction> {
+        let hello = LearnerHello::new(self.accepted_epoch, self.my_id as i64, self.config_version);
+        vec![LearnerAction::Send(match self.role {
+            LearnerRole::Follower => Packet::FollowerInfo(hello),
+            LearnerRole::Observer => Packet::ObserverInfo(hello),
+        })]
+    }
+
+    fn fail(&mut self, why: impl Into<String>) -> Vec<LearnerAction> {
+        vec![LearnerAction::Fail(why.into())]
+    }
+
+    pub fn on_packet(&mut self, packet: Packet) -> Vec<LearnerAction> {
+        use LearnerAction::*;
+        match (self.phase, packet) {
+            (Phase::Registering, Packet::LeaderInfo { zxid, .. }) => {
+                let epoch = zxid >> 32;
+                let mut out = Vec::new();
+                let current = if epoch > self.accepted_epoch {
+                    self.accepted_epoch = epoch;
+                    out.push(StoreAcceptedEpoch(epoch));
+                    self.current_epoch as i32
+                } else if epoch == self.accepted_epoch {
+                    // we already accepted this epoch (a previous attempt): no vote
+                    -1
+                } else {
+                    return self.fail(format!(
+                        "leader's epoch {epoch} is less than our accepted epoch {}",
+                        self.accepted_epoch
+                    ));
+                };
+                self.new_epoch = epoch;
+                self.phase = Phase::AwaitingSync;
+                out.push(Send(Packet::AckEpoch {
+                    last_zxid: self.last_zxid,
+                    current_epoch: current,
+                }));
+                out
+            }
+            (Phase::AwaitingSync, Packet::Diff { .. }) => {
+                self.phase = Phase::Syncing;
+                Vec::new()
+            }
+            (Phase::AwaitingSync, Packet::Trunc { zxid }) => {
+                self.phase = Phase::Syncing;
+                self.last_zxid = zxid;
+                vec![Truncate(zxid)]
+            }
+            (Phase::AwaitingSync, Packet::Snap { zxid }) => {
+                self.phase = Phase::Syncing;
+                self.last_zxid = zxid;
+                vec![LoadSnapshot { zxid }]
+            }
+            (Phase::Syncing, Packet::Proposal { zxid, data }) => {
+                self.synced.push((zxid, data, false));
+                Vec::new()
+            }
+            (Phase::Syncing, Packet::Commit { zxid }) => {
+                match self.synced.iter_mut().find(|(z, _, _)| *z == zxid) {
+                    Some(entry) => {
+                        entry.2 = true;
+                        Vec::new()
+                    }
+                    None => self.fail(format!("commit of 0x{zxid:x}, which was never proposed")),
+                }
+            }
+            (Phase::Syncing, Packet::NewLeader { zxid, .. }) => {
+                if zxid >> 32 != self.new_epoch {
+                    return self.fail(format!(
+                        "NEWLEADER of epoch {} while syncing to epoch {}",
+                        zxid >> 32,
+                        self.new_epoch
+                    ));
+                }
+                self.current_epoch = self.new_epoch;
+                self.phase = Phase::NewLeader;
+                let mut out = vec![StoreCurrentEpoch(self.new_epoch)];
+                let txns: Vec<(i64, ProposalData)> = self
+                    .synced
+                    .iter()
+                    .map(|(z, d, _)| (*z, d.clone()))
+                    .collect();
+                // only what the leader committed is applied
+                let committed = self
+                    .synced
+                    .iter()
+                    .filter(|(_, _, c)| *c)
+                    .map(|(z, _, _)| *z)
+                    .max();
+                if let Some(&(last, _, _)) = self.synced.last() {
+                    self.last_zxid = last;
+                }
+                self.newleader_ack_after = Some(self.last_zxid);
+                if txns.is_empty() {
+                    out.push(Send(Packet::Ack {
+                        zxid: self.new_epoch << 32,
+                    }));
+                    self.newleader_ack_after = None;
+                } else {
+                    out.push(Persist(txns));
+                }
+                if let Some(c) = committed {
+                    out.push(Commit(c));
+                }
+                self.synced.clear();
+                out
+            }
+            (Phase::NewLeader, Packet::Proposal { zxid, data }) => {
+                self.early.push((zxid, data));
+                Vec::new()
+            }
+            (Phase::NewLeader, Packet::Commit { zxid }) => {
+                self.early_commits.push(zxid);
+                Vec::new()
+            }
+            (Phase::NewLeader, Packet::Inform { zxid, data }) => {
+                // an observer's committed txn that arrived before UPTODATE
+                self.early.push((zxid, data));
+                self.early_commits.push(zxid);
+                Vec::new()
+            }
+            (Phase::NewLeader, Packet::UpToDate) => {
+                self.phase = Phase::Broadcast;
+                let mut out = vec![
+                    Serving,
+                    Send(Packet::Ack {
+                        zxid: self.new_epoch << 32,
+                    }),
+                ];
+                if !self.early.is_empty() {
+                    let txns = std::mem::take(&mut self.early);
+                    self.last_zxid = txns.last().map_or(self.last_zxid, |(z, _)| *z);
+                    out.push(Persist(txns));
+                }
+                if let Some(c) = self.early_commits.drain(..).max() {
+                    out.push(Commit(c));
+                }
+                out
+            }
+            (Phase::Broadcast, Packet::Proposal { zxid, data })
+                if self.role == LearnerRole::Follower =>
+            {
+                if zxid <= self.last_zxid {
+                    return self.fail(format!(
+                        "proposal 0x{zxid:x} is not after 0x{:x}",
+                        self.last_zxid
+                    ));
+                }
+                self.last_zxid = zxid;
+                vec![Persist(vec![(zxid, data)])]
+            }
+            (Phase::Broadcast, Packet::Commit { zxid }) => vec![Commit(zxid)],
+            (Phase::Broadcast, Packet::Inform { zxid, data })
+                if self.role == LearnerRole::Observer =>
+            {
+                self.last_zxid = zxid;
+                vec![Persist(vec![(zxid, data)]), Commit(zxid)]
+            }
+            (_, Packet::Ping { zxid }) => vec![ReplyPing(zxid)],
+            (phase, other) => self.fail(format!(
+                "unexpected {} while {phase:?}",
+                packet_name(&other)
+            )),
+        }
+    }
+
+    /// The runtime logged everything up to `zxid`.
+    pub fn on_durable(&mut self, zxid: i64) -> Vec<LearnerAction> {
+        let mut out = Vec::new();
+        if let Some(needed) = self.newleader_ack_after {
+            if zxid >= needed {
+                self.newleader_ack_after = None;
+                out.push(LearnerAction::Send(Packet::Ack {
+                    zxid: self.new_epoch << 32,
+                }));
+            }
+            return out;
+        }
+        if self.phase == Phase::Broadcast && self.role == LearnerRole::Follower {
+            out.push(LearnerAction::Send(Packet::Ack { zxid }));
+        }
+        out
+    }
+}
+
+fn packet_name(p: &Packet) -> &'static str {
+    match p {
+        Packet::Request(_) => "REQUEST",
+        Packet::Proposal { .. } => "PROPOSAL",
+        Packet::Ack { .. } => "ACK",
+        Packet::Commit { .. } => "COMMIT",
+        Packet::Ping { .. } => "PING",
+        Packet::PingReply { .. } => "PING reply",
+        Packet::Revalidate { .. } => "REVALIDATE",
+        Packet::RevalidateReply { .. } => "REVALIDATE reply",
+        Packet::Sync => "SYNC",
+        Packet::Inform { .. } => "INFORM",
+        Packet::CommitAndActivate { .. } => "COMMITANDACTIVATE",
+        Packet::NewLeader { .. } => "NEWLEADER",
+        Packet::FollowerInfo(_) => "FOLLOWERINFO",
+        Packet::UpToDate => "UPTODATE",
+        Packet::Diff { .. } => "DIFF",
+        Packet::Trunc { .. } => "TRUNC",
+        Packet::Snap { .. } => "SNAP",
+        Packet::ObserverInfo(_) => "OBSERVERINFO",
+        Packet::LeaderInfo { .. } => "LEADERINFO",
+        Packet::AckEpoch { .. } => "ACKEPOCH",
+        Packet::InformAndActivate { .. } => "INFORMANDACTIVATE",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jute::TxnHeader;
+    use LearnerAction::*;
+
+    const E2: i64 = 2 << 32;
+
+    fn txn(zxid: i64) -> ProposalData {
+        ProposalData {
+            header: TxnHeader {
+                client_id: 1,
+                cxid: 1,
+                zxid,
+                time: 0,
+                txn_type: jute::op::CREATE_SESSION,
+            },
+            txn: 3000i32.to_be_bytes().to_vec(),
+            digest: None,
+        }
+    }
+
+    fn leader_info() -> Packet {
+        Packet::LeaderInfo {
+            zxid: E2,
+            protocol_version: crate::wire::LEARNER_PROTOCOL_VERSION,
+        }
+    }
+
+    #[test]
+    fn a_follower_registers_syncs_by_diff_and_acks_after_durability() {
+        let mut l = Learner::new(2, LearnerRole::Follower, 1, 1, (1 << 32) + 5, 0x100000000);
+        assert!(matches!(l.start()[..], [Send(Packet::FollowerInfo(_))]));
+        assert_eq!(
+            l.on_packet(leader_info()),
+            vec![
+                StoreAcceptedEpoch(2),
+                Send(Packet::AckEpoch {
+                    last_zxid: (1 << 32) + 5,
+                    current_epoch: 1
+                })
+            ]
+        );
+        assert!(l
+            .on_packet(Packet::Diff {
+                zxid: (1 << 32) + 7
+            })
+            .is_empty());
+        for z in [(1 << 32) + 6, (1 << 32) + 7] {
+            l.on_packet(Packet::Proposal {
+                zxid: z,
+                data: txn(z),
+            });
+            l.on_packet(Packet::Commit { zxid: z });
+        }
+        // one more proposal that the leader has not committed yet
+        l.on_packet(Packet::Proposal {
+            zxid: (1 << 32) + 8,
+            data: txn((1 << 32) + 8),
+        });
+        let out = l.on_packet(Packet::NewLeader {
+            zxid: E2,
+            config: None,
+        });
+        assert_eq!(out[0], StoreCurrentEpoch(2));
+        assert!(matches!(&out[1], Persist(t) if t.len() == 3));
+        assert_eq!(
+            out[2],
+            Commit((1 << 32) + 7),
+            "the uncommitted proposal is logged, not applied"
+        );
+        // the NEWLEADER ack waits until the synced txns are on disk
+        assert!(l.on_durable((1 << 32) + 7).is_empty());
+        assert_eq!(
+            l.on_durable((1 << 32) + 8),
+            vec![Send(Packet::Ack { zxid: E2 })]
+        );
+        assert_eq!(
+            l.on_packet(Packet::UpToDate),
+            vec![Serving, Send(Packet::Ack { zxid: E2 })]
+        );
+        assert!(l.is_serving());
+        assert_eq!(
+            l.on_packet(Packet::Proposal {
+                zxid: E2 + 1,
+                data: txn(E2 + 1)
+            }),
+            vec![Persist(vec![(E2 + 1, txn(E2 + 1))])]
+        );
+        assert_eq!(
+            l.on_durable(E2 + 1),
+            vec![Send(Packet::Ack { zxid: E2 + 1 })]
+        );
+        assert_eq!(
+            l.on_packet(Packet::Commit { zxid: E2 + 1 }),
+            vec![Commit(E2 + 1)]
+        );
+        assert_eq!(
+            l.on_packet(Packet::Ping { zxid: E2 + 1 }),
+            vec![ReplyPing(E2 + 1)]
+        );
+    }
+
+    #[test]
+    fn trunc_and_snap_reset_the_learners_history() {
+        let mut l = Learner::new(2, LearnerRole::Follower, 1, 1, (1 << 32) + 9, 0);
+        l.start();
+        l.on_packet(leader_info());
+        assert_eq!(
+            l.on_packet(Packet::Trunc {
+                zxid: (1 << 32) + 4
+            }),
+            vec![Truncate((1 << 32) + 4)]
+        );
+        let mut s = Learner::new(3, LearnerRole::Follower, 0, 0, 0, 0);
+        s.start();
+        s.on_packet(leader_info());
+        assert_eq!(
+            s.on_packet(Packet::Snap {
+                zxid: (1 << 32) + 40
+            }),
+            vec![LoadSnapshot {
+                zxid: (1 << 32) + 40
+            }]
+        );
+        let out = s.on_packet(Packet::NewLeader {
+            zxid: E2,
+            config: None,
+        });
+        assert_eq!(
+            out,
+            vec![StoreCurrentEpoch(2), Send(Packet::Ack { zxid: E2 })]
+        );
+    }
+
+    #[test]
+    fn an_epoch_already_accepted_is_acked_without_a_vote_and_an_older_one_is_refused() {
+        let mut l = Learner::new(2, LearnerRole::Follower, 2, 1, 7, 0);
+        l.start();
+        assert_eq!(
+            l.on_packet(leader_info()),
+            vec![Send(Packet::AckEpoch {
+                last_zxid: 7,
+                current_epoch: -1
+            })]
+        );
+        let mut old = Learner::new(2, LearnerRole::Follower, 3, 3, 7, 0);
+        old.start();
+        assert!(matches!(old.on_packet(leader_info())[..], [Fail(_)]));
+    }
+
+    #[test]
+    fn observers_apply_informs_and_never_ack_them() {
+        let mut o = Learner::new(4, LearnerRole::Observer, 1, 1, 0, 0);
+        assert!(matches!(o.start()[..], [Send(Packet::ObserverInfo(_))]));
+        o.on_packet(leader_info());
+        o.on_packet(Packet::Diff { zxid: 0 });
+        o.on_packet(Packet::NewLeader {
+            zxid: E2,
+            config: None,
+        });
+        o.on_packet(Packet::UpToDate);
+        assert_eq!(
+            o.on_packet(Packet::Inform {
+                zxid: E2 + 1,
+                data: txn(E2 + 1)
+            }),
+            vec![Persist(vec![(E2 + 1, txn(E2 + 1))]), Commit(E2 + 1)]
+        );
+        assert!(o.on_durable(E2 + 1).is_empty());
+    }
+
+    #[test]
+    fn out_of_order_packets_make_the_learner_give_up() {
+        let mut l = Learner::new(2, LearnerRole::Follower, 1, 1, 0, 0);
+        l.start();
+        assert!(matches!(l.on_packet(Packet::UpToDate)[..], [Fail(_)]));
+    }
+}
