@@ -5,6 +5,7 @@
 //!   notifications, QuorumPacket types and payloads).
 //! - [`election`]: fast leader election.
 //! - [`discovery`]: the leader agrees on a new epoch with a quorum.
+//! - [`leader`]: discovery, learner synchronization, broadcast.
 //! - [`learner`]: a follower's or observer's side: register, sync, log, ack, commit.
 //! - [`sync`]: how a leader brings a learner up to date (DIFF, TRUNC or SNAP).
 //! - [`broadcast`]: outstanding proposals, acks, in-order commits under every config in force.
@@ -12,6 +13,7 @@
 pub mod broadcast;
 pub mod discovery;
 pub mod election;
+pub mod leader;
 pub mod learner;
 pub mod sync;
 pub mod wire;

@@ -1,0 +1,452 @@
+//! The leader side of Zab (ZooKeeper's Leader / LearnerHandler) as a state machine:
+//! discovery (a new epoch agreed with a quorum), synchronization of each learner (DIFF, TRUNC
+//! or SNAP, then NEWLEADER; the epoch is established by a quorum of NEWLEADER acks), then
+//! broadcast (PROPOSAL, ACK quorum, COMMIT in zxid order; INFORM to observers).
+//!
+//! The leader logs its own proposals like a follower: [`LeaderAction::Persist`], then
+//! [`Leader::on_durable`] counts as its ACK.
+
+use crate::broadcast::CommitTracker;
+use crate::discovery::{Discovery, StateSummary};
+use crate::sync::{plan_sync, SyncStart};
+use crate::wire::{Packet, ProposalData, LEARNER_PROTOCOL_VERSION};
+use config::QuorumConfig;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+/// How many committed txns the leader keeps in memory to DIFF learners (ZooKeeper: 500).
+pub const COMMITTED_LOG_WINDOW: usize = 500;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaderAction {
+    Send {
+        to: u64,
+        packet: Packet,
+    },
+    /// Send this learner a snapshot of the applied tree (it follows the SNAP packet).
+    SendSnapshot {
+        to: u64,
+    },
+    StoreAcceptedEpoch(i64),
+    StoreCurrentEpoch(i64),
+    /// Log this txn; report with [`Leader::on_durable`].
+    Persist(i64, ProposalData),
+    /// Apply the logged txns up to this zxid.
+    Commit(i64),
+    /// The epoch is established: serve clients.
+    Established,
+    /// Stop leading (a follower is ahead, or the quorum is lost) and look again.
+    StepDown(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LearnerState {
+    /// FOLLOWERINFO received; LEADERINFO sent once the epoch is decided.
+    Registered,
+    /// ACKEPOCH received; synchronized once a quorum has acked the epoch.
+    EpochAcked,
+    /// Sync packets and NEWLEADER sent; waiting for the NEWLEADER ack.
+    Syncing,
+    /// NEWLEADER acked; gets UPTODATE once the epoch is established.
+    Synced,
+    /// Up to date: receives every proposal (or inform) and commit.
+    Active,
+}
+
+#[derive(Debug)]
+struct LearnerInfo {
+    observer: bool,
+    state: LearnerState,
+    last_zxid: i64,
+    last_heard_tick: u64,
+}
+
+#[derive(Debug)]
+pub struct Leader {
+    my_id: u64,
+    config: Arc<QuorumConfig>,
+    config_bytes: Vec<u8>,
+    discovery: Discovery,
+    new_epoch: Option<i64>,
+    epoch_acked: bool,
+    established: bool,
+    learners: BTreeMap<u64, LearnerInfo>,
+    newleader_acks: BTreeSet<u64>,
+    last_processed: i64,
+    committed: VecDeque<(i64, ProposalData)>,
+    outstanding: BTreeMap<i64, ProposalData>,
+    tracker: CommitTracker,
+    next_counter: i64,
+    tick: u64,
+    sync_limit_ticks: u64,
+}
+
+impl Leader {
+    /// A server that won the election. `ours` is its history (current epoch, last zxid);
+    /// `committed` its most recent committed txns (for DIFF), oldest first.
+    pub fn new(
+        my_id: u64,
+        config: Arc<QuorumConfig>,
+        accepted_epoch: i64,
+        ours: StateSummary,
+        committed: Vec<(i64, ProposalData)>,
+        sync_limit_ticks: u64,
+    ) -> Self {
+        let config_bytes = config.to_config_text().into_bytes();
+        let mut committed: VecDeque<_> = committed.into();
+        while committed.len() > COMMITTED_LOG_WINDOW {
+            committed.pop_front();
+        }
+        Leader {
+            my_id,
+            discovery: Discovery::new(my_id, (*config).clone(), accepted_epoch, ours),
+            config,
+            config_bytes,
+            new_epoch: None,
+            epoch_acked: false,
+            established: false,
+            learners: BTreeMap::new(),
+            newleader_acks: BTreeSet::from([my_id]),
+            last_processed: ours.last_zxid,
+            committed,
+            outstanding: BTreeMap::new(),
+            tracker: CommitTracker::new(ours.last_zxid),
+            next_counter: 1,
+            tick: 0,
+            sync_limit_ticks,
+        }
+    }
+
+    pub fn is_established(&self) -> bool {
+        self.established
+    }
+
+    pub fn epoch(&self) -> Option<i64> {
+        self.new_epoch
+    }
+
+    fn send(out: &mut Vec<LeaderAction>, to: u64, packet: Packet) {
+        out.push(LeaderAction::Send { to, packet });
+    }
+
+    fn leader_info(epoch: i64) -> Packet {
+        Packet::LeaderInfo {
+            zxid: epoch << 32,
+            protocol_version: LEARNER_PROTOCOL_VERSION,
+        }
+    }
+
+    /// A learner connected and sent FOLLOWERINFO or OBSERVERINFO.
+    pub fn on_learner_info(
+        &mut self,
+        sid: u64,
+        accepted_epoch: i64,
+        observer: bool,
+    ) -> Vec<LeaderAction> {
+        let mut out = Vec::new();
+        self.learners.insert(
+            sid,
+            LearnerInfo {
+                observer,
+                state: LearnerState::Registered,
+                last_zxid: 0,
+                last_heard_tick: self.tick,
+            },
+        );
+        match (
+            self.new_epoch,
+            self.discovery.on_learner_info(sid, accepted_epoch),
+        ) {
+            (Some(epoch), _) => Self::send(&mut out, sid, Self::leader_info(epoch)),
+            (None, Some(epoch)) => {
+                // the epoch is decided: tell every learner that registered so far
+                self.new_epoch = Some(epoch);
+                out.push(LeaderAction::StoreAcceptedEpoch(epoch));
+                for (&id, l) in &self.learners {
+                    if l.state == LearnerState::Registered {
+                        Self::send(&mut out, id, Self::leader_info(epoch));
+                    }
+                }
+            }
+            (None, None) => {}
+        }
+        out
+    }
+
+    /// Handles a packet from a learner.
+    pub fn on_packet(&mut self, sid: u64, packet: Packet) -> Vec<LeaderAction> {
+        let mut out = Vec::new();
+        let tick = self.tick;
+        let Some(l) = self.learners.get_mut(&sid) else {
+            return out;
+        };
+        l.last_heard_tick = tick;
+        match packet {
+            Packet::AckEpoch {
+                last_zxid,
+                current_epoch,
+            } => {
+                l.state = LearnerState::EpochAcked;
+                l.last_zxid = last_zxid;
+                let theirs = StateSummary {
+                    current_epoch: current_epoch as i64,
+                    last_zxid,
+                };
+                match self.discovery.on_ack_epoch(sid, theirs) {
+                    Err(e) => out.push(LeaderAction::StepDown(e.to_string())),
+                    Ok(true) if !self.epoch_acked => {
+                        self.epoch_acked = true;
+                        out.push(LeaderAction::StoreCurrentEpoch(
+                            self.new_epoch.expect("decided before acks"),
+                        ));
+                        let waiting: Vec<u64> = self
+                            .learners
+                            .iter()
+                            .filter(|(_, l)| l.state == LearnerState::EpochAcked)
+                            .map(|(id, _)| *id)
+                            .collect();
+                        for id in waiting {
+                            self.synchronize(id, &mut out);
+                        }
+                    }
+                    Ok(_) if self.epoch_acked => self.synchronize(sid, &mut out),
+                    Ok(_) => {}
+                }
+            }
+            Packet::Ack { zxid } => {
+                let epoch = self.new_epoch.unwrap_or(-1);
+                if l.state == LearnerState::Syncing && zxid == epoch << 32 {
+                    l.state = LearnerState::Synced;
+                    if !l.observer {
+                        self.newleader_acks.insert(sid);
+                    }
+                    if self.established {
+                        self.activate(sid, &mut out);
+                    } else if self.config.contains_quorum(&self.newleader_acks) {
+                        self.established = true;
+                        out.push(LeaderAction::Established);
+                        let synced: Vec<u64> = self
+                            .learners
+                            .iter()
+                            .filter(|(_, l)| l.state == LearnerState::Synced)
+                            .map(|(id, _)| *id)
+                            .collect();
+                        for id in synced {
+                            self.activate(id, &mut out);
+                        }
+                    }
+                } else if zxid != epoch << 32 && !l.observer {
+                    // an ack of a proposal
+                    for z in self.tracker.ack(sid, zxid) {
+                        self.commit(z, &mut out);
+                    }
+                }
+            }
+            Packet::PingReply { .. } => {}
+            other => out.push(LeaderAction::StepDown(format!(
+                "unexpected packet from learner {sid}: {other:?}"
+            ))),
+        }
+        out
+    }
+
+    /// Queues DIFF/TRUNC/SNAP, the committed txns the learner lacks, every outstanding
+    /// proposal, and NEWLEADER. From then on the learner receives live proposals too.
+    fn synchronize(&mut self, sid: u64, out: &mut Vec<LeaderAction>) {
+        let epoch = self.new_epoch.expect("decided");
+        let peer_last = self.learners[&sid].last_zxid;
+        let zxids: Vec<i64> = self.committed.iter().map(|(z, _)| *z).collect();
+        let plan = plan_sync(peer_last, self.last_processed, &zxids);
+        match plan.start {
+            SyncStart::Diff(z) => Self::send(out, sid, Packet::Diff { zxid: z }),
+            SyncStart::Trunc(z) => Self::send(out, sid, Packet::Trunc { zxid: z }),
+            SyncStart::Snap => {
+                Self::send(
+                    out,
+                    sid,
+                    Packet::Snap {
+                        zxid: self.last_processed,
+                    },
+                );
+                out.push(LeaderAction::SendSnapshot { to: sid });
+            }
+        }
+        if plan.start != SyncStart::Snap {
+            for (zxid, data) in self.committed.iter().skip(plan.send_from) {
+                Self::send(
+                    out,
+                    sid,
+                    Packet::Proposal {
+                        zxid: *zxid,
+                        data: data.clone(),
+                    },
+                );
+                Self::send(out, sid, Packet::Commit { zxid: *zxid });
+            }
+        }
+        for (zxid, data) in &self.outstanding {
+            Self::send(
+                out,
+                sid,
+                Packet::Proposal {
+                    zxid: *zxid,
+                    data: data.clone(),
+                },
+            );
+        }
+        Self::send(
+            out,
+            sid,
+            Packet::NewLeader {
+                zxid: epoch << 32,
+                config: Some(self.config_bytes.clone()),
+            },
+        );
+        if let Some(l) = self.learners.get_mut(&sid) {
+            l.state = LearnerState::Syncing;
+        }
+    }
+
+    fn activate(&mut self, sid: u64, out: &mut Vec<LeaderAction>) {
+        if let Some(l) = self.learners.get_mut(&sid) {
+            l.state = LearnerState::Active;
+        }
+        Self::send(out, sid, Packet::UpToDate);
+    }
+
+    /// Receivers of live traffic: learners being synchronized or up to date.
+    fn live(&self) -> impl Iterator<Item = (u64, &LearnerInfo)> {
+        self.learners
+            .iter()
+            .filter(|(_, l)| {
+                matches!(
+                    l.state,
+                    LearnerState::Syncing | LearnerState::Synced | LearnerState::Active
+                )
+            })
+            .map(|(id, l)| (*id, l))
+    }
+
+    /// Proposes a txn (its header's zxid is assigned here). None until the epoch is established.
+    pub fn propose(&mut self, mut data: ProposalData) -> Option<(i64, Vec<LeaderAction>)> {
+        let epoch = self.new_epoch.filter(|_| self.established)?;
+        let zxid = (epoch << 32) | self.next_counter;
+        self.next_counter += 1;
+        data.header.zxid = zxid;
+        let mut out = vec![LeaderAction::Persist(zxid, data.clone())];
+        self.tracker.propose(zxid, vec![self.config.clone()]);
+        let followers: Vec<u64> = self
+            .live()
+            .filter(|(_, l)| !l.observer)
+            .map(|(id, _)| id)
+            .collect();
+        for id in followers {
+            Self::send(
+                &mut out,
+                id,
+                Packet::Proposal {
+                    zxid,
+                    data: data.clone(),
+                },
+            );
+        }
+        self.outstanding.insert(zxid, data);
+        Some((zxid, out))
+    }
+
+    /// The leader's own log is durable up to `zxid`: that is its ACK.
+    pub fn on_durable(&mut self, zxid: i64) -> Vec<LeaderAction> {
+        let mut out = Vec::new();
+        let pending: Vec<i64> = self
+            .outstanding
+            .keys()
+            .copied()
+            .filter(|z| *z <= zxid)
+            .collect();
+        for z in pending {
+            for c in self.tracker.ack(self.my_id, z) {
+                self.commit(c, &mut out);
+            }
+        }
+        out
+    }
+
+    fn commit(&mut self, zxid: i64, out: &mut Vec<LeaderAction>) {
+        let data = self
+            .outstanding
+            .remove(&zxid)
+            .expect("committed proposals are outstanding");
+        out.push(LeaderAction::Commit(zxid));
+        let receivers: Vec<(u64, bool)> = self.live().map(|(id, l)| (id, l.observer)).collect();
+        for (id, observer) in receivers {
+            if observer {
+                Self::send(
+                    out,
+                    id,
+                    Packet::Inform {
+                        zxid,
+                        data: data.clone(),
+                    },
+                );
+            } else {
+                Self::send(out, id, Packet::Commit { zxid });
+            }
+        }
+        self.last_processed = zxid;
+        self.committed.push_back((zxid, data));
+        if self.committed.len() > COMMITTED_LOG_WINDOW {
+            self.committed.pop_front();
+        }
+    }
+
+    /// A learner's connection closed.
+    pub fn on_learner_lost(&mut self, sid: u64) -> Vec<LeaderAction> {
+        self.learners.remove(&sid);
+        self.tracker.forget(sid);
+        self.newleader_acks.remove(&sid);
+        self.check_quorum()
+    }
+
+    /// Every tick: ping learners, drop the silent ones, step down without a quorum.
+    pub fn on_tick(&mut self) -> Vec<LeaderAction> {
+        self.tick += 1;
+        let mut out = Vec::new();
+        let silent: Vec<u64> = self
+            .learners
+            .iter()
+            .filter(|(_, l)| self.tick.saturating_sub(l.last_heard_tick) > self.sync_limit_ticks)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in silent {
+            out.extend(self.on_learner_lost(id));
+        }
+        let last = self
+            .tracker
+            .last_committed()
+            .max(self.outstanding.keys().next_back().copied().unwrap_or(0));
+        let live: Vec<u64> = self.live().map(|(id, _)| id).collect();
+        for id in live {
+            Self::send(&mut out, id, Packet::Ping { zxid: last });
+        }
+        out
+    }
+
+    fn check_quorum(&self) -> Vec<LeaderAction> {
+        if !self.established {
+            return Vec::new();
+        }
+        let mut synced: BTreeSet<u64> = self
+            .live()
+            .filter(|(_, l)| !l.observer)
+            .map(|(id, _)| id)
+            .collect();
+        synced.insert(self.my_id);
+        if self.config.contains_quorum(&synced) {
+            Vec::new()
+        } else {
+            vec![LeaderAction::StepDown(
+                "lost the quorum of synced followers".into(),
+            )]
+        }
+    }
+}
