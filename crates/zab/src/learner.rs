@@ -99,6 +99,10 @@ impl Learner {
         self.phase == Phase::Broadcast
     }
 
+    pub fn role(&self) -> LearnerRole {
+        self.role
+    }
+
     /// The first packet: FOLLOWERINFO or OBSERVERINFO.
     pub fn start(&mut self) -> Vec<LearnerAction> {
         let hello = LearnerHello::new(self.accepted_epoch, self.my_id as i64, self.config_version);

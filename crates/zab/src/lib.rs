@@ -7,6 +7,7 @@
 //! - [`discovery`]: the leader agrees on a new epoch with a quorum.
 //! - [`leader`]: discovery, learner synchronization, broadcast.
 //! - [`learner`]: a follower's or observer's side: register, sync, log, ack, commit.
+//! - [`peer`]: one server's Zab: election, then leading or learning, then election again.
 //! - [`sync`]: how a leader brings a learner up to date (DIFF, TRUNC or SNAP).
 //! - [`broadcast`]: outstanding proposals, acks, in-order commits under every config in force.
 
@@ -15,5 +16,6 @@ pub mod discovery;
 pub mod election;
 pub mod leader;
 pub mod learner;
+pub mod peer;
 pub mod sync;
 pub mod wire;

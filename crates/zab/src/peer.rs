@@ -1,0 +1,514 @@
+//! One server's Zab: election, then leading or learning, then election again when that ends.
+//! Stepped by the runtime (or the simulator) with the current time; every effect is an
+//! [`Output`] the runtime executes in order.
+
+use crate::discovery::StateSummary;
+use crate::election::{self, Election, Notification, ServerState};
+use crate::leader::{Leader, LeaderAction, COMMITTED_LOG_WINDOW};
+use crate::learner::{Learner, LearnerAction, LearnerRole};
+use crate::wire::{Packet, ProposalData};
+use config::QuorumConfig;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+/// What a server keeps on disk about Zab, read back at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Persisted {
+    pub accepted_epoch: i64,
+    pub current_epoch: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    Tick,
+    Notification(Notification),
+    /// A quorum packet from `from` (the leader, or one of our learners).
+    Packet {
+        from: u64,
+        packet: Packet,
+    },
+    /// Our connection to the leader is up (learners start registering).
+    ConnectedToLeader,
+    /// A connection to `peer` closed.
+    Disconnected {
+        peer: u64,
+    },
+    /// Everything up to `zxid` is in the log.
+    Durable {
+        zxid: i64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    SendNotification {
+        to: u64,
+        notification: Notification,
+    },
+    SendPacket {
+        to: u64,
+        packet: Packet,
+    },
+    /// Open the quorum connection to the leader, then step [`Input::ConnectedToLeader`].
+    ConnectToLeader {
+        leader: u64,
+    },
+    /// Close every quorum connection (the role ended).
+    DropQuorumConnections,
+    SendSnapshot {
+        to: u64,
+    },
+    LoadSnapshot {
+        zxid: i64,
+    },
+    Truncate {
+        zxid: i64,
+    },
+    Persist {
+        zxid: i64,
+        data: ProposalData,
+    },
+    Commit {
+        zxid: i64,
+    },
+    StoreEpochs(Persisted),
+    /// Serve clients (true) or stop serving (false).
+    Serving(bool),
+    Role(ServerState),
+}
+
+#[derive(Debug)]
+enum Role {
+    Looking(Election),
+    Leading(Box<Leader>),
+    Learning {
+        leader: u64,
+        learner: Learner,
+        connected: bool,
+        since_ms: u64,
+        last_heard_ms: u64,
+    },
+}
+
+#[derive(Debug)]
+pub struct Peer {
+    my_id: u64,
+    config: Arc<QuorumConfig>,
+    persisted: Persisted,
+    tick_ms: u64,
+    init_limit: u64,
+    sync_limit: u64,
+    role: Role,
+    /// Logged txns not known to be committed, and the recent committed ones (for DIFF).
+    logged: BTreeMap<i64, ProposalData>,
+    committed: VecDeque<(i64, ProposalData)>,
+    last_logged: i64,
+    last_durable: i64,
+    last_committed: i64,
+    election_timer: Option<u64>,
+    now_ms: u64,
+    last_tick_ms: u64,
+}
+
+impl Peer {
+    pub fn new(
+        my_id: u64,
+        config: Arc<QuorumConfig>,
+        persisted: Persisted,
+        last_zxid: i64,
+        tick_ms: u64,
+        init_limit: u64,
+        sync_limit: u64,
+    ) -> Self {
+        Peer {
+            my_id,
+            role: Role::Looking(Election::new(my_id, vec![(*config).clone()])),
+            config,
+            persisted,
+            tick_ms,
+            init_limit,
+            sync_limit,
+            logged: BTreeMap::new(),
+            committed: VecDeque::new(),
+            last_logged: last_zxid,
+            last_durable: last_zxid,
+            last_committed: last_zxid,
+            election_timer: None,
+            now_ms: 0,
+            last_tick_ms: 0,
+        }
+    }
+
+    pub fn state(&self) -> ServerState {
+        match &self.role {
+            Role::Looking(_) => ServerState::Looking,
+            Role::Leading(_) => ServerState::Leading,
+            Role::Learning { learner, .. } if learner.role() == LearnerRole::Observer => {
+                ServerState::Observing
+            }
+            Role::Learning { .. } => ServerState::Following,
+        }
+    }
+
+    pub fn is_serving(&self) -> bool {
+        match &self.role {
+            Role::Leading(l) => l.is_established(),
+            Role::Learning { learner, .. } => learner.is_serving(),
+            Role::Looking(_) => false,
+        }
+    }
+
+    pub fn last_committed(&self) -> i64 {
+        self.last_committed
+    }
+
+    /// Starts (or restarts) looking for a leader.
+    pub fn start(&mut self, now_ms: u64) -> Vec<Output> {
+        self.now_ms = now_ms;
+        self.look()
+    }
+
+    fn look(&mut self) -> Vec<Output> {
+        let mut out = vec![
+            Output::DropQuorumConnections,
+            Output::Serving(false),
+            Output::Role(ServerState::Looking),
+        ];
+        let mut election = match std::mem::replace(
+            &mut self.role,
+            Role::Looking(Election::new(self.my_id, vec![(*self.config).clone()])),
+        ) {
+            Role::Looking(e) => e,
+            _ => Election::new(self.my_id, vec![(*self.config).clone()]),
+        };
+        let actions = election.start(self.now_ms, self.last_durable, self.persisted.current_epoch);
+        self.role = Role::Looking(election);
+        self.election_actions(actions, &mut out);
+        out
+    }
+
+    fn election_actions(&mut self, actions: Vec<election::Action>, out: &mut Vec<Output>) {
+        for a in actions {
+            match a {
+                election::Action::Send { to, notification } => {
+                    out.push(Output::SendNotification { to, notification })
+                }
+                election::Action::SetTimer { at_ms } => self.election_timer = Some(at_ms),
+                election::Action::Decided { state, vote } => {
+                    self.election_timer = None;
+                    self.become_(state, vote.leader, out);
+                }
+            }
+        }
+    }
+
+    fn become_(&mut self, state: ServerState, leader: u64, out: &mut Vec<Output>) {
+        out.push(Output::Role(state));
+        match state {
+            ServerState::Leading => {
+                // a new leader's whole log is its history: everything logged is committed
+                let logged = std::mem::take(&mut self.logged);
+                for (zxid, data) in logged {
+                    self.remember_committed(zxid, data);
+                }
+                if self.last_durable > self.last_committed {
+                    self.last_committed = self.last_durable;
+                    out.push(Output::Commit {
+                        zxid: self.last_durable,
+                    });
+                }
+                let ours = StateSummary {
+                    current_epoch: self.persisted.current_epoch,
+                    last_zxid: self.last_durable,
+                };
+                let window: Vec<(i64, ProposalData)> = self.committed.iter().cloned().collect();
+                self.role = Role::Leading(Box::new(Leader::new(
+                    self.my_id,
+                    self.config.clone(),
+                    self.persisted.accepted_epoch,
+                    ours,
+                    window,
+                    self.sync_limit,
+                )));
+            }
+            _ => {
+                let role = if state == ServerState::Observing {
+                    LearnerRole::Observer
+                } else {
+                    LearnerRole::Follower
+                };
+                let learner = Learner::new(
+                    self.my_id,
+                    role,
+                    self.persisted.accepted_epoch,
+                    self.persisted.current_epoch,
+                    self.last_durable,
+                    self.config.version,
+                );
+                self.role = Role::Learning {
+                    leader,
+                    learner,
+                    connected: false,
+                    since_ms: self.now_ms,
+                    last_heard_ms: self.now_ms,
+                };
+                out.push(Output::ConnectToLeader { leader });
+            }
+        }
+    }
+
+    fn remember_committed(&mut self, zxid: i64, data: ProposalData) {
+        self.committed.push_back((zxid, data));
+        while self.committed.len() > COMMITTED_LOG_WINDOW {
+            self.committed.pop_front();
+        }
+    }
+
+    /// Proposes a txn (leader only, once established). Returns its zxid.
+    pub fn propose(&mut self, data: ProposalData) -> Option<(i64, Vec<Output>)> {
+        let Role::Leading(leader) = &mut self.role else {
+            return None;
+        };
+        let (zxid, actions) = leader.propose(data)?;
+        let mut out = Vec::new();
+        self.leader_actions(actions, &mut out);
+        Some((zxid, out))
+    }
+
+    pub fn step(&mut self, now_ms: u64, input: Input) -> Vec<Output> {
+        self.now_ms = now_ms;
+        let mut out = Vec::new();
+        match input {
+            Input::Tick => self.on_tick(&mut out),
+            Input::Notification(n) => {
+                if let Role::Looking(e) = &mut self.role {
+                    let actions = e.on_notification(now_ms, n);
+                    self.election_actions(actions, &mut out);
+                } else if n.state == ServerState::Looking {
+                    // tell a looker whom we follow or that we lead
+                    let vote = election::Vote {
+                        leader: match &self.role {
+                            Role::Leading(_) => self.my_id,
+                            Role::Learning { leader, .. } => *leader,
+                            Role::Looking(_) => unreachable!("handled above"),
+                        },
+                        zxid: self.last_durable,
+                        election_epoch: n.vote.election_epoch,
+                        peer_epoch: self.persisted.current_epoch,
+                    };
+                    out.push(Output::SendNotification {
+                        to: n.sender,
+                        notification: Notification {
+                            sender: self.my_id,
+                            state: self.state(),
+                            vote,
+                        },
+                    });
+                }
+            }
+            Input::ConnectedToLeader => {
+                if let Role::Learning {
+                    learner, connected, ..
+                } = &mut self.role
+                {
+                    *connected = true;
+                    let actions = learner.start();
+                    self.learner_actions(actions, &mut out);
+                }
+            }
+            Input::Packet { from, packet } => match &mut self.role {
+                Role::Leading(leader) => {
+                    let actions = match packet {
+                        Packet::FollowerInfo(h) => {
+                            leader.on_learner_info(from, h.zxid >> 32, false)
+                        }
+                        Packet::ObserverInfo(h) => leader.on_learner_info(from, h.zxid >> 32, true),
+                        other => leader.on_packet(from, other),
+                    };
+                    self.leader_actions(actions, &mut out);
+                }
+                Role::Learning {
+                    leader,
+                    learner,
+                    last_heard_ms,
+                    ..
+                } if *leader == from => {
+                    *last_heard_ms = now_ms;
+                    let actions = learner.on_packet(packet);
+                    self.learner_actions(actions, &mut out);
+                }
+                _ => {}
+            },
+            Input::Disconnected { peer } => match &mut self.role {
+                Role::Leading(leader) => {
+                    let actions = leader.on_learner_lost(peer);
+                    self.leader_actions(actions, &mut out);
+                }
+                Role::Learning { leader, .. } if *leader == peer => out.extend(self.look()),
+                _ => {}
+            },
+            Input::Durable { zxid } => {
+                self.last_durable = self.last_durable.max(zxid);
+                match &mut self.role {
+                    Role::Leading(leader) => {
+                        let actions = leader.on_durable(zxid);
+                        self.leader_actions(actions, &mut out);
+                    }
+                    Role::Learning { learner, .. } => {
+                        let actions = learner.on_durable(zxid);
+                        self.learner_actions(actions, &mut out);
+                    }
+                    Role::Looking(_) => {}
+                }
+            }
+        }
+        out
+    }
+
+    fn on_tick(&mut self, out: &mut Vec<Output>) {
+        let now = self.now_ms;
+        if let (Role::Looking(e), Some(at)) = (&mut self.role, self.election_timer) {
+            if now >= at {
+                let actions = e.on_timer(now);
+                self.election_actions(actions, out);
+            }
+            return;
+        }
+        if now < self.last_tick_ms + self.tick_ms {
+            return;
+        }
+        self.last_tick_ms = now;
+        let (init, sync) = (
+            self.init_limit * self.tick_ms,
+            self.sync_limit * self.tick_ms,
+        );
+        match &mut self.role {
+            Role::Leading(leader) => {
+                let actions = leader.on_tick();
+                self.leader_actions(actions, out);
+            }
+            Role::Learning {
+                learner,
+                since_ms,
+                last_heard_ms,
+                ..
+            } => {
+                // give up on a leader that does not sync us within initLimit, or goes silent
+                let limit = if learner.is_serving() { sync } else { init };
+                if now.saturating_sub(*last_heard_ms) > limit
+                    || (!learner.is_serving() && now.saturating_sub(*since_ms) > init)
+                {
+                    out.extend(self.look());
+                }
+            }
+            Role::Looking(_) => {}
+        }
+    }
+
+    fn leader_actions(&mut self, actions: Vec<LeaderAction>, out: &mut Vec<Output>) {
+        for a in actions {
+            match a {
+                LeaderAction::Send { to, packet } => out.push(Output::SendPacket { to, packet }),
+                LeaderAction::SendSnapshot { to } => out.push(Output::SendSnapshot { to }),
+                LeaderAction::StoreAcceptedEpoch(e) => {
+                    self.persisted.accepted_epoch = e;
+                    out.push(Output::StoreEpochs(self.persisted));
+                }
+                LeaderAction::StoreCurrentEpoch(e) => {
+                    self.persisted.current_epoch = e;
+                    out.push(Output::StoreEpochs(self.persisted));
+                }
+                LeaderAction::Persist(zxid, data) => {
+                    self.last_logged = zxid;
+                    self.logged.insert(zxid, data.clone());
+                    out.push(Output::Persist { zxid, data });
+                }
+                LeaderAction::Commit(zxid) => self.commit(zxid, out),
+                LeaderAction::Established => out.push(Output::Serving(true)),
+                LeaderAction::StepDown(_) => {
+                    out.extend(self.look());
+                    return;
+                }
+            }
+        }
+    }
+
+    fn learner_actions(&mut self, actions: Vec<LearnerAction>, out: &mut Vec<Output>) {
+        for a in actions {
+            match a {
+                LearnerAction::Send(packet) => {
+                    if let Role::Learning { leader, .. } = &self.role {
+                        out.push(Output::SendPacket {
+                            to: *leader,
+                            packet,
+                        });
+                    }
+                }
+                LearnerAction::StoreAcceptedEpoch(e) => {
+                    self.persisted.accepted_epoch = e;
+                    out.push(Output::StoreEpochs(self.persisted));
+                }
+                LearnerAction::StoreCurrentEpoch(e) => {
+                    self.persisted.current_epoch = e;
+                    out.push(Output::StoreEpochs(self.persisted));
+                }
+                LearnerAction::Truncate(zxid) => {
+                    self.logged.retain(|z, _| *z <= zxid);
+                    self.committed.retain(|(z, _)| *z <= zxid);
+                    self.last_logged = zxid;
+                    self.last_durable = self.last_durable.min(zxid);
+                    self.last_committed = self.last_committed.min(zxid);
+                    out.push(Output::Truncate { zxid });
+                }
+                LearnerAction::LoadSnapshot { zxid } => {
+                    self.logged.clear();
+                    self.committed.clear();
+                    self.last_logged = zxid;
+                    self.last_durable = zxid;
+                    self.last_committed = zxid;
+                    out.push(Output::LoadSnapshot { zxid });
+                }
+                LearnerAction::Persist(txns) => {
+                    for (zxid, data) in txns {
+                        if zxid <= self.last_logged && self.logged.contains_key(&zxid) {
+                            continue;
+                        }
+                        self.last_logged = self.last_logged.max(zxid);
+                        self.logged.insert(zxid, data.clone());
+                        out.push(Output::Persist { zxid, data });
+                    }
+                }
+                LearnerAction::Commit(zxid) => self.commit(zxid, out),
+                LearnerAction::ReplyPing(zxid) => {
+                    if let Role::Learning { leader, .. } = &self.role {
+                        out.push(Output::SendPacket {
+                            to: *leader,
+                            packet: Packet::PingReply {
+                                zxid,
+                                touches: Vec::new(),
+                            },
+                        });
+                    }
+                }
+                LearnerAction::Serving => out.push(Output::Serving(true)),
+                LearnerAction::Fail(_) => {
+                    out.extend(self.look());
+                    return;
+                }
+            }
+        }
+    }
+
+    fn commit(&mut self, zxid: i64, out: &mut Vec<Output>) {
+        if zxid <= self.last_committed {
+            return;
+        }
+        let done: Vec<i64> = self.logged.range(..=zxid).map(|(z, _)| *z).collect();
+        for z in done {
+            let data = self.logged.remove(&z).expect("just listed");
+            self.remember_committed(z, data);
+        }
+        self.last_committed = zxid;
+        out.push(Output::Commit { zxid });
+    }
+}
