@@ -38,7 +38,15 @@ pub fn serialize(tree: &DataTree, sessions: &[(i64, i32)]) -> Vec<u8> {
 
 /// The file content around a tree already serialized.
 pub fn serialize_parts(sessions: &[(i64, i32)], serialized_tree: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(serialized_tree.len() + 64 + sessions.len() * 12);
+    let mut out = head(sessions);
+    out.extend_from_slice(serialized_tree);
+    seal(&mut out);
+    out
+}
+
+/// The file header and the sessions, which come before the tree.
+fn head(sessions: &[(i64, i32)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + sessions.len() * 12);
     FileHeader {
         magic: SNAP_MAGIC,
         version: VERSION,
@@ -50,8 +58,6 @@ pub fn serialize_parts(sessions: &[(i64, i32)], serialized_tree: &[u8]) -> Vec<u
         id.write(&mut out);
         timeout.write(&mut out);
     }
-    out.extend_from_slice(serialized_tree);
-    seal(&mut out);
     out
 }
 
@@ -69,18 +75,7 @@ pub fn write_parts(
     sessions: &[(i64, i32)],
     tree_parts: &[&[u8]],
 ) -> std::io::Result<PathBuf> {
-    let mut head = Vec::with_capacity(64 + sessions.len() * 12);
-    FileHeader {
-        magic: SNAP_MAGIC,
-        version: VERSION,
-        dbid: DBID,
-    }
-    .write(&mut head);
-    (sessions.len() as i32).write(&mut head);
-    for (id, timeout) in sessions {
-        id.write(&mut head);
-        timeout.write(&mut head);
-    }
+    let head = head(sessions);
     let mut checksum = adler2::Adler32::new();
     checksum.write_slice(&head);
     for part in tree_parts {

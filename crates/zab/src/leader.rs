@@ -199,13 +199,7 @@ impl Leader {
                         out.push(LeaderAction::StoreCurrentEpoch(
                             self.new_epoch.expect("decided before acks"),
                         ));
-                        let waiting: Vec<u64> = self
-                            .learners
-                            .iter()
-                            .filter(|(_, l)| l.state == LearnerState::EpochAcked)
-                            .map(|(id, _)| *id)
-                            .collect();
-                        for id in waiting {
+                        for id in self.learners_in(LearnerState::EpochAcked) {
                             self.synchronize(id, &mut out);
                         }
                     }
@@ -225,13 +219,7 @@ impl Leader {
                     } else if self.config.contains_quorum(&self.newleader_acks) {
                         self.established = true;
                         out.push(LeaderAction::Established);
-                        let synced: Vec<u64> = self
-                            .learners
-                            .iter()
-                            .filter(|(_, l)| l.state == LearnerState::Synced)
-                            .map(|(id, _)| *id)
-                            .collect();
-                        for id in synced {
+                        for id in self.learners_in(LearnerState::Synced) {
                             self.activate(id, &mut out);
                         }
                     }
@@ -305,6 +293,14 @@ impl Leader {
         if let Some(l) = self.learners.get_mut(&sid) {
             l.state = LearnerState::Syncing;
         }
+    }
+
+    fn learners_in(&self, state: LearnerState) -> Vec<u64> {
+        self.learners
+            .iter()
+            .filter(|(_, l)| l.state == state)
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     fn activate(&mut self, sid: u64, out: &mut Vec<LeaderAction>) {
