@@ -8,25 +8,17 @@ prints a Markdown table with zkrs/ZooKeeper ratios. Usage:
 """
 import argparse
 import json
-import os
-import platform
-import subprocess
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "harness"))
-from servers import Server, zkrs_binary  # noqa: E402
+from common import machine, zkrs_bench
+from servers import Server
 
 WORKLOADS = ["create", "set", "get"]
 
 
 def run_bench(server, workload, sessions, duration, in_flight):
-    out = subprocess.run(
-        [zkrs_binary(), "bench", "--server", server.connect_string, "--workload", workload,
-         "--sessions", str(sessions), "--in-flight", str(in_flight), "--duration", str(duration),
-         "--label", server.kind],
-        check=True, capture_output=True, text=True, timeout=duration * 4 + 120,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return zkrs_bench(server, "--workload", workload, "--sessions", sessions, "--in-flight", in_flight,
+                      "--duration", duration, timeout=duration * 4 + 120)
 
 
 def main():
@@ -49,9 +41,7 @@ def main():
                     print(f"# {kind} {workload} sessions={n}: {r['ops_per_sec']:.0f} ops/s "
                           f"p50 {r['p50_ms']:.3f} ms p99 {r['p99_ms']:.3f} ms errors {r['errors']}",
                           file=sys.stderr, flush=True)
-    cores = os.cpu_count()
-    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    print(f"Standalone, {platform.machine()}, {cores} cores, {mem_gib:.0f} GiB, value 1 KiB, "
+    print(f"Standalone, {machine()}, value 1 KiB, "
           f"{args.in_flight} requests in flight per session, {args.duration:g} s per run, forceSync={args.force_sync}\n")
     print("| workload | sessions | ZooKeeper ops/s | zkrs ops/s | ratio | ZK p50 ms | zkrs p50 ms | ZK p99 ms | zkrs p99 ms | p99 ratio |")
     print("|---|---|---|---|---|---|---|---|---|---|")

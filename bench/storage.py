@@ -9,22 +9,12 @@
     python3 bench/storage.py [--duration 5] [--znodes 1000000]
 """
 import argparse
-import json
-import os
-import platform
-import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "harness"))
-from servers import Server, zkrs_binary  # noqa: E402
-from kazoo.client import KazooClient  # noqa: E402
-
-
-def bench(server, *args):
-    out = subprocess.run([zkrs_binary(), "bench", "--server", server.connect_string, "--label", server.kind, *args],
-                         check=True, capture_output=True, text=True, timeout=3600)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+from common import machine, zkrs_bench as bench
+from kazoo.client import KazooClient
+from servers import Server
 
 
 def rss_mib(pid, field="VmRSS"):
@@ -90,9 +80,7 @@ def main():
                   f"restart to serving {res[(kind, 'restart')]:.2f}s", file=sys.stderr, flush=True)
         finally:
             server.cleanup()
-    cores = os.cpu_count()
-    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    print(f"Standalone, forceSync=yes, {platform.machine()}, {cores} cores, {mem_gib:.0f} GiB RAM; setData of 1 KiB, "
+    print(f"Standalone, forceSync=yes, {machine()}; setData of 1 KiB, "
           f"2 requests in flight per session, {args.duration:g} s per run\n")
     print("| figure | ZooKeeper | zkrs | zkrs / ZooKeeper |")
     print("|---|---|---|---|")
