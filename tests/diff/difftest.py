@@ -978,10 +978,13 @@ class Generator:
 def reap_scenario(runner):
     """Containers and TTL nodes are reaped by a timer; compare only what is left and which
     deletions were seen, not when."""
+    # The TTLs are long enough (2 s, reaper every 1 s) that no node can be reaped before every
+    # watch below is set: a 1 ms TTL raced the reaper and lost NodeDeleted events on both servers.
     s0, s1, ctl = runner.sessions[0], runner.sessions[1], runner.control
     r = "/r"
     plan = [(r, 0, None), (f"{r}/c1", 4, None), (f"{r}/c1/x", 0, None), (f"{r}/c2", 4, None),
-            (f"{r}/t1", 5, 1), (f"{r}/t2", 5, 1), (f"{r}/t2/k", 0, None), (f"{r}/t3", 5, 3_600_000),
+            (f"{r}/t1", 5, 2_000), (f"{r}/t2", 5, 2_000), (f"{r}/t2/k", 0, None),
+            (f"{r}/t3", 5, 3_600_000),
             (f"{r}/c3", 4, None)]
     out = []
     for path, mode, ttl in plan:
