@@ -324,6 +324,12 @@ impl Leader {
     }
 
     /// Proposes a txn (its header's zxid is assigned here). None until the epoch is established.
+    /// The zxid the next proposal will get (once established): Prepare needs it first.
+    pub fn next_zxid(&self) -> Option<i64> {
+        let epoch = self.new_epoch.filter(|_| self.established)?;
+        Some((epoch << 32) | self.next_counter)
+    }
+
     pub fn propose(&mut self, mut data: ProposalData) -> Option<(i64, Vec<LeaderAction>)> {
         let epoch = self.new_epoch.filter(|_| self.established)?;
         let zxid = (epoch << 32) | self.next_counter;

@@ -68,6 +68,9 @@ pub struct Learner {
     /// Proposals between NEWLEADER and UPTODATE, logged once UPTODATE arrives.
     early: Vec<(i64, ProposalData)>,
     early_commits: Vec<i64>,
+    /// Proposals logged that a follower acknowledges one by one once durable (ZooKeeper's
+    /// SendAckRequestProcessor); the leader counts each proposal's acks on their own.
+    unacked: std::collections::VecDeque<i64>,
 }
 
 impl Learner {
@@ -92,6 +95,7 @@ impl Learner {
             newleader_ack_after: None,
             early: Vec::new(),
             early_commits: Vec::new(),
+            unacked: std::collections::VecDeque::new(),
         }
     }
 
@@ -196,6 +200,10 @@ impl Learner {
                 if let Some(&(last, _, _)) = self.synced.last() {
                     self.last_zxid = last;
                 }
+                if self.role == LearnerRole::Follower {
+                    let outstanding = self.synced.iter().filter(|(_, _, c)| !*c);
+                    self.unacked.extend(outstanding.map(|(z, _, _)| *z));
+                }
                 self.newleader_ack_after = Some(self.last_zxid);
                 if txns.is_empty() {
                     out.push(Send(Packet::Ack {
@@ -235,6 +243,9 @@ impl Learner {
                 ];
                 if !self.early.is_empty() {
                     let txns = std::mem::take(&mut self.early);
+                    if self.role == LearnerRole::Follower {
+                        self.unacked.extend(txns.iter().map(|(z, _)| *z));
+                    }
                     self.last_zxid = txns.last().map_or(self.last_zxid, |(z, _)| *z);
                     out.push(Persist(txns));
                 }
@@ -253,6 +264,7 @@ impl Learner {
                     ));
                 }
                 self.last_zxid = zxid;
+                self.unacked.push_back(zxid);
                 vec![Persist(vec![(zxid, data)])]
             }
             (Phase::Broadcast, Packet::Commit { zxid }) => vec![Commit(zxid)],
@@ -270,20 +282,25 @@ impl Learner {
         }
     }
 
-    /// The runtime logged everything up to `zxid`.
+    /// The runtime logged everything up to `zxid`: the NEWLEADER ack once the sync is
+    /// durable, then a follower's ack of each proposal now durable.
     pub fn on_durable(&mut self, zxid: i64) -> Vec<LearnerAction> {
         let mut out = Vec::new();
         if let Some(needed) = self.newleader_ack_after {
-            if zxid >= needed {
-                self.newleader_ack_after = None;
-                out.push(LearnerAction::Send(Packet::Ack {
-                    zxid: self.new_epoch << 32,
-                }));
+            if zxid < needed {
+                return out;
             }
-            return out;
+            self.newleader_ack_after = None;
+            out.push(LearnerAction::Send(Packet::Ack {
+                zxid: self.new_epoch << 32,
+            }));
         }
-        if self.phase == Phase::Broadcast && self.role == LearnerRole::Follower {
-            out.push(LearnerAction::Send(Packet::Ack { zxid }));
+        while let Some(&z) = self.unacked.front() {
+            if z > zxid {
+                break;
+            }
+            self.unacked.pop_front();
+            out.push(LearnerAction::Send(Packet::Ack { zxid: z }));
         }
         out
     }
@@ -388,9 +405,15 @@ mod tests {
         );
         // the NEWLEADER ack waits until the synced txns are on disk
         assert!(l.on_durable((1 << 32) + 7).is_empty());
+        // ... and the uncommitted proposal is acknowledged on its own, for the leader's count
         assert_eq!(
             l.on_durable((1 << 32) + 8),
-            vec![Send(Packet::Ack { zxid: E2 })]
+            vec![
+                Send(Packet::Ack { zxid: E2 }),
+                Send(Packet::Ack {
+                    zxid: (1 << 32) + 8
+                })
+            ]
         );
         assert_eq!(
             l.on_packet(Packet::UpToDate),

@@ -6,7 +6,7 @@ use crate::discovery::StateSummary;
 use crate::election::{self, Election, Notification, ServerState};
 use crate::leader::{Leader, LeaderAction, COMMITTED_LOG_WINDOW};
 use crate::learner::{Learner, LearnerAction, LearnerRole};
-use crate::wire::{Packet, ProposalData};
+use crate::wire::{Packet, ProposalData, SessionTouch};
 use config::QuorumConfig;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -68,9 +68,29 @@ pub enum Output {
         zxid: i64,
         data: ProposalData,
     },
+    /// Apply these txns (everything logged up to `zxid`, in order). A server that became
+    /// leader commits its whole log; `txns` may then start before anything it proposed.
     Commit {
         zxid: i64,
+        txns: Vec<(i64, ProposalData)>,
     },
+    /// Leader: a learner forwarded a client's request, or asks to revalidate a session, or
+    /// wants a sync. The runtime answers with [`Peer::send_to_learner`]-style SendPacket.
+    FromLearner {
+        from: u64,
+        packet: Packet,
+    },
+    /// Learner: the leader's answer to a REVALIDATE or a forwarded sync.
+    FromLeader {
+        packet: Packet,
+    },
+    /// Learner: answer the leader's PING with the sessions touched since the last reply.
+    ReplyPing {
+        to: u64,
+        zxid: i64,
+    },
+    /// Leader: a learner reports these sessions as alive.
+    TouchSessions(Vec<SessionTouch>),
     StoreEpochs(Persisted),
     /// Serve clients (true) or stop serving (false).
     Serving(bool),
@@ -162,6 +182,36 @@ impl Peer {
         self.last_committed
     }
 
+    pub fn my_id(&self) -> u64 {
+        self.my_id
+    }
+
+    pub fn config(&self) -> &Arc<QuorumConfig> {
+        &self.config
+    }
+
+    /// The leader we follow or observe (or ourselves when leading).
+    pub fn leader(&self) -> Option<u64> {
+        match &self.role {
+            Role::Leading(_) => Some(self.my_id),
+            Role::Learning { leader, .. } => Some(*leader),
+            Role::Looking(_) => None,
+        }
+    }
+
+    /// Leader, established: the zxid the next [`Peer::propose`] will assign.
+    pub fn next_zxid(&self) -> Option<i64> {
+        match &self.role {
+            Role::Leading(l) => l.next_zxid(),
+            _ => None,
+        }
+    }
+
+    /// The epoch we are in (the current epoch on disk).
+    pub fn current_epoch(&self) -> i64 {
+        self.persisted.current_epoch
+    }
+
     /// Starts (or restarts) looking for a leader.
     pub fn start(&mut self, now_ms: u64) -> Vec<Output> {
         self.now_ms = now_ms;
@@ -208,13 +258,15 @@ impl Peer {
             ServerState::Leading => {
                 // a new leader's whole log is its history: everything logged is committed
                 let logged = std::mem::take(&mut self.logged);
-                for (zxid, data) in logged {
-                    self.remember_committed(zxid, data);
+                let txns: Vec<(i64, ProposalData)> = logged.into_iter().collect();
+                for (zxid, data) in &txns {
+                    self.remember_committed(*zxid, data.clone());
                 }
                 if self.last_durable > self.last_committed {
                     self.last_committed = self.last_durable;
                     out.push(Output::Commit {
                         zxid: self.last_durable,
+                        txns,
                     });
                 }
                 let ours = StateSummary {
@@ -317,7 +369,17 @@ impl Peer {
                 }
             }
             Input::Packet { from, packet } => match &mut self.role {
+                Role::Leading(_)
+                    if matches!(packet, Packet::Request(_) | Packet::Revalidate { .. }) =>
+                {
+                    out.push(Output::FromLearner { from, packet });
+                }
                 Role::Leading(leader) => {
+                    if let Packet::PingReply { touches, .. } = &packet {
+                        if !touches.is_empty() {
+                            out.push(Output::TouchSessions(touches.clone()));
+                        }
+                    }
                     let actions = match packet {
                         Packet::FollowerInfo(h) => {
                             leader.on_learner_info(from, h.zxid >> 32, false)
@@ -326,6 +388,16 @@ impl Peer {
                         other => leader.on_packet(from, other),
                     };
                     self.leader_actions(actions, &mut out);
+                }
+                Role::Learning {
+                    leader,
+                    last_heard_ms,
+                    ..
+                } if *leader == from
+                    && matches!(packet, Packet::RevalidateReply { .. } | Packet::Sync) =>
+                {
+                    *last_heard_ms = now_ms;
+                    out.push(Output::FromLeader { packet });
                 }
                 Role::Learning {
                     leader,
@@ -469,6 +541,7 @@ impl Peer {
                     out.push(Output::LoadSnapshot { zxid });
                 }
                 LearnerAction::Persist(txns) => {
+                    let mut logged_any = false;
                     for (zxid, data) in txns {
                         if zxid <= self.last_logged && self.logged.contains_key(&zxid) {
                             continue;
@@ -476,18 +549,21 @@ impl Peer {
                         self.last_logged = self.last_logged.max(zxid);
                         self.logged.insert(zxid, data.clone());
                         out.push(Output::Persist { zxid, data });
+                        logged_any = true;
+                    }
+                    if !logged_any {
+                        // all already in our log: no Durable will come for them, so the
+                        // acks they are owed are due now
+                        if let Role::Learning { learner, .. } = &mut self.role {
+                            let actions = learner.on_durable(self.last_durable);
+                            self.learner_actions(actions, out);
+                        }
                     }
                 }
                 LearnerAction::Commit(zxid) => self.commit(zxid, out),
                 LearnerAction::ReplyPing(zxid) => {
                     if let Role::Learning { leader, .. } = &self.role {
-                        out.push(Output::SendPacket {
-                            to: *leader,
-                            packet: Packet::PingReply {
-                                zxid,
-                                touches: Vec::new(),
-                            },
-                        });
+                        out.push(Output::ReplyPing { to: *leader, zxid });
                     }
                 }
                 LearnerAction::Serving => out.push(Output::Serving(true)),
@@ -504,11 +580,13 @@ impl Peer {
             return;
         }
         let done: Vec<i64> = self.logged.range(..=zxid).map(|(z, _)| *z).collect();
+        let mut txns = Vec::with_capacity(done.len());
         for z in done {
             let data = self.logged.remove(&z).expect("just listed");
-            self.remember_committed(z, data);
+            self.remember_committed(z, data.clone());
+            txns.push((z, data));
         }
         self.last_committed = zxid;
-        out.push(Output::Commit { zxid });
+        out.push(Output::Commit { zxid, txns });
     }
 }

@@ -128,7 +128,7 @@ impl Net {
                     n.log.push((zxid, data.header.cxid));
                     self.queue.push_back((id, id, Input::Durable { zxid }));
                 }
-                Output::Commit { zxid } => {
+                Output::Commit { zxid, .. } => {
                     let n = self.nodes.get_mut(&id).unwrap();
                     assert!(zxid >= n.committed_upto, "server {id} commits backwards");
                     n.committed_upto = zxid;
@@ -141,6 +141,20 @@ impl Net {
                     }
                 }
                 Output::StoreEpochs(p) => self.nodes.get_mut(&id).unwrap().persisted = p,
+                Output::ReplyPing { to, zxid } => self.queue.push_back((
+                    id,
+                    to,
+                    Input::Packet {
+                        from: id,
+                        packet: zab::wire::Packet::PingReply {
+                            zxid,
+                            touches: Vec::new(),
+                        },
+                    },
+                )),
+                Output::FromLearner { .. }
+                | Output::FromLeader { .. }
+                | Output::TouchSessions(_) => {}
             }
         }
     }
