@@ -299,6 +299,59 @@ pub fn purge(data_dir: &Path, log_dir: &Path, retain: usize) -> std::io::Result<
     Ok(removed)
 }
 
+/// A learner told by its leader to TRUNC: remove every txn after `zxid` from the log (log files
+/// that start after it, and the tail of the one that holds it) and every snapshot after it,
+/// as ZooKeeper's FileTxnSnapLog.truncateLog. Returns the removed or shortened files.
+pub fn truncate_after(
+    data_dir: &Path,
+    log_dir: &Path,
+    zxid: i64,
+) -> Result<Vec<PathBuf>, StorageError> {
+    let snap_dir = version_dir(data_dir).map_err(|e| StorageError::io(data_dir, e))?;
+    let txn_dir = version_dir(log_dir).map_err(|e| StorageError::io(log_dir, e))?;
+    let mut touched = Vec::new();
+    let remove = |p: &PathBuf, touched: &mut Vec<PathBuf>| -> Result<(), StorageError> {
+        std::fs::remove_file(p).map_err(|e| StorageError::io(p, e))?;
+        touched.push(p.clone());
+        Ok(())
+    };
+    for (start, path) in logs_in(&txn_dir)? {
+        if start > zxid {
+            remove(&path, &mut touched)?;
+            continue;
+        }
+        let log = txnlog::read_log(&path)?;
+        if let Some(i) = log.entries.iter().position(|e| e.zxid() > zxid) {
+            TxnLog::truncate_to(&txn_dir, &path, log.offsets[i])
+                .map_err(|e| StorageError::io(&path, e))?;
+            touched.push(path);
+        }
+    }
+    for (snap_zxid, path) in
+        list_by_zxid(&snap_dir, SNAPSHOT_PREFIX).map_err(|e| StorageError::io(&snap_dir, e))?
+    {
+        if snap_zxid > zxid {
+            remove(&path, &mut touched)?;
+        }
+    }
+    crate::sync_dir(&txn_dir).map_err(|e| StorageError::io(&txn_dir, e))?;
+    crate::sync_dir(&snap_dir).map_err(|e| StorageError::io(&snap_dir, e))?;
+    Ok(touched)
+}
+
+/// A learner that received a SNAP and wrote it as a snapshot: every log file is history the
+/// snapshot replaces (or txns of an abandoned epoch), so all go.
+pub fn remove_logs(log_dir: &Path) -> Result<Vec<PathBuf>, StorageError> {
+    let txn_dir = version_dir(log_dir).map_err(|e| StorageError::io(log_dir, e))?;
+    let mut removed = Vec::new();
+    for (_, path) in logs_in(&txn_dir)? {
+        std::fs::remove_file(&path).map_err(|e| StorageError::io(&path, e))?;
+        removed.push(path);
+    }
+    crate::sync_dir(&txn_dir).map_err(|e| StorageError::io(&txn_dir, e))?;
+    Ok(removed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

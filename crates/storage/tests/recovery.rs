@@ -450,3 +450,43 @@ fn purge_keeps_what_replay_needs() {
         .unwrap()
         .is_empty());
 }
+
+#[test]
+fn truncate_after_keeps_exactly_the_prefix() {
+    // a learner told to TRUNC: every cut point, across file boundaries and past snapshots
+    let b = random_builder(200, 7);
+    for cut in [0usize, 1, 69, 70, 71, 120, 150, 199, 200] {
+        let dir = tempfile::tempdir().unwrap();
+        let v = write_datadir(dir.path(), &b.entries, 70, &[100, 150]);
+        let zxid = if cut == 0 {
+            0
+        } else {
+            b.entries[cut - 1].zxid()
+        };
+        datadir::truncate_after(dir.path(), dir.path(), zxid).unwrap();
+        let r = assert_recovered(dir.path(), &b.entries[..cut]);
+        assert!(r.snapshot.as_ref().is_none_or(|p| {
+            storage::zxid_from_name(p.file_name().unwrap().to_str().unwrap(), "snapshot").unwrap()
+                <= zxid
+        }));
+        // the log accepts appends after the cut again
+        let mut log = TxnLog::open(&v, PRE_ALLOC).unwrap();
+        log.set_last_zxid(zxid);
+        if cut < b.entries.len() {
+            log.append(&b.entries[cut]).unwrap();
+            log.commit(true).unwrap();
+            assert_recovered(dir.path(), &b.entries[..=cut]);
+        }
+    }
+}
+
+#[test]
+fn remove_logs_leaves_snapshots() {
+    let b = random_builder(100, 9);
+    let dir = tempfile::tempdir().unwrap();
+    let v = write_datadir(dir.path(), &b.entries, 30, &[100]);
+    assert!(!logs(&v).is_empty());
+    datadir::remove_logs(dir.path()).unwrap();
+    assert!(logs(&v).is_empty());
+    assert_recovered(dir.path(), &b.entries);
+}
