@@ -77,14 +77,6 @@ fn run_server(path: Option<PathBuf>) -> anyhow::Result<()> {
             unknown.key
         );
     }
-    if !cfg.membership.is_empty() {
-        anyhow::bail!(
-            "{}:{}: {} — replicated mode is not supported by this version of zkrs yet; remove the server lines to run standalone",
-            cfg.source,
-            cfg.membership[0].line,
-            cfg.membership[0].key
-        );
-    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -98,10 +90,16 @@ fn run_server(path: Option<PathBuf>) -> anyhow::Result<()> {
                 _ = term.recv() => {}
             }
         };
-        server::run(cfg, shutdown, |addr| {
+        let replicated = cfg.quorum.as_ref().is_some_and(|q| q.members.len() > 1);
+        server::run(cfg, shutdown, move |addr| {
             tracing::info!(
-                "zkrs {} standalone server listening on {addr}",
-                env!("CARGO_PKG_VERSION")
+                "zkrs {} {} server listening on {addr}",
+                env!("CARGO_PKG_VERSION"),
+                if replicated {
+                    "replicated"
+                } else {
+                    "standalone"
+                }
             );
             println!("zkrs listening on {addr}");
         })

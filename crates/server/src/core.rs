@@ -43,6 +43,8 @@ pub enum CoreMsg {
         xid: i32,
         op_type: i32,
         request: Result<Request, JuteError>,
+        /// The request body as received (a follower forwards it to the leader).
+        raw: Bytes,
         received_ms: i64,
     },
     Closed {
@@ -62,6 +64,10 @@ pub enum CoreMsg {
     },
     /// Serialize the next part of the snapshot in progress.
     SnapshotStep,
+    /// Election and quorum connections (ensemble mode).
+    Zab(crate::quorum_net::ZabEvent),
+    /// Zab's clock (ensemble mode), a few times per tick.
+    ZabTick,
 }
 
 pub(crate) struct Connection {
@@ -76,7 +82,7 @@ pub(crate) struct Connection {
 
 /// Who waits for a txn to be applied.
 #[derive(Debug)]
-enum Origin {
+pub(crate) enum Origin {
     Client {
         conn: ConnId,
         xid: i32,
@@ -92,16 +98,23 @@ enum Origin {
 }
 
 #[derive(Debug)]
-struct InFlight {
-    prepared: Arc<Prepared>,
-    origin: Origin,
+pub(crate) struct InFlight {
+    pub prepared: Arc<Prepared>,
+    pub origin: Origin,
 }
 
 /// A session's outstanding requests in arrival order: its writes being persisted, and the
 /// reads that arrived after them and must not be answered before them.
 #[derive(Debug)]
-enum Queued {
+pub(crate) enum Queued {
     Write(i64),
+    /// A follower's write (or sync) forwarded to the leader, answered when its txn commits.
+    Forwarded {
+        conn: ConnId,
+        xid: i32,
+        op_type: i32,
+        received_ms: i64,
+    },
     Read {
         conn: ConnId,
         xid: i32,
@@ -116,6 +129,10 @@ pub trait TxnSink: Send {
     fn persist(&mut self, txn: Arc<Prepared>);
     /// Start a new log file: a snapshot is starting.
     fn roll(&mut self);
+    /// Remove every logged txn after `zxid` (a learner's TRUNC); returns once done.
+    fn truncate(&mut self, zxid: i64);
+    /// Replace the whole log by this snapshot file (a learner's SNAP); returns once durable.
+    fn reset_to_snapshot(&mut self, zxid: i64, snapshot_file_bytes: Vec<u8>);
     /// Write a finished snapshot (the serialized tree of a fuzzy snapshot started at `zxid`,
     /// in parts to be written one after the other).
     fn write_snapshot(&mut self, zxid: i64, sessions: Vec<(i64, i32)>, tree: [Vec<u8>; 2]);
@@ -133,24 +150,26 @@ struct SnapshotInProgress {
 pub struct ServerCore {
     pub(crate) cfg: Arc<ZooCfg>,
     pub(crate) tree: DataTree,
-    prep: Preparer,
+    pub(crate) prep: Preparer,
     pub(crate) sessions: SessionTracker,
     pub(crate) conns: HashMap<ConnId, Connection>,
     conns_per_ip: HashMap<IpAddr, u32>,
     /// The last zxid handed out.
-    zxid: i64,
+    pub(crate) zxid: i64,
     pub(crate) stats: ServerStats,
     pub(crate) started_ms: i64,
-    /// Prepared txns not yet durable, in zxid order.
-    in_flight: VecDeque<InFlight>,
-    session_queues: HashMap<i64, VecDeque<Queued>>,
+    /// Prepared txns not yet durable (standalone) or committed (ensemble), in zxid order.
+    pub(crate) in_flight: VecDeque<InFlight>,
+    pub(crate) session_queues: HashMap<i64, VecDeque<Queued>>,
     /// None: apply at once (in-memory server, used by unit tests).
-    sink: Option<Box<dyn TxnSink>>,
+    pub(crate) sink: Option<Box<dyn TxnSink>>,
+    /// Replicated mode: Zab and the quorum connections. None: standalone.
+    pub(crate) zab: Option<Box<crate::ensemble::Ensemble>>,
     txns_since_snapshot: u64,
     next_snapshot_after: u64,
     snapshot: Option<SnapshotInProgress>,
     /// The core's own inbox, to schedule the next snapshot step after queued requests.
-    wake: Option<UnboundedSender<CoreMsg>>,
+    pub(crate) wake: Option<UnboundedSender<CoreMsg>>,
 }
 
 pub fn now_ms() -> i64 {
@@ -210,6 +229,7 @@ impl ServerCore {
             next_snapshot_after: 0,
             snapshot: None,
             wake: None,
+            zab: None,
             cfg,
         };
         core.next_snapshot_after = core.snapshot_threshold();
@@ -251,8 +271,9 @@ impl ServerCore {
                 xid,
                 op_type,
                 request,
+                raw,
                 received_ms,
-            } => self.on_request(conn, xid, op_type, request, received_ms),
+            } => self.on_request(conn, xid, op_type, request, raw, received_ms),
             CoreMsg::Closed { conn } => self.on_closed(conn),
             CoreMsg::FourLetter { conn, word, arg } => {
                 let text = match arg {
@@ -264,10 +285,26 @@ impl ServerCore {
                 }
                 self.close_conn(conn);
             }
-            CoreMsg::Tick => self.expire_sessions(),
-            CoreMsg::Durable { zxid } => self.on_durable(zxid),
+            CoreMsg::Tick => {
+                if self.zab.is_none() || self.is_leading() {
+                    self.expire_sessions()
+                }
+            }
+            CoreMsg::Durable { zxid } => {
+                if self.zab.is_some() {
+                    self.zab_durable(zxid)
+                } else {
+                    self.on_durable(zxid)
+                }
+            }
             CoreMsg::SnapshotStep => self.snapshot_step(),
-            CoreMsg::ReapContainers => self.reap_containers(),
+            CoreMsg::ReapContainers => {
+                if self.zab.is_none() || self.is_leading() {
+                    self.reap_containers()
+                }
+            }
+            CoreMsg::Zab(ev) => self.on_zab_event(ev),
+            CoreMsg::ZabTick => self.zab_tick(),
         }
     }
 
@@ -275,7 +312,7 @@ impl ServerCore {
         self.tree.last_processed_zxid
     }
 
-    fn send(&mut self, conn: ConnId, frame: Bytes) {
+    pub(crate) fn send(&mut self, conn: ConnId, frame: Bytes) {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.stats.sent += 1;
             self.stats.packets_sent += 1;
@@ -283,7 +320,7 @@ impl ServerCore {
         }
     }
 
-    fn close_conn(&mut self, conn: ConnId) {
+    pub(crate) fn close_conn(&mut self, conn: ConnId) {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.closing = true;
             let _ = c.tx.send(Outgoing::Close);
@@ -339,7 +376,13 @@ impl ServerCore {
         );
     }
 
-    fn connect_response(&mut self, conn: ConnId, timeout: i32, session_id: i64, passwd: Vec<u8>) {
+    pub(crate) fn connect_response(
+        &mut self,
+        conn: ConnId,
+        timeout: i32,
+        session_id: i64,
+        passwd: Vec<u8>,
+    ) {
         let old_client = self.conns.get(&conn).is_some_and(|c| c.old_client);
         let mut b = BytesMut::with_capacity(64);
         b.put_i32(0);
@@ -369,6 +412,10 @@ impl ServerCore {
         }
         let timeout = (req.time_out.max(0) as u32)
             .clamp(self.cfg.min_session_timeout, self.cfg.max_session_timeout);
+        if self.zab.is_some() && !self.is_leading() {
+            // a learner: sessions are created and revalidated by the leader
+            return self.learner_connect(conn, &req, timeout, now);
+        }
         if req.session_id == 0 {
             let session_id = self.sessions.create(timeout, now);
             if let Some(s) = self.sessions.get_mut(session_id) {
@@ -427,20 +474,28 @@ impl ServerCore {
         }
     }
 
-    fn next_zxid(&mut self) -> i64 {
+    pub(crate) fn next_zxid(&mut self) -> i64 {
+        if let Some(z) = &self.zab {
+            // the leader proposes each prepared txn at once, in order: Zab assigns the zxid
+            self.zxid = z.next_zxid();
+            return self.zxid;
+        }
         self.zxid += 1;
         self.zxid
     }
 
     /// Applies a prepared txn to the tree, retires its change records, updates sessions and
     /// delivers the watch events it fired.
-    fn apply(&mut self, prepared: &Prepared) -> TxnResult {
+    pub(crate) fn apply(&mut self, prepared: &Prepared) -> TxnResult {
         let rc = self.tree.process_txn(&prepared.header, &prepared.txn);
         self.prep.applied(prepared.header.zxid);
         match prepared.txn {
-            Txn::CreateSession(_) => {
-                if let Some(s) = self.sessions.get_mut(prepared.header.client_id) {
-                    s.creating = false;
+            Txn::CreateSession(ref t) => {
+                let id = prepared.header.client_id;
+                match self.sessions.get_mut(id) {
+                    Some(s) => s.creating = false,
+                    // created through another server of the ensemble
+                    None => self.sessions.add(id, t.time_out.max(0) as u32, now_ms()),
                 }
             }
             Txn::CloseSession(_) => {
@@ -488,7 +543,7 @@ impl ServerCore {
     }
 
     /// Hands a prepared txn to storage; it is applied and answered once durable.
-    fn submit(&mut self, prepared: Prepared, origin: Origin) {
+    pub(crate) fn submit(&mut self, prepared: Prepared, origin: Origin) {
         let prepared = Arc::new(prepared);
         let zxid = prepared.header.zxid;
         if !matches!(origin, Origin::Internal) {
@@ -501,6 +556,9 @@ impl ServerCore {
             prepared: prepared.clone(),
             origin,
         });
+        if self.zab.is_some() {
+            return self.propose(prepared);
+        }
         match self.sink.as_mut() {
             Some(sink) => sink.persist(prepared),
             None => self.on_durable(zxid),
@@ -515,7 +573,18 @@ impl ServerCore {
             .front()
             .is_some_and(|f| f.prepared.header.zxid <= zxid)
         {
-            let InFlight { prepared, origin } = self.in_flight.pop_front().expect("non-empty");
+            let in_flight = self.in_flight.pop_front().expect("non-empty");
+            self.apply_and_answer(in_flight);
+        }
+        if self.txns_since_snapshot >= self.next_snapshot_after && self.sink.is_some() {
+            self.take_snapshot();
+        }
+    }
+
+    /// Applies a txn, answers whoever waits for it, then the reads queued behind it.
+    pub(crate) fn apply_and_answer(&mut self, in_flight: InFlight) {
+        let InFlight { prepared, origin } = in_flight;
+        {
             let session_id = prepared.header.client_id;
             let closing_conn = match prepared.txn {
                 Txn::CloseSession(_) => self.sessions.get(session_id).and_then(|s| s.conn),
@@ -538,12 +607,17 @@ impl ServerCore {
                 }
             }
             if let Some(queue) = self.session_queues.get_mut(&session_id) {
-                if let Some(Queued::Write(z)) = queue.front() {
-                    debug_assert_eq!(
-                        *z, prepared.header.zxid,
-                        "a session's writes apply in order"
-                    );
-                    queue.pop_front();
+                match queue.front() {
+                    Some(Queued::Write(z)) if *z == prepared.header.zxid => {
+                        queue.pop_front();
+                    }
+                    Some(Queued::Forwarded { xid, .. })
+                        if *xid == prepared.header.cxid
+                            && matches!(origin, Origin::Client { .. }) =>
+                    {
+                        queue.pop_front();
+                    }
+                    _ => {}
                 }
             }
             if let Some(conn) = closing_conn {
@@ -554,13 +628,17 @@ impl ServerCore {
             self.drain_session_queue(session_id);
             self.txns_since_snapshot += 1;
         }
+    }
+
+    /// Snapshot when enough txns were applied since the last one.
+    pub(crate) fn maybe_snapshot(&mut self) {
         if self.txns_since_snapshot >= self.next_snapshot_after && self.sink.is_some() {
             self.take_snapshot();
         }
     }
 
     /// Answers the reads at the head of a session's queue, up to its next pending write.
-    fn drain_session_queue(&mut self, session_id: i64) {
+    pub(crate) fn drain_session_queue(&mut self, session_id: i64) {
         loop {
             let Some(queue) = self.session_queues.get_mut(&session_id) else {
                 return;
@@ -570,7 +648,7 @@ impl ServerCore {
                     self.session_queues.remove(&session_id);
                     return;
                 }
-                Some(Queued::Write(_)) => return,
+                Some(Queued::Write(_)) | Some(Queued::Forwarded { .. }) => return,
                 Some(Queued::Read { .. }) => {
                     let Some(Queued::Read {
                         conn,
@@ -639,7 +717,7 @@ impl ServerCore {
         }
     }
 
-    fn finish_request(&mut self, conn: ConnId, op_type: i32, received_ms: i64) {
+    pub(crate) fn finish_request(&mut self, conn: ConnId, op_type: i32, received_ms: i64) {
         if op_type == op::AUTH {
             return;
         }
@@ -652,7 +730,7 @@ impl ServerCore {
         }
     }
 
-    fn deliver_events(&mut self) {
+    pub(crate) fn deliver_events(&mut self) {
         for ev in self.tree.drain_events() {
             if let (Some(acl), false) = (&ev.acl, self.cfg.skip_acl) {
                 // a watcher that may not read the znode does not hear about it (CVE-2024-23944)
@@ -675,7 +753,7 @@ impl ServerCore {
         }
     }
 
-    fn context<'a>(
+    pub(crate) fn context<'a>(
         &self,
         auth: &'a [Id],
         session_id: i64,
@@ -699,6 +777,7 @@ impl ServerCore {
         xid: i32,
         op_type: i32,
         request: Result<Request, JuteError>,
+        raw: Bytes,
         received_ms: i64,
     ) {
         let now = now_ms();
@@ -717,6 +796,9 @@ impl ServerCore {
             c.stats.last_op = op_type;
         }
         self.stats.packets_received += 1;
+        if let Some(z) = self.zab.as_mut() {
+            z.note_touch(session_id, &self.sessions);
+        }
         if !self.sessions.touch(session_id, now) {
             self.reply_error(conn, xid, ErrorCode::SessionExpired);
             self.close_conn(conn);
@@ -765,7 +847,12 @@ impl ServerCore {
                 return;
             }
         };
-        if request.is_write() {
+        if self.zab.is_some()
+            && !self.is_leading()
+            && (request.is_write() || matches!(request, Request::Sync(_)))
+        {
+            self.forward(conn, xid, op_type, session_id, raw, received_ms);
+        } else if request.is_write() {
             self.handle_write(conn, xid, op_type, session_id, &request, now, received_ms);
         } else if matches!(request, Request::Auth(_)) {
             // auth is answered at once, as ZooKeeper does, outside the request order
@@ -785,13 +872,13 @@ impl ServerCore {
         }
     }
 
-    fn reply_error(&mut self, conn: ConnId, xid: i32, code: ErrorCode) {
+    pub(crate) fn reply_error(&mut self, conn: ConnId, xid: i32, code: ErrorCode) {
         let frame = finish_frame(begin_frame(xid, self.tree.last_processed_zxid, code.code()));
         self.send(conn, frame);
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn handle_write(
+    pub(crate) fn handle_write(
         &mut self,
         conn: ConnId,
         xid: i32,
@@ -822,7 +909,7 @@ impl ServerCore {
     }
 
     /// The reply to an applied write.
-    fn answer_write(
+    pub(crate) fn answer_write(
         &mut self,
         conn: ConnId,
         xid: i32,

@@ -73,6 +73,10 @@ pub fn run(core: &mut ServerCore, conn: ConnId, word: &str) -> String {
         return refusal;
     }
     let mut out = String::new();
+    if core.mode().is_none() && !matches!(word, "ruok" | "isro" | "conf" | "envi" | "dirs") {
+        // ZooKeeper answers this while its server has no quorum (looking, syncing)
+        return "This ZooKeeper instance is not currently serving requests\n".into();
+    }
     match word {
         "ruok" => out.push_str("imok"),
         // a standalone zkrs server is never in read-only mode
@@ -175,7 +179,7 @@ fn server_summary(core: &ServerCore, conn: ConnId, with_clients: bool, out: &mut
     // the core answers each request before it takes the next one: nothing is ever in flight
     let _ = writeln!(out, "Outstanding: 0");
     let _ = writeln!(out, "Zxid: 0x{:x}", core.last_zxid());
-    let _ = writeln!(out, "Mode: standalone");
+    let _ = writeln!(out, "Mode: {}", core.mode().unwrap_or("standalone"));
     let _ = writeln!(out, "Node count: {}", zk_node_count(core));
 }
 
@@ -273,7 +277,7 @@ fn monitor(core: &ServerCore, out: &mut String) {
         let _ = writeln!(out, "zk_{key}\t{value}");
     };
     line("version", full_version().to_owned());
-    line("server_state", "standalone".into());
+    line("server_state", core.mode().unwrap_or("standalone").into());
     line("ephemerals_count", tree.ephemeral_count().to_string());
     line("num_alive_connections", core.conns.len().to_string());
     line("avg_latency", java_double(s.avg()));

@@ -1,9 +1,12 @@
 //! The zkrs server runtime: sockets, tasks and timers around the pure cores.
 
 pub mod core;
+pub mod ensemble;
+mod ensemble_setup;
 pub mod fourlw;
 mod net;
 pub mod persist;
+pub mod quorum_net;
 pub mod session;
 pub mod stats;
 

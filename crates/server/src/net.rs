@@ -5,7 +5,7 @@ use crate::core::{now_ms, CoreMsg, Outgoing, ServerCore};
 use crate::fourlw::is_four_letter_word;
 use crate::session::ConnId;
 use anyhow::Context;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use config::ZooCfg;
 use jute::request::Request;
 use jute::{ConnectRequest, Jute};
@@ -26,6 +26,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     on_listening: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<()> {
+    let mut cfg = cfg;
+    let ensemble = crate::ensemble_setup::prepare(&mut cfg)?;
     let addr = cfg
         .client_address()
         .context("clientPort is not set (in zoo.cfg or the server line)")?;
@@ -35,7 +37,6 @@ pub async fn run(
     let local = listener.local_addr()?;
     on_listening(local);
     // with clientPort=0 the OS picks the port; report the real one (conf, mntr)
-    let mut cfg = cfg;
     cfg.client_port = Some(local.port());
     let cfg = Arc::new(cfg);
     let (core_tx, mut core_rx) = mpsc::unbounded_channel::<CoreMsg>();
@@ -44,6 +45,19 @@ pub async fn run(
     let snapshot_due = restored.snapshot_due;
     let sink =
         crate::persist::DiskSink::start(&cfg, restored.tree.last_processed_zxid, core_tx.clone())?;
+    let zab = match &ensemble {
+        Some(setup) => Some(
+            crate::ensemble_setup::start(
+                setup,
+                &cfg,
+                restored.tree.last_processed_zxid,
+                core_tx.clone(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let my_id = ensemble.as_ref().map_or(0, |e| e.my_id);
     let core_cfg = cfg.clone();
     let wake = core_tx.clone();
     let core_task = tokio::spawn(async move {
@@ -53,17 +67,22 @@ pub async fn run(
             &restored.sessions,
             Some(Box::new(sink)),
         );
+        core.sessions.set_server_id(my_id as i64, now_ms());
         core.set_wake(wake);
         if snapshot_due {
             core.start_snapshot();
+        }
+        if let Some(zab) = zab {
+            core.start_ensemble(zab);
         }
         while let Some(msg) = core_rx.recv().await {
             core.handle(msg);
         }
     });
-    let timers = spawn_timers(&cfg, core_tx.clone());
+    let timers = spawn_timers(&cfg, core_tx.clone(), ensemble.is_some());
 
     let max_buffer = cfg.jute_max_buffer;
+    let keep_raw = ensemble.is_some();
     let mut next_conn: ConnId = 1;
     tokio::pin!(shutdown);
     loop {
@@ -80,7 +99,7 @@ pub async fn run(
                 };
                 let conn = next_conn;
                 next_conn += 1;
-                tokio::spawn(serve_connection(stream, remote, conn, core_tx.clone(), max_buffer));
+                tokio::spawn(serve_connection(stream, remote, conn, core_tx.clone(), max_buffer, keep_raw));
             }
         }
     }
@@ -91,17 +110,26 @@ pub async fn run(
     Ok(())
 }
 
-fn spawn_timers(cfg: &ZooCfg, core_tx: UnboundedSender<CoreMsg>) -> tokio::task::JoinHandle<()> {
+fn spawn_timers(
+    cfg: &ZooCfg,
+    core_tx: UnboundedSender<CoreMsg>,
+    ensemble: bool,
+) -> tokio::task::JoinHandle<()> {
     let tick = Duration::from_millis((cfg.tick_time as u64 / 2).max(10));
     let reap = Duration::from_millis(cfg.container_check_interval_ms);
+    // Zab's timers (election back-off, pings, limits) are checked this often
+    let zab_tick = Duration::from_millis(if ensemble { 20 } else { 3_600_000 });
     tokio::spawn(async move {
         let mut tick_timer = tokio::time::interval(tick);
         let mut reap_timer = tokio::time::interval(reap);
+        let mut zab_timer = tokio::time::interval(zab_tick);
         reap_timer.tick().await;
+        zab_timer.tick().await;
         loop {
             let msg = tokio::select! {
                 _ = tick_timer.tick() => CoreMsg::Tick,
                 _ = reap_timer.tick() => CoreMsg::ReapContainers,
+                _ = zab_timer.tick() => CoreMsg::ZabTick,
             };
             if core_tx.send(msg).is_err() {
                 return;
@@ -116,6 +144,7 @@ async fn serve_connection(
     conn: ConnId,
     core_tx: UnboundedSender<CoreMsg>,
     max_buffer: usize,
+    keep_raw: bool,
 ) {
     let _ = stream.set_nodelay(true);
     let (rd, wr) = stream.into_split();
@@ -131,7 +160,7 @@ async fn serve_connection(
         return;
     }
     let writer = tokio::spawn(write_loop(wr, out_rx));
-    if let Err(reason) = read_loop(rd, conn, &core_tx, max_buffer).await {
+    if let Err(reason) = read_loop(rd, conn, &core_tx, max_buffer, keep_raw).await {
         if !reason.is_empty() {
             info!("closing connection from {remote}: {reason}");
         }
@@ -146,6 +175,7 @@ async fn read_loop(
     conn: ConnId,
     core_tx: &UnboundedSender<CoreMsg>,
     max_buffer: usize,
+    keep_raw: bool,
 ) -> Result<(), String> {
     let mut rd = BufReader::with_capacity(64 * 1024, rd);
     let mut body = Vec::new();
@@ -210,12 +240,19 @@ async fn read_loop(
         let xid = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
         let op_type = i32::from_be_bytes([body[4], body[5], body[6], body[7]]);
         let request = Request::decode(op_type, &body[8..]);
+        // a learner forwards writes to its leader as received
+        let raw = if keep_raw {
+            Bytes::copy_from_slice(&body[8..])
+        } else {
+            Bytes::new()
+        };
         core_tx
             .send(CoreMsg::Request {
                 conn,
                 xid,
                 op_type,
                 request,
+                raw,
                 received_ms,
             })
             .map_err(|_| "server stopping")?;

@@ -14,6 +14,14 @@ use tree::{DataTree, Prepared, TxnEntry};
 enum LogCommand {
     Append(Arc<Prepared>),
     Roll,
+    /// A learner's TRUNC: cut the log after this zxid; answer when done.
+    Truncate(i64, std_mpsc::Sender<()>),
+    /// A learner's SNAP: this snapshot replaces the whole log.
+    ResetToSnapshot {
+        zxid: i64,
+        bytes: Vec<u8>,
+        done: std_mpsc::Sender<()>,
+    },
 }
 
 /// What the server starts from.
@@ -123,9 +131,10 @@ impl DiskSink {
         if !force_sync {
             warn!("forceSync=no: acknowledged writes are not fsynced and can be lost on a crash");
         }
+        let dirs = (cfg.data_dir.clone(), cfg.log_dir().clone());
         std::thread::Builder::new()
             .name("txn-log".into())
-            .spawn(move || log_writer(log, rx, force_sync, core_tx))?;
+            .spawn(move || log_writer(log, rx, force_sync, core_tx, dirs))?;
         Ok(DiskSink {
             log: tx,
             snap_dir,
@@ -144,6 +153,22 @@ impl TxnSink for DiskSink {
 
     fn roll(&mut self) {
         let _ = self.log.send(LogCommand::Roll);
+    }
+
+    fn truncate(&mut self, zxid: i64) {
+        let (done, wait) = std_mpsc::channel();
+        let _ = self.log.send(LogCommand::Truncate(zxid, done));
+        let _ = wait.recv();
+    }
+
+    fn reset_to_snapshot(&mut self, zxid: i64, snapshot_file_bytes: Vec<u8>) {
+        let (done, wait) = std_mpsc::channel();
+        let _ = self.log.send(LogCommand::ResetToSnapshot {
+            zxid,
+            bytes: snapshot_file_bytes,
+            done,
+        });
+        let _ = wait.recv();
     }
 
     fn write_snapshot(&mut self, zxid: i64, sessions: Vec<(i64, i32)>, tree: [Vec<u8>; 2]) {
@@ -177,6 +202,7 @@ fn log_writer(
     rx: std_mpsc::Receiver<LogCommand>,
     force_sync: bool,
     core_tx: UnboundedSender<CoreMsg>,
+    (data_dir, log_dir): (PathBuf, PathBuf),
 ) {
     while let Ok(first) = rx.recv() {
         let mut last = None;
@@ -191,6 +217,43 @@ fn log_writer(
                     })
                 }
                 LogCommand::Roll => log.commit(force_sync).and_then(|_| log.roll()),
+                LogCommand::Truncate(zxid, done) => {
+                    let result = log
+                        .commit(force_sync)
+                        .and_then(|_| log.roll())
+                        .and_then(|_| log.commit(force_sync))
+                        .and_then(|_| {
+                            storage::datadir::truncate_after(&data_dir, &log_dir, zxid)
+                                .map_err(std::io::Error::other)
+                        });
+                    if result.is_ok() {
+                        info!("log truncated after zxid 0x{zxid:x}");
+                        log.set_last_zxid(zxid);
+                        last = None;
+                    }
+                    let _ = done.send(());
+                    result.map(|_| ())
+                }
+                LogCommand::ResetToSnapshot { zxid, bytes, done } => {
+                    let result = log
+                        .commit(force_sync)
+                        .and_then(|_| log.roll())
+                        .and_then(|_| log.commit(force_sync))
+                        .and_then(|_| {
+                            let dir = storage::datadir::version_dir(&data_dir)?;
+                            let path = storage::snapshot::write(&dir, zxid, &bytes)?;
+                            info!("snapshot from the leader written to {}", path.display());
+                            storage::datadir::remove_logs(&log_dir)
+                                .map_err(std::io::Error::other)?;
+                            Ok(())
+                        });
+                    if result.is_ok() {
+                        log.set_last_zxid(zxid);
+                        last = None;
+                    }
+                    let _ = done.send(());
+                    result
+                }
             };
             if let Err(e) = result {
                 fatal_storage_error(e);
@@ -214,4 +277,61 @@ fn log_writer(
 fn fatal_storage_error(e: std::io::Error) -> ! {
     error!("Severe unrecoverable error writing the transaction log, exiting: {e}");
     std::process::exit(2);
+}
+
+/// ZooKeeper's `acceptedEpoch` and `currentEpoch` files in dataDir/version-2: the number in
+/// decimal, written atomically (temp file, fsync, rename). Missing files default to the epoch
+/// of the last logged zxid, as ZooKeeper does.
+pub fn read_epochs(cfg: &ZooCfg, last_zxid: i64) -> anyhow::Result<zab::peer::Persisted> {
+    let dir = storage::datadir::version_dir(&cfg.data_dir)?;
+    let read = |name: &str| -> anyhow::Result<i64> {
+        let path = dir.join(name);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => text.trim().parse::<i64>().map_err(|_| {
+                anyhow::anyhow!(
+                    "{}: expected an epoch number, found {text:?}",
+                    path.display()
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                info!(
+                    "{} not found, using the epoch of the last zxid",
+                    path.display()
+                );
+                Ok(last_zxid >> 32)
+            }
+            Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+        }
+    };
+    let current_epoch = read("currentEpoch")?;
+    let accepted_epoch = read("acceptedEpoch")?.max(current_epoch);
+    Ok(zab::peer::Persisted {
+        accepted_epoch,
+        current_epoch,
+    })
+}
+
+pub fn write_epochs(
+    data_dir: &std::path::Path,
+    epochs: zab::peer::Persisted,
+) -> std::io::Result<()> {
+    let dir = storage::datadir::version_dir(data_dir)?;
+    for (name, value) in [
+        ("acceptedEpoch", epochs.accepted_epoch),
+        ("currentEpoch", epochs.current_epoch),
+    ] {
+        let path = dir.join(name);
+        if std::fs::read_to_string(&path).is_ok_and(|t| t.trim() == value.to_string()) {
+            continue;
+        }
+        let tmp = dir.join(format!("{name}.tmp"));
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(value.to_string().as_bytes())?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, &path)?;
+    }
+    std::fs::File::open(&dir)?.sync_all()
 }

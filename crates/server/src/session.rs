@@ -78,6 +78,13 @@ impl SessionTracker {
         }
     }
 
+    /// Ids from now on carry this server's id (ensemble mode: myid), so that no two servers
+    /// of an ensemble hand out the same session id.
+    pub fn set_server_id(&mut self, server_id: i64, now_ms: i64) {
+        let tick = self.tick_ms as u32;
+        self.next_id = SessionTracker::new(server_id, now_ms, tick).next_id;
+    }
+
     /// Expiry is rounded up to the next tick, as ZooKeeper's ExpiryQueue does.
     fn expiry(&self, now_ms: i64, timeout_ms: u32) -> i64 {
         let t = now_ms + timeout_ms as i64;

@@ -19,13 +19,7 @@ pub const FINALIZE_WAIT_MS: u64 = 200;
 pub const MAX_NOTIFICATION_INTERVAL_MS: u64 = 60_000;
 
 /// A server's role as the election sees it (the `state` of a notification).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ServerState {
-    Looking,
-    Following,
-    Leading,
-    Observing,
-}
+pub use crate::wire::ServerState;
 
 /// A vote: whom a server backs, and why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -58,6 +52,44 @@ pub struct Notification {
     pub sender: u64,
     pub state: ServerState,
     pub vote: Vote,
+}
+
+impl Notification {
+    /// The bytes' form: ZooKeeper 3.8's notification, carrying our committed configuration
+    /// as text. An observer's "no vote" (leader `u64::MAX`) is Long.MIN_VALUE on the wire.
+    pub fn to_wire(&self, config: Vec<u8>) -> crate::wire::Notification {
+        let leader = if self.vote.leader == u64::MAX {
+            i64::MIN
+        } else {
+            self.vote.leader as i64
+        };
+        crate::wire::Notification::new(
+            self.state,
+            leader,
+            self.vote.zxid,
+            self.vote.election_epoch,
+            self.vote.peer_epoch,
+            config,
+        )
+    }
+
+    /// A notification received on the election connection of server `sender`.
+    pub fn from_wire(sender: u64, n: &crate::wire::Notification) -> Notification {
+        Notification {
+            sender,
+            state: n.state,
+            vote: Vote {
+                leader: if n.leader < 0 {
+                    u64::MAX
+                } else {
+                    n.leader as u64
+                },
+                zxid: n.zxid,
+                election_epoch: n.election_epoch,
+                peer_epoch: n.peer_epoch,
+            },
+        }
+    }
 }
 
 /// What the runtime must do.

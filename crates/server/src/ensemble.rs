@@ -1,0 +1,883 @@
+//! Replicated mode: the core drives a `zab::peer::Peer` and executes its outputs. The leader
+//! prepares every write (its clients' and those its learners forward) and proposes it; every
+//! server applies txns when Zab commits them; learners forward writes and syncs, create and
+//! revalidate sessions through the leader, and serve reads from their own tree.
+
+use crate::core::{CoreMsg, InFlight, Origin, Queued, ServerCore};
+use crate::quorum_net::{ElectionNet, QuorumLink, ZabEvent};
+use crate::session::{session_password, ConnId};
+use bytes::Bytes;
+use jute::request::Request;
+use jute::{op, ConnectRequest, ErrorCode, Id};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::UnboundedSender;
+use tracing::{error, info, warn};
+use tree::{DataTree, Prepared, Txn};
+use zab::election::ServerState;
+use zab::peer::{Input, Output, Peer};
+use zab::wire::{LearnerRequest, Packet, ProposalData, SessionTouch, SnapshotStream};
+
+/// A learner's sync forwarded to the leader, answered when the leader's SYNC comes back.
+#[derive(Debug)]
+struct PendingSync {
+    session_id: i64,
+    conn: ConnId,
+    xid: i32,
+    path: String,
+}
+
+pub struct Ensemble {
+    peer: Peer,
+    started: Instant,
+    election: ElectionNet,
+    core_tx: UnboundedSender<CoreMsg>,
+    links: HashMap<u64, QuorumLink>,
+    state: ServerState,
+    serving: bool,
+    max_buffer: usize,
+    /// The snapshot that arrived ahead of its SNAP packet.
+    pending_snapshot: Option<SnapshotStream>,
+    /// Learner: sessions active since the last PING reply.
+    touched: HashMap<i64, i32>,
+    /// Learner: new sessions waiting for their createSession to commit.
+    pending_connects: HashMap<i64, (ConnId, i32)>,
+    /// Learner: reconnects waiting for the leader's REVALIDATE answer.
+    pending_revalidations: HashMap<i64, (ConnId, u32)>,
+    pending_syncs: VecDeque<PendingSync>,
+    /// Leader: learners' syncs answered once this zxid commits.
+    leader_syncs: Vec<(u64, i64)>,
+    /// Inputs produced while executing outputs (a link found dead).
+    deferred: Vec<Input>,
+}
+
+impl Ensemble {
+    pub fn new(
+        peer: Peer,
+        election: ElectionNet,
+        core_tx: UnboundedSender<CoreMsg>,
+        max_buffer: usize,
+    ) -> Self {
+        Ensemble {
+            peer,
+            started: Instant::now(),
+            election,
+            core_tx,
+            links: HashMap::new(),
+            state: ServerState::Looking,
+            serving: false,
+            max_buffer,
+            pending_snapshot: None,
+            touched: HashMap::new(),
+            pending_connects: HashMap::new(),
+            pending_revalidations: HashMap::new(),
+            pending_syncs: VecDeque::new(),
+            leader_syncs: Vec::new(),
+            deferred: Vec::new(),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    pub fn next_zxid(&self) -> i64 {
+        self.peer
+            .next_zxid()
+            .expect("only an established leader prepares txns")
+    }
+
+    pub fn state(&self) -> ServerState {
+        self.state
+    }
+
+    pub fn my_id(&self) -> u64 {
+        self.peer.my_id()
+    }
+
+    pub fn leader(&self) -> Option<u64> {
+        self.peer.leader()
+    }
+
+    /// Learner: remember a session's activity for the next PING reply.
+    pub fn note_touch(&mut self, session_id: i64, sessions: &crate::session::SessionTracker) {
+        if self.state != ServerState::Leading {
+            if let Some(s) = sessions.get(session_id) {
+                self.touched.insert(session_id, s.timeout_ms as i32);
+            }
+        }
+    }
+
+    fn send_to(&mut self, to: u64, packet: &Packet) {
+        let ok = self
+            .links
+            .get(&to)
+            .is_some_and(|l| l.send(Bytes::from(packet.encode())));
+        if !ok && self.links.remove(&to).is_some() {
+            warn!("quorum connection to server {to} is gone or too far behind; dropping it");
+            self.deferred.push(Input::Disconnected { peer: to });
+        }
+    }
+
+    fn send_to_leader(&mut self, packet: &Packet) -> bool {
+        match self.peer.leader() {
+            Some(l) if l != self.peer.my_id() && self.links.contains_key(&l) => {
+                self.send_to(l, packet);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Decodes a txn as it came through Zab.
+fn prepared_from(data: &ProposalData) -> Result<Prepared, String> {
+    let txn = Txn::decode(data.header.txn_type, &data.txn)
+        .map_err(|e| format!("txn 0x{:x} does not decode: {e}", data.header.zxid))?;
+    let error = match &txn {
+        Txn::Error(e) => ErrorCode::from_code(e.err),
+        _ => None,
+    };
+    Ok(Prepared {
+        header: data.header.clone(),
+        txn,
+        error,
+    })
+}
+
+fn proposal_data(p: &Prepared) -> ProposalData {
+    ProposalData {
+        header: p.header.clone(),
+        txn: p.txn.body(),
+        digest: None,
+    }
+}
+
+impl ServerCore {
+    pub fn start_ensemble(&mut self, ensemble: Ensemble) {
+        let mut ensemble = Box::new(ensemble);
+        let now = ensemble.now();
+        let outputs = ensemble.peer.start(now);
+        self.zab = Some(ensemble);
+        self.run_outputs(outputs);
+    }
+
+    pub(crate) fn is_leading(&self) -> bool {
+        self.zab
+            .as_ref()
+            .is_some_and(|z| z.state == ServerState::Leading && z.serving)
+    }
+
+    fn zab_serving(&self) -> bool {
+        self.zab.as_ref().is_some_and(|z| z.serving)
+    }
+
+    /// "leader", "follower", "observer", "standalone" (srvr, mntr), or None while looking.
+    pub fn mode(&self) -> Option<&'static str> {
+        match &self.zab {
+            None => Some("standalone"),
+            Some(z) if !z.serving => None,
+            Some(z) => Some(match z.state {
+                ServerState::Leading => "leader",
+                ServerState::Following => "follower",
+                ServerState::Observing => "observer",
+                ServerState::Looking => return None,
+            }),
+        }
+    }
+
+    fn step(&mut self, input: Input) {
+        let Some(z) = self.zab.as_mut() else {
+            return;
+        };
+        let now = z.now();
+        let outputs = z.peer.step(now, input);
+        self.run_outputs(outputs);
+    }
+
+    pub(crate) fn zab_tick(&mut self) {
+        self.step(Input::Tick);
+    }
+
+    pub(crate) fn zab_durable(&mut self, zxid: i64) {
+        self.step(Input::Durable { zxid });
+    }
+
+    pub(crate) fn on_zab_event(&mut self, ev: ZabEvent) {
+        let Some(z) = self.zab.as_mut() else {
+            return;
+        };
+        match ev {
+            ZabEvent::Notification(n) => self.step(Input::Notification(n)),
+            ZabEvent::LearnerUp { sid, link } => {
+                if z.state != ServerState::Leading {
+                    return; // dropping the link closes it
+                }
+                let replaced = z.links.insert(sid, link).is_some();
+                if replaced {
+                    self.step(Input::Disconnected { peer: sid });
+                }
+            }
+            ZabEvent::LeaderUp { sid, link } => {
+                let wanted = z.peer.leader() == Some(sid)
+                    && z.state != ServerState::Leading
+                    && !z.links.contains_key(&sid);
+                if wanted {
+                    z.links.insert(sid, link);
+                    self.step(Input::ConnectedToLeader);
+                }
+            }
+            ZabEvent::Packet { sid, link, packet } => {
+                if z.links.get(&sid).is_some_and(|l| l.id == link) {
+                    self.step(Input::Packet { from: sid, packet });
+                }
+            }
+            ZabEvent::Snapshot { sid, link, stream } => {
+                if z.links.get(&sid).is_some_and(|l| l.id == link) {
+                    z.pending_snapshot = Some(stream);
+                }
+            }
+            ZabEvent::LinkDown { sid, link } => {
+                if z.links.get(&sid).is_some_and(|l| l.id == link) {
+                    z.links.remove(&sid);
+                    self.step(Input::Disconnected { peer: sid });
+                }
+            }
+        }
+    }
+
+    fn run_outputs(&mut self, outputs: Vec<Output>) {
+        let mut committed_any = false;
+        for o in outputs {
+            if self.zab.is_none() {
+                return;
+            }
+            match o {
+                Output::SendNotification { to, notification } => {
+                    let z = self.zab.as_ref().expect("checked");
+                    z.election.send(to, &notification);
+                }
+                Output::SendPacket { to, packet } => {
+                    self.zab.as_mut().expect("checked").send_to(to, &packet)
+                }
+                Output::ConnectToLeader { leader } => self.connect_to_leader(leader),
+                Output::DropQuorumConnections => {
+                    let z = self.zab.as_mut().expect("checked");
+                    z.links.clear();
+                    z.pending_snapshot = None;
+                }
+                Output::SendSnapshot { to } => self.send_snapshot(to),
+                Output::LoadSnapshot { zxid } => self.load_snapshot(zxid),
+                Output::Truncate { zxid } => self.truncate(zxid),
+                Output::Persist { zxid, data } => self.persist(zxid, &data),
+                Output::Commit { txns, .. } => {
+                    self.commit(txns);
+                    committed_any = true;
+                }
+                Output::StoreEpochs(epochs) => {
+                    if let Err(e) = crate::persist::write_epochs(&self.cfg.data_dir, epochs) {
+                        error!("cannot write the epoch files, exiting: {e}");
+                        std::process::exit(2);
+                    }
+                }
+                Output::Serving(on) => self.set_serving(on),
+                Output::Role(state) => {
+                    let z = self.zab.as_mut().expect("checked");
+                    if z.state != state {
+                        info!("server {} is now {state:?}", z.peer.my_id());
+                    }
+                    z.state = state;
+                }
+                Output::FromLearner { from, packet } => self.from_learner(from, packet),
+                Output::FromLeader { packet } => self.from_leader(packet),
+                Output::ReplyPing { to, zxid } => {
+                    let z = self.zab.as_mut().expect("checked");
+                    let touches = z
+                        .touched
+                        .drain()
+                        .map(|(session_id, timeout)| SessionTouch {
+                            session_id,
+                            timeout,
+                        })
+                        .collect();
+                    z.send_to(to, &Packet::PingReply { zxid, touches });
+                }
+                Output::TouchSessions(touches) => {
+                    let now = crate::core::now_ms();
+                    for t in touches {
+                        self.sessions.touch(t.session_id, now);
+                    }
+                }
+            }
+        }
+        if committed_any {
+            self.answer_leader_syncs();
+            self.maybe_snapshot();
+        }
+        let deferred = self
+            .zab
+            .as_mut()
+            .map(|z| std::mem::take(&mut z.deferred))
+            .unwrap_or_default();
+        for input in deferred {
+            self.step(input);
+        }
+    }
+
+    fn connect_to_leader(&mut self, leader: u64) {
+        let z = self.zab.as_ref().expect("ensemble");
+        let Some(spec) = z.peer.config().members.get(&leader) else {
+            return;
+        };
+        let address = format!("{}:{}", spec.quorum.host, spec.quorum.port);
+        let give_up = Duration::from_millis(self.cfg.tick_time as u64 * self.cfg.init_limit as u64);
+        crate::quorum_net::connect_to_leader(
+            leader,
+            address,
+            give_up,
+            z.core_tx.clone(),
+            z.max_buffer,
+        );
+    }
+
+    fn set_serving(&mut self, on: bool) {
+        let z = self.zab.as_mut().expect("ensemble");
+        if z.serving == on {
+            return;
+        }
+        z.serving = on;
+        if on {
+            info!(
+                "serving clients as {} of epoch {}",
+                self.mode().unwrap_or("?"),
+                self.zab.as_ref().expect("ensemble").peer.current_epoch()
+            );
+            if self.is_leading() {
+                // the sessions the leader inherits get a full timeout from now
+                let now = crate::core::now_ms();
+                let ids: Vec<i64> = self.sessions.iter().map(|s| s.id).collect();
+                for id in ids {
+                    self.sessions.touch(id, now);
+                }
+            }
+            return;
+        }
+        info!("not serving clients: no quorum");
+        z.touched.clear();
+        z.pending_connects.clear();
+        z.pending_revalidations.clear();
+        z.pending_syncs.clear();
+        z.leader_syncs.clear();
+        // what was in flight is decided by the next leader; clients retry elsewhere
+        self.in_flight.clear();
+        self.session_queues.clear();
+        self.prep = tree::Preparer::new();
+        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        for c in conns {
+            self.close_conn(c);
+        }
+    }
+
+    /// Leader: Prepare gave a txn; propose it (the zxid was Zab's next).
+    pub(crate) fn propose(&mut self, prepared: Arc<Prepared>) {
+        let z = self.zab.as_mut().expect("ensemble");
+        let data = proposal_data(&prepared);
+        match z.peer.propose(data) {
+            Some((zxid, outputs)) => {
+                debug_assert_eq!(zxid, prepared.header.zxid, "Prepare used Zab's next zxid");
+                self.run_outputs(outputs);
+            }
+            None => {
+                warn!("proposal 0x{:x} refused: not leading", prepared.header.zxid);
+                self.in_flight.pop_back();
+            }
+        }
+    }
+
+    fn persist(&mut self, zxid: i64, data: &ProposalData) {
+        let prepared = match self.in_flight.back() {
+            Some(f) if f.prepared.header.zxid == zxid => f.prepared.clone(),
+            _ => match prepared_from(data) {
+                Ok(p) => Arc::new(p),
+                Err(e) => fatal(&e),
+            },
+        };
+        match self.sink.as_mut() {
+            Some(sink) => sink.persist(prepared),
+            None => {
+                let _ = self.core_tx().send(CoreMsg::Durable { zxid });
+            }
+        }
+    }
+
+    fn core_tx(&self) -> UnboundedSender<CoreMsg> {
+        self.zab.as_ref().expect("ensemble").core_tx.clone()
+    }
+
+    /// Applies committed txns in order, answering the clients that wait for them here.
+    fn commit(&mut self, txns: Vec<(i64, ProposalData)>) {
+        for (zxid, data) in txns {
+            if zxid <= self.tree.last_processed_zxid {
+                continue;
+            }
+            // a txn prepared here: its origin is known
+            while self
+                .in_flight
+                .front()
+                .is_some_and(|f| f.prepared.header.zxid < zxid)
+            {
+                self.in_flight.pop_front();
+            }
+            if self
+                .in_flight
+                .front()
+                .is_some_and(|f| f.prepared.header.zxid == zxid)
+            {
+                let f = self.in_flight.pop_front().expect("non-empty");
+                self.apply_and_answer(f);
+                continue;
+            }
+            let prepared = match prepared_from(&data) {
+                Ok(p) => Arc::new(p),
+                Err(e) => fatal(&e),
+            };
+            let origin = self.learner_origin(&prepared);
+            self.apply_and_answer(InFlight { prepared, origin });
+        }
+    }
+
+    /// Who waits here for a txn the leader prepared: a new session's connect, or the session's
+    /// oldest forwarded request.
+    fn learner_origin(&mut self, prepared: &Prepared) -> Origin {
+        let session_id = prepared.header.client_id;
+        let z = self.zab.as_mut().expect("ensemble");
+        if let Txn::CreateSession(_) = prepared.txn {
+            if let Some((conn, timeout)) = z.pending_connects.remove(&session_id) {
+                return Origin::Connect { conn, timeout };
+            }
+        }
+        if let Some(Queued::Forwarded {
+            conn,
+            xid,
+            op_type,
+            received_ms,
+        }) = self.session_queues.get(&session_id).and_then(|q| q.front())
+        {
+            if *xid == prepared.header.cxid && *op_type != op::SYNC {
+                return Origin::Client {
+                    conn: *conn,
+                    xid: *xid,
+                    op_type: *op_type,
+                    received_ms: *received_ms,
+                };
+            }
+        }
+        Origin::Internal
+    }
+
+    fn send_snapshot(&mut self, to: u64) {
+        let mut tree_bytes = Vec::new();
+        self.tree.serialize_into(&mut tree_bytes);
+        let sessions = self
+            .sessions
+            .iter()
+            .filter(|s| !s.creating)
+            .map(|s| SessionTouch {
+                session_id: s.id,
+                timeout: s.timeout_ms as i32,
+            })
+            .collect();
+        let stream = SnapshotStream {
+            sessions,
+            tree: tree_bytes,
+        };
+        info!(
+            "sending server {to} a snapshot at zxid 0x{:x} ({} bytes)",
+            self.tree.last_processed_zxid,
+            stream.tree.len()
+        );
+        let z = self.zab.as_mut().expect("ensemble");
+        let ok = z
+            .links
+            .get(&to)
+            .is_some_and(|l| l.send(Bytes::from(stream.encode())));
+        if !ok && z.links.remove(&to).is_some() {
+            z.deferred.push(Input::Disconnected { peer: to });
+        }
+    }
+
+    fn load_snapshot(&mut self, zxid: i64) {
+        let z = self.zab.as_mut().expect("ensemble");
+        let Some(stream) = z.pending_snapshot.take() else {
+            error!("SNAP at 0x{zxid:x} without its snapshot; looking for a leader again");
+            z.links.clear();
+            return;
+        };
+        let mut reader = jute::Reader::new(&stream.tree);
+        let mut tree = match DataTree::deserialize_from(&mut reader) {
+            Ok(t) => t,
+            Err(e) => {
+                error!("the leader's snapshot does not decode ({e}); looking again");
+                z.links.clear();
+                return;
+            }
+        };
+        tree.last_processed_zxid = zxid;
+        let sessions: Vec<(i64, i32)> = stream
+            .sessions
+            .iter()
+            .map(|s| (s.session_id, s.timeout))
+            .collect();
+        info!(
+            "loaded the leader's snapshot at zxid 0x{zxid:x}: {} znodes, {} sessions",
+            tree.node_count(),
+            sessions.len()
+        );
+        let bytes = storage::snapshot::serialize(&tree, &sessions);
+        self.replace_state(tree, &sessions);
+        if let Some(sink) = self.sink.as_mut() {
+            sink.reset_to_snapshot(zxid, bytes);
+        }
+    }
+
+    fn replace_state(&mut self, tree: DataTree, sessions: &[(i64, i32)]) {
+        let now = crate::core::now_ms();
+        self.tree = tree;
+        self.zxid = self.tree.last_processed_zxid;
+        self.in_flight.clear();
+        self.prep = tree::Preparer::new();
+        let known: Vec<i64> = self.sessions.iter().map(|s| s.id).collect();
+        for id in known {
+            self.sessions.remove(id);
+        }
+        for &(id, timeout) in sessions {
+            self.sessions.add(id, timeout.max(0) as u32, now);
+        }
+    }
+
+    fn truncate(&mut self, zxid: i64) {
+        if let Some(sink) = self.sink.as_mut() {
+            sink.truncate(zxid);
+        }
+        if zxid < self.tree.last_processed_zxid {
+            // txns past the cut were applied (we once led with them): reload from disk
+            info!(
+                "truncated to 0x{zxid:x} below the applied 0x{:x}: reloading",
+                self.tree.last_processed_zxid
+            );
+            match crate::persist::restore(&self.cfg) {
+                Ok(restored) => self.replace_state(restored.tree, &restored.sessions),
+                Err(e) => fatal(&format!("cannot reload after truncation: {e}")),
+            }
+        }
+    }
+
+    // ---- leader: what learners ask ----
+
+    fn from_learner(&mut self, from: u64, packet: Packet) {
+        match packet {
+            Packet::Revalidate {
+                session_id,
+                timeout,
+            } => {
+                let valid = self.sessions.touch(session_id, crate::core::now_ms());
+                if valid {
+                    if let Some(s) = self.sessions.get_mut(session_id) {
+                        s.timeout_ms = timeout.max(0) as u32;
+                    }
+                }
+                let z = self.zab.as_mut().expect("ensemble");
+                z.send_to(from, &Packet::RevalidateReply { session_id, valid });
+            }
+            Packet::Request(r) => self.learner_request(from, r),
+            _ => {}
+        }
+    }
+
+    fn learner_request(&mut self, from: u64, r: LearnerRequest) {
+        if !self.is_leading() {
+            return;
+        }
+        let now = crate::core::now_ms();
+        let session_id = r.session_id;
+        match r.op_type {
+            op::SYNC => {
+                // answered once everything proposed so far has committed
+                let z = self.zab.as_mut().expect("ensemble");
+                match self.in_flight.back() {
+                    None => z.send_to(from, &Packet::Sync),
+                    Some(f) => z.leader_syncs.push((from, f.prepared.header.zxid)),
+                }
+                return;
+            }
+            op::CREATE_SESSION => {
+                let timeout = r
+                    .request
+                    .get(..4)
+                    .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+                    .unwrap_or(0);
+                self.sessions.add(session_id, timeout.max(0) as u32, now);
+                if let Some(s) = self.sessions.get_mut(session_id) {
+                    s.creating = true;
+                }
+                let zxid = self.next_zxid();
+                let prepared = self.prep.create_session(session_id, timeout, zxid, now);
+                self.submit(prepared, Origin::Internal);
+                return;
+            }
+            op::CLOSE_SESSION => {
+                if let Some(s) = self.sessions.get_mut(session_id) {
+                    s.closing = true;
+                }
+                let zxid = self.next_zxid();
+                let prepared = self
+                    .prep
+                    .close_session(&self.tree, session_id, r.cxid, zxid, now);
+                self.submit(prepared, Origin::Internal);
+                return;
+            }
+            _ => {}
+        }
+        let error = |code: ErrorCode, zxid: i64| Prepared {
+            header: jute::TxnHeader {
+                client_id: session_id,
+                cxid: r.cxid,
+                zxid,
+                time: now,
+                txn_type: op::ERROR,
+            },
+            txn: Txn::Error(jute::ErrorTxn { err: code.code() }),
+            error: Some(code),
+        };
+        if !self.sessions.touch(session_id, now) {
+            let zxid = self.next_zxid();
+            self.submit(error(ErrorCode::SessionExpired, zxid), Origin::Internal);
+            return;
+        }
+        let request = match Request::decode(r.op_type, &r.request) {
+            Ok(req) if req.is_write() && r.op_type != op::DELETE_CONTAINER => req,
+            Ok(_) => {
+                let zxid = self.next_zxid();
+                self.submit(error(ErrorCode::BadArguments, zxid), Origin::Internal);
+                return;
+            }
+            Err(e) => {
+                warn!("malformed request forwarded by server {from}: {e}");
+                let zxid = self.next_zxid();
+                self.submit(error(ErrorCode::MarshallingError, zxid), Origin::Internal);
+                return;
+            }
+        };
+        let auth: Vec<Id> = r.authinfo.unwrap_or_default();
+        let zxid = self.next_zxid();
+        let ctx = self.context(&auth, session_id, r.cxid, now);
+        let prepared = self.prep.prepare(&self.tree, &ctx, &request, zxid);
+        self.submit(prepared, Origin::Internal);
+    }
+
+    fn answer_leader_syncs(&mut self) {
+        let applied = self.tree.last_processed_zxid;
+        let z = self.zab.as_mut().expect("ensemble");
+        if z.leader_syncs.is_empty() {
+            return;
+        }
+        let (due, waiting): (Vec<_>, Vec<_>) =
+            z.leader_syncs.drain(..).partition(|(_, zx)| *zx <= applied);
+        z.leader_syncs = waiting;
+        for (learner, _) in due {
+            z.send_to(learner, &Packet::Sync);
+        }
+    }
+
+    // ---- learner: clients here, decisions at the leader ----
+
+    pub(crate) fn learner_connect(
+        &mut self,
+        conn: ConnId,
+        req: &ConnectRequest,
+        timeout: u32,
+        now: i64,
+    ) {
+        if !self.zab_serving() {
+            self.close_conn(conn);
+            return;
+        }
+        if req.session_id == 0 {
+            let session_id = self.sessions.create(timeout, now);
+            if let Some(s) = self.sessions.get_mut(session_id) {
+                s.conn = Some(conn);
+                s.creating = true;
+            }
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.session_id = session_id;
+                c.stats.session_timeout = timeout;
+            }
+            let z = self.zab.as_mut().expect("ensemble");
+            z.pending_connects
+                .insert(session_id, (conn, timeout as i32));
+            let packet = Packet::Request(LearnerRequest {
+                session_id,
+                cxid: 0,
+                op_type: op::CREATE_SESSION,
+                request: (timeout as i32).to_be_bytes().to_vec(),
+                authinfo: None,
+            });
+            if !z.send_to_leader(&packet) {
+                self.close_conn(conn);
+            }
+            return;
+        }
+        let session_id = req.session_id;
+        if req.passwd.as_deref() != Some(&session_password(session_id)[..]) {
+            info!("Invalid password for session 0x{session_id:x}");
+            self.connect_response(conn, 0, 0, vec![0; 16]);
+            self.close_conn(conn);
+            return;
+        }
+        let z = self.zab.as_mut().expect("ensemble");
+        z.pending_revalidations.insert(session_id, (conn, timeout));
+        let packet = Packet::Revalidate {
+            session_id,
+            timeout: timeout as i32,
+        };
+        if !z.send_to_leader(&packet) {
+            self.close_conn(conn);
+        }
+    }
+
+    fn from_leader(&mut self, packet: Packet) {
+        match packet {
+            Packet::RevalidateReply { session_id, valid } => {
+                let z = self.zab.as_mut().expect("ensemble");
+                let Some((conn, timeout)) = z.pending_revalidations.remove(&session_id) else {
+                    return;
+                };
+                if !self.conns.contains_key(&conn) {
+                    return;
+                }
+                if !valid {
+                    info!("Invalid session 0x{session_id:x}, probably expired");
+                    self.connect_response(conn, 0, 0, vec![0; 16]);
+                    self.close_conn(conn);
+                    return;
+                }
+                let now = crate::core::now_ms();
+                if self.sessions.get(session_id).is_none() {
+                    self.sessions.add(session_id, timeout, now);
+                }
+                self.sessions.touch(session_id, now);
+                let session = self.sessions.get_mut(session_id).expect("added");
+                session.timeout_ms = timeout;
+                let previous = session.conn.replace(conn);
+                if let Some(old) = previous.filter(|&old| old != conn) {
+                    self.close_conn(old);
+                }
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.session_id = session_id;
+                    c.stats.session_timeout = timeout;
+                }
+                info!("Re-established session 0x{session_id:x} with negotiated timeout {timeout}");
+                self.connect_response(
+                    conn,
+                    timeout as i32,
+                    session_id,
+                    session_password(session_id),
+                );
+            }
+            Packet::Sync => {
+                let z = self.zab.as_mut().expect("ensemble");
+                let Some(sync) = z.pending_syncs.pop_front() else {
+                    return;
+                };
+                let front_is_sync = self
+                    .session_queues
+                    .get(&sync.session_id)
+                    .and_then(|q| q.front())
+                    .is_some_and(
+                        |q| matches!(q, Queued::Forwarded { xid, .. } if *xid == sync.xid),
+                    );
+                if front_is_sync {
+                    if let Some(q) = self.session_queues.get_mut(&sync.session_id) {
+                        q.pop_front();
+                    }
+                }
+                let zxid = self.tree.last_processed_zxid;
+                let mut b = bytes::BytesMut::new();
+                bytes::BufMut::put_i32(&mut b, 0);
+                jute::Jute::write(
+                    &jute::ReplyHeader {
+                        xid: sync.xid,
+                        zxid,
+                        err: 0,
+                    },
+                    &mut b,
+                );
+                jute::write_str(&mut b, &sync.path);
+                let len = (b.len() - 4) as i32;
+                b[..4].copy_from_slice(&len.to_be_bytes());
+                self.send(sync.conn, b.freeze());
+                self.drain_session_queue(sync.session_id);
+            }
+            _ => {}
+        }
+    }
+
+    /// Learner: a client's write or sync goes to the leader; its answer comes with the commit.
+    pub(crate) fn forward(
+        &mut self,
+        conn: ConnId,
+        xid: i32,
+        op_type: i32,
+        session_id: i64,
+        raw: Bytes,
+        received_ms: i64,
+    ) {
+        if op_type == op::CLOSE_SESSION {
+            if let Some(s) = self.sessions.get_mut(session_id) {
+                s.closing = true;
+            }
+        }
+        let auth = self.conns.get(&conn).map(|c| c.auth.clone());
+        self.session_queues
+            .entry(session_id)
+            .or_default()
+            .push_back(Queued::Forwarded {
+                conn,
+                xid,
+                op_type,
+                received_ms,
+            });
+        let z = self.zab.as_mut().expect("ensemble");
+        if op_type == op::SYNC {
+            let path = Request::decode(op_type, &raw)
+                .ok()
+                .and_then(|r| match r {
+                    Request::Sync(s) => Some(s.path),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            z.pending_syncs.push_back(PendingSync {
+                session_id,
+                conn,
+                xid,
+                path,
+            });
+        }
+        let packet = Packet::Request(LearnerRequest {
+            session_id,
+            cxid: xid,
+            op_type,
+            request: raw.to_vec(),
+            authinfo: auth,
+        });
+        if !z.send_to_leader(&packet) {
+            self.close_conn(conn);
+        }
+    }
+}
+
+fn fatal(message: &str) -> ! {
+    error!("{message}; exiting");
+    std::process::exit(3);
+}

@@ -1,0 +1,132 @@
+//! Replicated mode at startup: which server we are (dataDir/myid), where we listen, and the
+//! Zab peer we start from what is on disk.
+
+use crate::core::CoreMsg;
+use crate::ensemble::Ensemble;
+use anyhow::Context;
+use config::{QuorumConfig, ZooCfg};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc::UnboundedSender;
+use tracing::info;
+use zab::peer::Peer;
+
+/// What replicated mode needs, decided before the client port is bound.
+pub struct EnsembleSetup {
+    pub my_id: u64,
+    pub quorum: Arc<QuorumConfig>,
+    quorum_bind: String,
+    election_bind: String,
+    bind_retries: u32,
+}
+
+fn property<'a>(cfg: &'a ZooCfg, key: &str) -> Option<&'a str> {
+    cfg.properties
+        .iter()
+        .rev()
+        .find(|p| p.key == key)
+        .map(|p| p.value.as_str())
+}
+
+/// None: standalone (no server lines, or a single one with standaloneEnabled, as ZooKeeper).
+/// Fills the client address from our server line when it has one.
+pub fn prepare(cfg: &mut ZooCfg) -> anyhow::Result<Option<EnsembleSetup>> {
+    let Some(quorum) = cfg.quorum.clone() else {
+        return Ok(None);
+    };
+    let standalone_enabled = property(cfg, "standaloneEnabled") != Some("false");
+    let myid_path = cfg.data_dir.join("myid");
+    let my_id = match std::fs::read_to_string(&myid_path) {
+        Ok(text) => text.trim().parse::<u64>().map_err(|_| {
+            anyhow::anyhow!(
+                "{}: expected the server's id (a number), found {:?}",
+                myid_path.display(),
+                text.trim()
+            )
+        })?,
+        Err(_) if quorum.members.len() == 1 => *quorum.members.keys().next().expect("one"),
+        Err(e) => anyhow::bail!(
+            "{} is missing ({e}): in replicated mode it holds this server's id, one of the server.N lines of {}",
+            myid_path.display(),
+            cfg.source
+        ),
+    };
+    let Some(me) = quorum.members.get(&my_id) else {
+        anyhow::bail!(
+            "{}: myid is {my_id} but {} has no server.{my_id} line",
+            myid_path.display(),
+            cfg.source
+        );
+    };
+    if let Some(client) = &me.client {
+        cfg.client_port = Some(client.port);
+        cfg.client_port_address = Some(client.host.clone());
+    }
+    if quorum.members.len() == 1 && standalone_enabled {
+        info!("a single server in the configuration and standaloneEnabled: running standalone");
+        return Ok(None);
+    }
+    let listen_all = property(cfg, "quorumListenOnAllIPs") == Some("true");
+    let host = if listen_all {
+        "0.0.0.0"
+    } else {
+        me.quorum.host.as_str()
+    };
+    let bind_retries = match property(cfg, "electionPortBindRetry") {
+        None => 3,
+        Some(v) => v.trim().parse().with_context(|| {
+            format!(
+                "{}: electionPortBindRetry: expected a number, found {v:?}",
+                cfg.source
+            )
+        })?,
+    };
+    Ok(Some(EnsembleSetup {
+        my_id,
+        quorum_bind: format!("{host}:{}", me.quorum.port),
+        election_bind: format!("{host}:{}", me.election_port),
+        bind_retries,
+        quorum: Arc::new(quorum),
+    }))
+}
+
+/// Binds the quorum and election ports and builds the peer from the recovered state.
+pub async fn start(
+    setup: &EnsembleSetup,
+    cfg: &ZooCfg,
+    last_zxid: i64,
+    core_tx: UnboundedSender<CoreMsg>,
+) -> anyhow::Result<Ensemble> {
+    let listener = TcpListener::bind(&setup.quorum_bind)
+        .await
+        .with_context(|| format!("cannot bind the quorum port {}", setup.quorum_bind))?;
+    info!("quorum port listening on {}", setup.quorum_bind);
+    tokio::spawn(crate::quorum_net::listen_quorum(
+        listener,
+        core_tx.clone(),
+        cfg.jute_max_buffer,
+    ));
+    let election = crate::quorum_net::start_election(
+        setup.my_id,
+        setup.quorum.clone(),
+        setup.election_bind.clone(),
+        setup.bind_retries,
+        core_tx.clone(),
+    )
+    .await?;
+    let persisted = crate::persist::read_epochs(cfg, last_zxid)?;
+    info!(
+        "server {} starting Zab at zxid 0x{last_zxid:x}, accepted epoch {}, current epoch {}",
+        setup.my_id, persisted.accepted_epoch, persisted.current_epoch
+    );
+    let peer = Peer::new(
+        setup.my_id,
+        setup.quorum.clone(),
+        persisted,
+        last_zxid,
+        cfg.tick_time as u64,
+        cfg.init_limit as u64,
+        cfg.sync_limit as u64,
+    );
+    Ok(Ensemble::new(peer, election, core_tx, cfg.jute_max_buffer))
+}

@@ -1,0 +1,566 @@
+//! The ensemble's network edge: election connections (one per pair of servers, kept by the
+//! larger id, as ZooKeeper's QuorumCnxManager) and quorum connections (learners dial the
+//! leader's quorum port). Bytes in, typed messages to the core; typed messages out, bytes on
+//! the socket. Zab itself is in the core (`zab::peer::Peer`).
+
+use crate::core::CoreMsg;
+use bytes::Bytes;
+use config::QuorumConfig;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use tracing::{debug, info, warn};
+use zab::election::Notification;
+use zab::wire::{
+    accept_decision, decode_election_frame, dialer_keeps_connection, encode_election_frame,
+    AcceptDecision, ElectionAddress, InitialMessage, Packet, QuorumStreamDecoder, Sender,
+    SnapshotStream, StreamItem,
+};
+
+/// Identifies one quorum connection, so that news of an old one is not taken for a new one.
+pub type LinkId = u64;
+
+/// What the network tells the core about Zab.
+#[derive(Debug)]
+pub enum ZabEvent {
+    Notification(Notification),
+    /// A learner registered on our quorum port (its first packet named it).
+    LearnerUp {
+        sid: u64,
+        link: QuorumLink,
+    },
+    /// Our connection to the leader is up.
+    LeaderUp {
+        sid: u64,
+        link: QuorumLink,
+    },
+    Packet {
+        sid: u64,
+        link: LinkId,
+        packet: Packet,
+    },
+    /// The snapshot that followed a SNAP packet (delivered before that packet).
+    Snapshot {
+        sid: u64,
+        link: LinkId,
+        stream: SnapshotStream,
+    },
+    LinkDown {
+        sid: u64,
+        link: LinkId,
+    },
+}
+
+/// Bytes queued to a quorum connection beyond which the peer is dropped rather than buffered
+/// without bound (a slow follower cannot exhaust the leader's memory; it resyncs later).
+pub const MAX_QUEUED_BYTES: usize = 256 << 20;
+
+/// The sending half of a quorum connection.
+#[derive(Debug, Clone)]
+pub struct QuorumLink {
+    pub id: LinkId,
+    tx: UnboundedSender<Bytes>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl QuorumLink {
+    /// Queues bytes; false when the connection is gone or too far behind.
+    pub fn send(&self, bytes: Bytes) -> bool {
+        let len = bytes.len();
+        let before = self.queued.fetch_add(len, Ordering::Relaxed);
+        if before > 0 && before + len > MAX_QUEUED_BYTES {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+            return false;
+        }
+        self.tx.send(bytes).is_ok()
+    }
+}
+
+static NEXT_LINK: AtomicU64 = AtomicU64::new(1);
+
+fn new_link(stream: TcpStream) -> (QuorumLink, tokio::net::tcp::OwnedReadHalf) {
+    let _ = stream.set_nodelay(true);
+    let (read, mut write) = stream.into_split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
+    let queued = Arc::new(AtomicUsize::new(0));
+    let counter = queued.clone();
+    tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            // batch what is queued into one write
+            let mut buf = first.to_vec();
+            let mut sent = first.len();
+            while let Ok(more) = rx.try_recv() {
+                sent += more.len();
+                buf.extend_from_slice(&more);
+                if buf.len() > 1 << 20 {
+                    break;
+                }
+            }
+            if write.write_all(&buf).await.is_err() {
+                break;
+            }
+            counter.fetch_sub(sent, Ordering::Relaxed);
+        }
+        let _ = write.shutdown().await;
+    });
+    let link = QuorumLink {
+        id: NEXT_LINK.fetch_add(1, Ordering::Relaxed),
+        tx,
+        queued,
+    };
+    (link, read)
+}
+
+/// Reads a quorum stream and passes its packets to the core. `known_sid` is the leader's id
+/// on a learner's connection; on the leader's side the first packet (FOLLOWERINFO or
+/// OBSERVERINFO) names the learner.
+async fn read_quorum_stream(
+    mut read: tokio::net::tcp::OwnedReadHalf,
+    link: QuorumLink,
+    from: Sender,
+    known_sid: Option<u64>,
+    core: UnboundedSender<CoreMsg>,
+    max_buffer: usize,
+) {
+    let link_id = link.id;
+    let mut link = Some(link);
+    let mut sid = known_sid;
+    let mut decoder = QuorumStreamDecoder::with_max_buffer(from, max_buffer);
+    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut held_snap: Option<Packet> = None;
+    let mut chunk = vec![0u8; 64 * 1024];
+    'read: loop {
+        let n = match read.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        let mut used = 0;
+        loop {
+            let item = match decoder.next_item(&buf[used..]) {
+                Ok(Some(item)) => item,
+                Ok(None) => break,
+                Err(e) => {
+                    warn!("malformed quorum packet from server {sid:?}: {e}; closing");
+                    break 'read;
+                }
+            };
+            used += item.1;
+            match item.0 {
+                StreamItem::Packet(raw) => {
+                    let packet = match Packet::from_raw(&raw, from) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            warn!("bad quorum packet from server {sid:?}: {e}; closing");
+                            break 'read;
+                        }
+                    };
+                    if sid.is_none() {
+                        let hello = match &packet {
+                            Packet::FollowerInfo(h) | Packet::ObserverInfo(h) => h,
+                            other => {
+                                warn!("a learner's first packet was {other:?}; closing");
+                                break 'read;
+                            }
+                        };
+                        let id = hello.info.serverid as u64;
+                        sid = Some(id);
+                        let up = ZabEvent::LearnerUp {
+                            sid: id,
+                            link: link.take().expect("registered once"),
+                        };
+                        if core.send(CoreMsg::Zab(up)).is_err() {
+                            return;
+                        }
+                    }
+                    let sid = sid.expect("known");
+                    if matches!(packet, Packet::Snap { .. }) {
+                        // the snapshot follows: the core gets it first, then the SNAP
+                        held_snap = Some(packet);
+                        continue;
+                    }
+                    let ev = ZabEvent::Packet {
+                        sid,
+                        link: link_id,
+                        packet,
+                    };
+                    if core.send(CoreMsg::Zab(ev)).is_err() {
+                        return;
+                    }
+                }
+                StreamItem::Snapshot(stream) => {
+                    let sid = sid.expect("a snapshot comes from the leader");
+                    let _ = core.send(CoreMsg::Zab(ZabEvent::Snapshot {
+                        sid,
+                        link: link_id,
+                        stream,
+                    }));
+                    if let Some(packet) = held_snap.take() {
+                        let _ = core.send(CoreMsg::Zab(ZabEvent::Packet {
+                            sid,
+                            link: link_id,
+                            packet,
+                        }));
+                    }
+                }
+            }
+        }
+        buf.drain(..used);
+    }
+    if let Some(sid) = sid {
+        let _ = core.send(CoreMsg::Zab(ZabEvent::LinkDown { sid, link: link_id }));
+    }
+}
+
+/// The leader's side: accepts learners on the quorum port (bound for the server's whole life;
+/// the core ignores learners while it does not lead).
+pub async fn listen_quorum(
+    listener: TcpListener,
+    core: UnboundedSender<CoreMsg>,
+    max_buffer: usize,
+) {
+    loop {
+        let (stream, remote) = match listener.accept().await {
+            Ok(a) => a,
+            Err(e) => {
+                warn!("quorum accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        debug!("quorum connection from {remote}");
+        let (link, read) = new_link(stream);
+        tokio::spawn(read_quorum_stream(
+            read,
+            link,
+            Sender::Learner,
+            None,
+            core.clone(),
+            max_buffer,
+        ));
+    }
+}
+
+/// A learner's side: dials the leader's quorum port until it answers or `give_up` passes.
+pub fn connect_to_leader(
+    leader: u64,
+    address: String,
+    give_up: Duration,
+    core: UnboundedSender<CoreMsg>,
+    max_buffer: usize,
+) {
+    tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + give_up;
+        let stream = loop {
+            match TcpStream::connect(&address).await {
+                Ok(s) => break s,
+                Err(e) => {
+                    if tokio::time::Instant::now() >= deadline {
+                        warn!("cannot connect to leader {leader} at {address}: {e}");
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        };
+        info!("connected to leader {leader} at {address}");
+        let (link, read) = new_link(stream);
+        let up = ZabEvent::LeaderUp {
+            sid: leader,
+            link: link.clone(),
+        };
+        if core.send(CoreMsg::Zab(up)).is_err() {
+            return;
+        }
+        read_quorum_stream(read, link, Sender::Leader, Some(leader), core, max_buffer).await;
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// election connections
+
+enum ElectionCmd {
+    Send {
+        to: u64,
+        bytes: Vec<u8>,
+    },
+    Closed {
+        sid: u64,
+        conn: u64,
+    },
+    DialDone {
+        sid: u64,
+    },
+    Accepted {
+        sid: u64,
+        stream: TcpStream,
+    },
+    /// We dialed with the larger id: the connection is ours to keep.
+    Dialed {
+        sid: u64,
+        stream: TcpStream,
+    },
+}
+
+/// Sends election notifications; cheap to clone.
+#[derive(Clone)]
+pub struct ElectionNet {
+    tx: UnboundedSender<ElectionCmd>,
+    my_sid: u64,
+    /// Our configuration as notifications carry it.
+    config_text: Vec<u8>,
+    core: UnboundedSender<CoreMsg>,
+}
+
+impl ElectionNet {
+    pub fn send(&self, to: u64, notification: &Notification) {
+        if to == self.my_sid {
+            // our own vote counts like anyone's
+            let _ = self
+                .core
+                .send(CoreMsg::Zab(ZabEvent::Notification(notification.clone())));
+            return;
+        }
+        let bytes = notification.to_wire(self.config_text.clone()).encode();
+        let _ = self.tx.send(ElectionCmd::Send { to, bytes });
+    }
+}
+
+fn election_address(cfg: &QuorumConfig, sid: u64) -> Option<String> {
+    let m = cfg.members.get(&sid)?;
+    Some(format!("{}:{}", m.quorum.host, m.election_port))
+}
+
+/// Starts the election listener and the connection manager.
+pub async fn start_election(
+    my_sid: u64,
+    config: Arc<QuorumConfig>,
+    bind: String,
+    bind_retries: u32,
+    core: UnboundedSender<CoreMsg>,
+) -> anyhow::Result<ElectionNet> {
+    let mut attempt = 0;
+    let listener = loop {
+        match TcpListener::bind(&bind).await {
+            Ok(l) => break l,
+            Err(e) if attempt < bind_retries => {
+                attempt += 1;
+                warn!("cannot bind the election port {bind} ({e}); retry {attempt}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => anyhow::bail!("cannot bind the election port {bind}: {e}"),
+        }
+    };
+    info!("election port listening on {bind}");
+    let (tx, rx) = mpsc::unbounded_channel();
+    let accept_tx = tx.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            };
+            let tx = accept_tx.clone();
+            tokio::spawn(async move {
+                if let Some((sid, stream)) = read_initial_message(stream).await {
+                    let _ = tx.send(ElectionCmd::Accepted { sid, stream });
+                }
+            });
+        }
+    });
+    let my_address = election_address(&config, my_sid).unwrap_or_default();
+    let manager = ElectionManager {
+        my_sid,
+        my_address,
+        config,
+        conns: HashMap::new(),
+        pending: HashMap::new(),
+        dialing: HashSet::new(),
+        next_conn: 1,
+        cmd_tx: tx.clone(),
+        core,
+    };
+    let config_text = manager.config.to_config_text().into_bytes();
+    let core = manager.core.clone();
+    tokio::spawn(manager.run(rx));
+    Ok(ElectionNet {
+        tx,
+        my_sid,
+        config_text,
+        core,
+    })
+}
+
+async fn read_initial_message(mut stream: TcpStream) -> Option<(u64, TcpStream)> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    let read = async {
+        loop {
+            match InitialMessage::decode_prefix(&buf) {
+                Ok(Some((m, used))) => return Some((m, used)),
+                Ok(None) => {}
+                Err(e) => {
+                    warn!("bad election handshake: {e}");
+                    return None;
+                }
+            }
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    };
+    let (m, used) = tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .ok()??;
+    if used != buf.len() {
+        // notifications right behind the handshake: not expected from a dialer that waits
+        debug!("bytes after the election handshake dropped");
+    }
+    Some((m.sid as u64, stream))
+}
+
+struct ElectionManager {
+    my_sid: u64,
+    my_address: String,
+    config: Arc<QuorumConfig>,
+    conns: HashMap<u64, (u64, UnboundedSender<Vec<u8>>)>,
+    /// The newest notification not yet delivered to each peer (ZooKeeper keeps one too).
+    pending: HashMap<u64, Vec<u8>>,
+    dialing: HashSet<u64>,
+    next_conn: u64,
+    cmd_tx: UnboundedSender<ElectionCmd>,
+    core: UnboundedSender<CoreMsg>,
+}
+
+impl ElectionManager {
+    async fn run(mut self, mut rx: UnboundedReceiver<ElectionCmd>) {
+        while let Some(cmd) = rx.recv().await {
+            match cmd {
+                ElectionCmd::Send { to, bytes } => self.send(to, bytes),
+                ElectionCmd::Closed { sid, conn } => {
+                    if self.conns.get(&sid).is_some_and(|(c, _)| *c == conn) {
+                        self.conns.remove(&sid);
+                    }
+                }
+                ElectionCmd::DialDone { sid } => {
+                    self.dialing.remove(&sid);
+                }
+                ElectionCmd::Dialed { sid, stream } => self.start_connection(sid, stream),
+                ElectionCmd::Accepted { sid, stream } => {
+                    match accept_decision(self.my_sid as i64, sid as i64) {
+                        AcceptDecision::Keep => self.start_connection(sid, stream),
+                        AcceptDecision::CloseAndDialBack => {
+                            drop(stream);
+                            self.conns.remove(&sid);
+                            self.dial(sid);
+                        }
+                        AcceptDecision::OwnId => {
+                            warn!("an election connection claims our own id {sid}; closed")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, to: u64, bytes: Vec<u8>) {
+        if let Some((_, tx)) = self.conns.get(&to) {
+            if tx.send(bytes.clone()).is_ok() {
+                return;
+            }
+            self.conns.remove(&to);
+        }
+        self.pending.insert(to, bytes);
+        self.dial(to);
+    }
+
+    fn dial(&mut self, to: u64) {
+        if self.dialing.contains(&to) || self.conns.contains_key(&to) {
+            return;
+        }
+        let Some(address) = election_address(&self.config, to) else {
+            return;
+        };
+        self.dialing.insert(to);
+        let (my_sid, my_address) = (self.my_sid, self.my_address.clone());
+        let cmd = self.cmd_tx.clone();
+        tokio::spawn(async move {
+            let connect =
+                tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(address.as_str()));
+            if let Ok(Ok(mut stream)) = connect.await {
+                let (host, port) = my_address.rsplit_once(':').unwrap_or(("", "0"));
+                let hello = InitialMessage::v1(
+                    my_sid as i64,
+                    ElectionAddress::new(host, port.parse().unwrap_or(0)),
+                );
+                if stream.write_all(&hello.encode()).await.is_ok()
+                    && dialer_keeps_connection(my_sid as i64, to as i64)
+                {
+                    let _ = cmd.send(ElectionCmd::Dialed { sid: to, stream });
+                }
+                // with the smaller id we only announce ourselves: the peer dials back
+            }
+            let _ = cmd.send(ElectionCmd::DialDone { sid: to });
+        });
+    }
+
+    fn start_connection(&mut self, sid: u64, stream: TcpStream) {
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        let _ = stream.set_nodelay(true);
+        let (mut read, mut write) = stream.into_split();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        if let Some(bytes) = self.pending.remove(&sid) {
+            let _ = tx.send(bytes);
+        }
+        self.conns.insert(sid, (conn, tx));
+        let cmd = self.cmd_tx.clone();
+        tokio::spawn(async move {
+            while let Some(payload) = rx.recv().await {
+                let mut frame = Vec::with_capacity(payload.len() + 4);
+                encode_election_frame(&payload, &mut frame);
+                if write.write_all(&frame).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let core = self.core.clone();
+        tokio::spawn(async move {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            'read: loop {
+                match read.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+                let mut used = 0;
+                loop {
+                    match decode_election_frame(&buf[used..]) {
+                        Ok(Some((payload, len))) => {
+                            match zab::wire::Notification::decode(payload) {
+                                Ok(n) => {
+                                    let n = Notification::from_wire(sid, &n);
+                                    let _ = core.send(CoreMsg::Zab(ZabEvent::Notification(n)));
+                                }
+                                Err(e) => debug!("notification from {sid} not understood: {e}"),
+                            }
+                            used += len;
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            warn!("bad election frame from server {sid}: {e}; closing");
+                            break 'read;
+                        }
+                    }
+                }
+                buf.drain(..used);
+            }
+            let _ = cmd.send(ElectionCmd::Closed { sid, conn });
+        });
+    }
+}
