@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 mod bench;
+mod ensemble;
 
 #[derive(Parser)]
 #[command(
@@ -24,6 +25,8 @@ enum Command {
         /// Path to zoo.cfg
         config: Option<PathBuf>,
     },
+    /// Run a local replicated ensemble: `zkrs ensemble start 3`, `status`, `stop`.
+    Ensemble(ensemble::EnsembleArgs),
     /// Load a server with a closed-loop workload and print the result as JSON.
     Bench(bench::BenchArgs),
     /// Print a transaction log file (log.<zxid>) readably, like ZooKeeper's TxnLogToolkit.
@@ -41,6 +44,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Server { config } => run_server(config),
+        Command::Ensemble(args) => ensemble::run(args),
         Command::Txnlog { file } => {
             storage::inspect::format_log(&file, &mut std::io::stdout().lock())?;
             Ok(())

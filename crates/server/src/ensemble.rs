@@ -289,8 +289,8 @@ impl ServerCore {
                     }
                     z.state = state;
                 }
-                Output::FromLearner { from, packet } => self.from_learner(from, packet),
-                Output::FromLeader { packet } => self.from_leader(packet),
+                Output::FromLearner { from, packet } => self.on_learner_message(from, packet),
+                Output::FromLeader { packet } => self.on_leader_message(packet),
                 Output::ReplyPing { to, zxid } => {
                     let z = self.zab.as_mut().expect("checked");
                     let touches = z
@@ -575,7 +575,7 @@ impl ServerCore {
 
     // ---- leader: what learners ask ----
 
-    fn from_learner(&mut self, from: u64, packet: Packet) {
+    fn on_learner_message(&mut self, from: u64, packet: Packet) {
         match packet {
             Packet::Revalidate {
                 session_id,
@@ -746,7 +746,7 @@ impl ServerCore {
         }
     }
 
-    fn from_leader(&mut self, packet: Packet) {
+    fn on_leader_message(&mut self, packet: Packet) {
         match packet {
             Packet::RevalidateReply { session_id, valid } => {
                 let z = self.zab.as_mut().expect("ensemble");
