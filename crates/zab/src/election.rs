@@ -246,6 +246,10 @@ impl Election {
         self.proposal = self.initial_vote();
         self.interval_ms = FINALIZE_WAIT_MS;
         self.resend_at = now_ms + self.interval_ms;
+        if self.is_voter(self.my_id) && self.quorum_of_all(&BTreeSet::from([self.my_id])) {
+            // alone a quorum (one participant): nobody else's vote will come to trigger it
+            self.finalize_at = Some(now_ms + FINALIZE_WAIT_MS);
+        }
         let mut out = Vec::new();
         self.broadcast(&mut out);
         self.timer(&mut out);

@@ -79,6 +79,11 @@ pub struct Leader {
     next_counter: i64,
     tick: u64,
     sync_limit_ticks: u64,
+    /// How many ticks each step of establishing the epoch (a quorum of FOLLOWERINFO, of
+    /// ACKEPOCH, of NEWLEADER acks) may take before the leader gives up and looks again.
+    init_limit_ticks: u64,
+    /// When the current establishment step began.
+    phase_started_tick: u64,
 }
 
 impl Leader {
@@ -114,7 +119,35 @@ impl Leader {
             next_counter: 1,
             tick: 0,
             sync_limit_ticks,
+            // ZooKeeper's sample configuration: initLimit=10, syncLimit=5
+            init_limit_ticks: 2 * sync_limit_ticks,
+            phase_started_tick: 0,
         }
+    }
+
+    /// Called once after [`Leader::new`]: when the leader alone is a quorum (an ensemble of
+    /// one participant, standaloneEnabled=false) it decides, acknowledges and establishes its
+    /// epoch by itself; otherwise nothing happens until learners register.
+    pub fn start(&mut self) -> Vec<LeaderAction> {
+        let mut out = Vec::new();
+        if !self.config.contains_quorum(&BTreeSet::from([self.my_id])) {
+            return out;
+        }
+        let epoch = self.discovery.new_epoch();
+        self.new_epoch = Some(epoch);
+        self.epoch_acked = true;
+        self.established = true;
+        out.push(LeaderAction::StoreAcceptedEpoch(epoch));
+        out.push(LeaderAction::StoreCurrentEpoch(epoch));
+        out.push(LeaderAction::Established);
+        out
+    }
+
+    /// Sets initLimit (in ticks): without a quorum for the epoch within it, the leader steps
+    /// down, as ZooKeeper's getEpochToPropose / waitForEpochAck / waitForNewLeaderAck time out.
+    pub fn with_init_limit(mut self, init_limit_ticks: u64) -> Self {
+        self.init_limit_ticks = init_limit_ticks;
+        self
     }
 
     pub fn is_established(&self) -> bool {
@@ -161,6 +194,7 @@ impl Leader {
             (None, Some(epoch)) => {
                 // the epoch is decided: tell every learner that registered so far
                 self.new_epoch = Some(epoch);
+                self.phase_started_tick = self.tick;
                 out.push(LeaderAction::StoreAcceptedEpoch(epoch));
                 for (&id, l) in &self.learners {
                     if l.state == LearnerState::Registered {
@@ -196,6 +230,7 @@ impl Leader {
                     Err(e) => out.push(LeaderAction::StepDown(e.to_string())),
                     Ok(true) if !self.epoch_acked => {
                         self.epoch_acked = true;
+                        self.phase_started_tick = self.tick;
                         out.push(LeaderAction::StoreCurrentEpoch(
                             self.new_epoch.expect("decided before acks"),
                         ));
@@ -323,13 +358,13 @@ impl Leader {
             .map(|(id, l)| (*id, l))
     }
 
-    /// Proposes a txn (its header's zxid is assigned here). None until the epoch is established.
     /// The zxid the next proposal will get (once established): Prepare needs it first.
     pub fn next_zxid(&self) -> Option<i64> {
         let epoch = self.new_epoch.filter(|_| self.established)?;
         Some((epoch << 32) | self.next_counter)
     }
 
+    /// Proposes a txn (its header's zxid is assigned here). None until the epoch is established.
     pub fn propose(&mut self, mut data: ProposalData) -> Option<(i64, Vec<LeaderAction>)> {
         let epoch = self.new_epoch.filter(|_| self.established)?;
         let zxid = (epoch << 32) | self.next_counter;
@@ -413,6 +448,20 @@ impl Leader {
     pub fn on_tick(&mut self) -> Vec<LeaderAction> {
         self.tick += 1;
         let mut out = Vec::new();
+        if !self.established && self.tick - self.phase_started_tick > self.init_limit_ticks {
+            // without this a leader that lost its would-be quorum waits forever, and the
+            // servers that voted for it can never elect anyone else
+            let step = match (self.new_epoch, self.epoch_acked) {
+                (None, _) => "a quorum of FOLLOWERINFO",
+                (Some(_), false) => "a quorum of ACKEPOCH",
+                (Some(_), true) => "a quorum of NEWLEADER acks",
+            };
+            out.push(LeaderAction::StepDown(format!(
+                "no {step} within initLimit ({} ticks)",
+                self.init_limit_ticks
+            )));
+            return out;
+        }
         let silent: Vec<u64> = self
             .learners
             .iter()
@@ -450,5 +499,47 @@ impl Leader {
                 "lost the quorum of synced followers".into(),
             )]
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use config::parse_properties;
+
+    fn config() -> Arc<QuorumConfig> {
+        let text = "server.1=h:1:2\nserver.2=h:3:4\nserver.3=h:5:6\n";
+        Arc::new(QuorumConfig::from_properties(&parse_properties(text, "t").unwrap()).unwrap())
+    }
+
+    fn steps_down(leader: &mut Leader, ticks: u64) -> bool {
+        (0..ticks).any(|_| {
+            leader
+                .on_tick()
+                .iter()
+                .any(|a| matches!(a, LeaderAction::StepDown(_)))
+        })
+    }
+
+    #[test]
+    fn a_leader_without_a_quorum_within_init_limit_steps_down() {
+        let ours = StateSummary {
+            current_epoch: 1,
+            last_zxid: 1 << 32,
+        };
+        // nobody follows
+        let mut alone = Leader::new(3, config(), 1, ours, vec![], 5).with_init_limit(10);
+        assert!(!steps_down(&mut alone, 10), "initLimit not yet over");
+        assert!(steps_down(&mut alone, 1));
+
+        // a follower registers (the epoch is decided) but never acks it
+        let mut stuck = Leader::new(3, config(), 1, ours, vec![], 5).with_init_limit(10);
+        assert!(!steps_down(&mut stuck, 8));
+        stuck.on_learner_info(1, 1, false);
+        assert!(
+            !steps_down(&mut stuck, 10),
+            "each step of the establishment gets its own initLimit"
+        );
+        assert!(steps_down(&mut stuck, 1));
     }
 }

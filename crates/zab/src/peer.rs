@@ -274,14 +274,18 @@ impl Peer {
                     last_zxid: self.last_durable,
                 };
                 let window: Vec<(i64, ProposalData)> = self.committed.iter().cloned().collect();
-                self.role = Role::Leading(Box::new(Leader::new(
+                let mut leader = Leader::new(
                     self.my_id,
                     self.config.clone(),
                     self.persisted.accepted_epoch,
                     ours,
                     window,
                     self.sync_limit,
-                )));
+                )
+                .with_init_limit(self.init_limit);
+                let actions = leader.start();
+                self.role = Role::Leading(Box::new(leader));
+                self.leader_actions(actions, out);
             }
             _ => {
                 let role = if state == ServerState::Observing {

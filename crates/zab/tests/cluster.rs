@@ -325,3 +325,15 @@ fn a_minority_never_elects_and_never_commits() {
         assert!(net.nodes[&id].committed_upto <= committed);
     }
 }
+
+#[test]
+fn a_single_participant_leads_alone() {
+    // standaloneEnabled=false with one server line: it elects itself and serves
+    let mut net = Net::new(1);
+    net.start(1);
+    net.run(2_000);
+    let node = &net.nodes[&1];
+    assert_eq!(node.peer.state(), ServerState::Leading);
+    assert!(node.peer.is_serving());
+    assert_eq!(node.persisted.current_epoch, 1);
+}
