@@ -295,9 +295,11 @@ enum ElectionCmd {
     DialDone {
         sid: u64,
     },
+    /// `early`: bytes that followed the handshake (ZooKeeper sends its vote right behind it).
     Accepted {
         sid: u64,
         stream: TcpStream,
+        early: Vec<u8>,
     },
     /// We dialed with the larger id: the connection is ours to keep.
     Dialed {
@@ -366,8 +368,8 @@ pub async fn start_election(
             };
             let tx = accept_tx.clone();
             tokio::spawn(async move {
-                if let Some((sid, stream)) = read_initial_message(stream).await {
-                    let _ = tx.send(ElectionCmd::Accepted { sid, stream });
+                if let Some((sid, stream, early)) = read_initial_message(stream).await {
+                    let _ = tx.send(ElectionCmd::Accepted { sid, stream, early });
                 }
             });
         }
@@ -395,7 +397,7 @@ pub async fn start_election(
     })
 }
 
-async fn read_initial_message(mut stream: TcpStream) -> Option<(u64, TcpStream)> {
+async fn read_initial_message(mut stream: TcpStream) -> Option<(u64, TcpStream, Vec<u8>)> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 1024];
     let read = async {
@@ -417,11 +419,8 @@ async fn read_initial_message(mut stream: TcpStream) -> Option<(u64, TcpStream)>
     let (m, used) = tokio::time::timeout(Duration::from_secs(5), read)
         .await
         .ok()??;
-    if used != buf.len() {
-        // notifications right behind the handshake: not expected from a dialer that waits
-        debug!("bytes after the election handshake dropped");
-    }
-    Some((m.sid as u64, stream))
+    buf.drain(..used);
+    Some((m.sid as u64, stream, buf))
 }
 
 struct ElectionManager {
@@ -450,10 +449,12 @@ impl ElectionManager {
                 ElectionCmd::DialDone { sid } => {
                     self.dialing.remove(&sid);
                 }
-                ElectionCmd::Dialed { sid, stream } => self.start_connection(sid, stream),
-                ElectionCmd::Accepted { sid, stream } => {
+                ElectionCmd::Dialed { sid, stream } => {
+                    self.start_connection(sid, stream, Vec::new())
+                }
+                ElectionCmd::Accepted { sid, stream, early } => {
                     match accept_decision(self.my_sid as i64, sid as i64) {
-                        AcceptDecision::Keep => self.start_connection(sid, stream),
+                        AcceptDecision::Keep => self.start_connection(sid, stream, early),
                         AcceptDecision::CloseAndDialBack => {
                             drop(stream);
                             self.conns.remove(&sid);
@@ -509,7 +510,7 @@ impl ElectionManager {
         });
     }
 
-    fn start_connection(&mut self, sid: u64, stream: TcpStream) {
+    fn start_connection(&mut self, sid: u64, stream: TcpStream, early: Vec<u8>) {
         let conn = self.next_conn;
         self.next_conn += 1;
         let _ = stream.set_nodelay(true);
@@ -531,13 +532,18 @@ impl ElectionManager {
         });
         let core = self.core.clone();
         tokio::spawn(async move {
-            let mut buf = Vec::new();
+            let mut buf = early;
             let mut chunk = [0u8; 4096];
+            let mut first = true;
             'read: loop {
-                match read.read(&mut chunk).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                // bytes that came with the handshake are decoded before reading more
+                if !(first && !buf.is_empty()) {
+                    match read.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
                 }
+                first = false;
                 let mut used = 0;
                 loop {
                     match decode_election_frame(&buf[used..]) {
