@@ -226,6 +226,15 @@ impl Leader {
                     current_epoch: current_epoch as i64,
                     last_zxid,
                 };
+                if self.epoch_acked {
+                    // the epoch is agreed (ZooKeeper's waitForEpochAck returns at once once the
+                    // election is finished): a late learner is synchronized whatever its
+                    // history. A longer log of an older epoch holds nothing committed that we
+                    // lack, and the sync truncates it; stepping down for it would depose an
+                    // established leader again at every attempt of that learner to join.
+                    self.synchronize(sid, &mut out);
+                    return out;
+                }
                 match self.discovery.on_ack_epoch(sid, theirs) {
                     Err(e) => out.push(LeaderAction::StepDown(e.to_string())),
                     Ok(true) if !self.epoch_acked => {
@@ -541,5 +550,41 @@ mod tests {
             "each step of the establishment gets its own initLimit"
         );
         assert!(steps_down(&mut stuck, 1));
+    }
+
+    #[test]
+    fn a_late_follower_with_a_longer_old_log_is_truncated_not_a_reason_to_step_down() {
+        const E1: i64 = 1 << 32;
+        let ours = StateSummary {
+            current_epoch: 1,
+            last_zxid: E1 + 5,
+        };
+        let mut leader = Leader::new(3, config(), 1, ours, vec![], 5);
+        leader.on_learner_info(1, 1, false);
+        let out = leader.on_packet(
+            1,
+            Packet::AckEpoch {
+                last_zxid: E1 + 5,
+                current_epoch: 1,
+            },
+        );
+        assert!(out.contains(&LeaderAction::StoreCurrentEpoch(2)), "{out:?}");
+        // server 2 logged E1+6..E1+9 that were never committed, and joins late
+        leader.on_learner_info(2, 1, false);
+        let out = leader.on_packet(
+            2,
+            Packet::AckEpoch {
+                last_zxid: E1 + 9,
+                current_epoch: 1,
+            },
+        );
+        assert!(
+            !out.iter().any(|a| matches!(a, LeaderAction::StepDown(_))),
+            "{out:?}"
+        );
+        assert!(out.contains(&LeaderAction::Send {
+            to: 2,
+            packet: Packet::Trunc { zxid: E1 + 5 }
+        }));
     }
 }
