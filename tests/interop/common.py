@@ -42,3 +42,11 @@ def start_server(single_quorum=False):
     with open(os.path.join(server.cfg["dataDir"], "myid"), "w") as f:
         f.write("1\n")
     return server.start(timeout=60)
+
+
+def start_ensemble():
+    """Three participants of the kind under test, with the settings of start_server (the
+    members are Servers too), serving once a leader is elected."""
+    from ensemble import Ensemble
+
+    return Ensemble(kind(), 3, tick_ms=2000).start(timeout=90)

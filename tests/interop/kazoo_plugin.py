@@ -11,6 +11,8 @@ server cannot offer are skipped with the reason shown in the summary (-rs).
 
 KAZOO_SERVER_MODE=single_quorum starts the server as a quorum of one participant instead
 (see common.start_server); TestReconfig runs there (run_kazoo.py does that in a second pass).
+KAZOO_SERVER_MODE=ensemble starts a 3-server ensemble (tests/harness/ensemble.py) and hands
+kazoo a cluster of its three members: every client connects with all three addresses.
 """
 import logging
 import os
@@ -39,7 +41,9 @@ SKIPS = {
     ("TestSASLGSSAPIAuthentication", "*"): "needs SASL (Kerberos)",
 }
 
-SINGLE_QUORUM = os.environ.get("KAZOO_SERVER_MODE", "standalone") == "single_quorum"
+MODE = os.environ.get("KAZOO_SERVER_MODE", "standalone")
+SINGLE_QUORUM = MODE == "single_quorum"
+ENSEMBLE = MODE == "ensemble"
 if SINGLE_QUORUM:
     del SKIPS[("TestReconfig", "*")]
 
@@ -82,10 +86,10 @@ class Member:
 
 
 class Cluster:
-    """Stands in for kazoo.testing.common.ZookeeperCluster with a single member."""
+    """Stands in for kazoo.testing.common.ZookeeperCluster over our server(s)."""
 
-    def __init__(self, server):
-        self.members = [Member(server)]
+    def __init__(self, servers):
+        self.members = [Member(s) for s in servers]
 
     def __getitem__(self, k):
         if k >= len(self.members):
@@ -120,11 +124,16 @@ def pytest_configure(config):
     # kazoo.tests.util reads CI/ZOOKEEPER_VERSION at import; keep version checks on `envi`
     os.environ.pop("CI", None)
     os.environ.pop("ZOOKEEPER_VERSION", None)
-    SERVER = common.start_server(single_quorum=SINGLE_QUORUM)
+    if ENSEMBLE:
+        SERVER = common.start_ensemble()
+        servers = list(SERVER.members.values())
+    else:
+        SERVER = common.start_server(single_quorum=SINGLE_QUORUM)
+        servers = [SERVER]
 
     import kazoo.testing.harness as harness
 
-    cluster = Cluster(SERVER)
+    cluster = Cluster(servers)
     harness.get_global_cluster = lambda: cluster
 
 
@@ -136,7 +145,8 @@ def pytest_unconfigure(config):
 
 
 def pytest_report_header(config):
-    return f"kazoo interop: {SERVER.kind} server at {SERVER.connect_string} ({SERVER.workdir})"
+    where = SERVER.connect_string() if ENSEMBLE else SERVER.connect_string
+    return f"kazoo interop: {SERVER.kind} at {where} ({SERVER.workdir})"
 
 
 def pytest_collection_modifyitems(config, items):

@@ -40,6 +40,9 @@ PASSES = [
 QUORUM_PASS = ("-reconfig", "single_quorum", ["--pyargs", "kazoo.tests", "-k", "TestReconfig"])
 if os.environ.get("KAZOO_QUORUM_PASS") == "1":
     PASSES.append(QUORUM_PASS)
+# --ensemble: the whole suite but TestReconfig against a 3-server ensemble, checked against
+# kazoo-expected-ensemble.txt (Apache ZooKeeper's results with the same 3-server setup)
+ENSEMBLE_PASSES = [("-ensemble", "ensemble", ["--pyargs", "kazoo.tests", "-k", "not TestReconfig"])]
 
 
 def timeout_args():
@@ -82,6 +85,8 @@ def run_pytest(kind, mode, selection, xml, log, extra):
 
 def read_expected():
     expected = {}
+    if not os.path.exists(EXPECTED):
+        return expected
     with open(EXPECTED) as f:
         for line in f:
             if line.strip() and not line.startswith("#"):
@@ -92,10 +97,11 @@ def read_expected():
 
 def write_expected(results):
     with open(EXPECTED, "w") as f:
-        f.write("# kazoo 2.11.0 test results against Apache ZooKeeper 3.8 (one standalone server;\n"
-                "# TestReconfig against a single-participant quorum), written by\n"
-                "# tests/interop/run_kazoo.py zk --update-expected. Every test marked passed here\n"
-                "# must pass against zkrs too.\n")
+        setup = ("a 3-server ensemble" if EXPECTED.endswith("-ensemble.txt") else
+                 "one standalone server;\n# TestReconfig against a single-participant quorum")
+        f.write(f"# kazoo 2.11.0 test results against Apache ZooKeeper 3.8 ({setup}), written by\n"
+                "# tests/interop/run_kazoo.py zk [--ensemble] --update-expected. Every test marked\n"
+                "# passed here must pass against zkrs too.\n")
         for test_id in sorted(results):
             f.write(f"{results[test_id]:8} {test_id}\n")
 
@@ -106,10 +112,16 @@ def main():
         sys.exit(__doc__)
     kind, extra = args[0], args[1:]
     update = "--update-expected" in extra
-    extra = [a for a in extra if a != "--update-expected"]
+    global PASSES, EXPECTED, QUORUM_PASS
+    label = kind
+    if "--ensemble" in extra:
+        PASSES = ENSEMBLE_PASSES
+        EXPECTED = os.path.join(common.HERE, "kazoo-expected-ensemble.txt")
+        label = f"{kind}-ensemble"
+    extra = [a for a in extra if a not in ("--update-expected", "--ensemble")]
 
     os.makedirs(common.RESULTS, exist_ok=True)
-    summary = os.path.join(common.RESULTS, f"kazoo-{kind}.txt")
+    summary = os.path.join(common.RESULTS, f"kazoo-{label}.txt")
     started = time.time()
     results, problems = {}, []
     for suffix, mode, selection in PASSES:
@@ -135,7 +147,7 @@ def main():
     # counts as failed
     missing = set(expected) - set(results)
     counted = dict(results, **{t: "failed" for t in missing})
-    lines = [summary_line(f"kazoo {kind}", counted),
+    lines = [summary_line(f"kazoo {label}", counted),
              f"run time {elapsed:.0f}s, logs results/kazoo-{kind}*.log"] + problems + notes
     regressions = sorted(t for t, s in expected.items() if s == "passed" and results.get(t) != "passed")
     if regressions:
