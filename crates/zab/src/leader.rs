@@ -84,6 +84,9 @@ pub struct Leader {
     init_limit_ticks: u64,
     /// When the current establishment step began.
     phase_started_tick: u64,
+    /// Set while our own history (up to this zxid) is logged but not yet durable: until it is,
+    /// we neither write the new current epoch nor count ourselves in the NEWLEADER quorum.
+    history_pending: Option<i64>,
 }
 
 impl Leader {
@@ -122,7 +125,21 @@ impl Leader {
             // ZooKeeper's sample configuration: initLimit=10, syncLimit=5
             init_limit_ticks: 2 * sync_limit_ticks,
             phase_started_tick: 0,
+            history_pending: None,
         }
+    }
+
+    /// Our log is durable only up to `durable` (the history we lead with may end later: what
+    /// is logged counts, ZooKeeper's lastLoggedZxid). Until the rest is durable we do not
+    /// write currentEpoch (a crash would leave the new epoch beside a shorter log, which then
+    /// wins elections it must lose: ZOOKEEPER-4643) nor count our own NEWLEADER ack (the
+    /// epoch's history must be durable on a quorum). Call before [`Leader::start`].
+    pub fn with_durable(mut self, durable: i64) -> Self {
+        if durable < self.last_processed {
+            self.history_pending = Some(self.last_processed);
+            self.newleader_acks.remove(&self.my_id);
+        }
+        self
     }
 
     /// Called once after [`Leader::new`]: when the leader alone is a quorum (an ensemble of
@@ -136,10 +153,12 @@ impl Leader {
         let epoch = self.discovery.new_epoch();
         self.new_epoch = Some(epoch);
         self.epoch_acked = true;
-        self.established = true;
         out.push(LeaderAction::StoreAcceptedEpoch(epoch));
-        out.push(LeaderAction::StoreCurrentEpoch(epoch));
-        out.push(LeaderAction::Established);
+        if self.history_pending.is_none() {
+            self.established = true;
+            out.push(LeaderAction::StoreCurrentEpoch(epoch));
+            out.push(LeaderAction::Established);
+        }
         out
     }
 
@@ -240,9 +259,11 @@ impl Leader {
                     Ok(true) if !self.epoch_acked => {
                         self.epoch_acked = true;
                         self.phase_started_tick = self.tick;
-                        out.push(LeaderAction::StoreCurrentEpoch(
-                            self.new_epoch.expect("decided before acks"),
-                        ));
+                        if self.history_pending.is_none() {
+                            out.push(LeaderAction::StoreCurrentEpoch(
+                                self.new_epoch.expect("decided before acks"),
+                            ));
+                        }
                         for id in self.learners_in(LearnerState::EpochAcked) {
                             self.synchronize(id, &mut out);
                         }
@@ -260,12 +281,8 @@ impl Leader {
                     }
                     if self.established {
                         self.activate(sid, &mut out);
-                    } else if self.config.contains_quorum(&self.newleader_acks) {
-                        self.established = true;
-                        out.push(LeaderAction::Established);
-                        for id in self.learners_in(LearnerState::Synced) {
-                            self.activate(id, &mut out);
-                        }
+                    } else {
+                        self.establish_if_quorum(&mut out);
                     }
                 } else if zxid != epoch << 32 && !l.observer {
                     // an ack of a proposal
@@ -339,6 +356,22 @@ impl Leader {
         }
     }
 
+    /// The epoch is established once a quorum acked NEWLEADER, our own history durable.
+    fn establish_if_quorum(&mut self, out: &mut Vec<LeaderAction>) {
+        if self.established
+            || !self.epoch_acked
+            || self.history_pending.is_some()
+            || !self.config.contains_quorum(&self.newleader_acks)
+        {
+            return;
+        }
+        self.established = true;
+        out.push(LeaderAction::Established);
+        for id in self.learners_in(LearnerState::Synced) {
+            self.activate(id, out);
+        }
+    }
+
     fn learners_in(&self, state: LearnerState) -> Vec<u64> {
         self.learners
             .iter()
@@ -403,6 +436,16 @@ impl Leader {
     /// The leader's own log is durable up to `zxid`: that is its ACK.
     pub fn on_durable(&mut self, zxid: i64) -> Vec<LeaderAction> {
         let mut out = Vec::new();
+        if self.history_pending.is_some_and(|end| zxid >= end) {
+            self.history_pending = None;
+            if self.epoch_acked {
+                out.push(LeaderAction::StoreCurrentEpoch(
+                    self.new_epoch.expect("decided before acks"),
+                ));
+            }
+            self.newleader_acks.insert(self.my_id);
+            self.establish_if_quorum(&mut out);
+        }
         let pending: Vec<i64> = self
             .outstanding
             .keys()
@@ -550,6 +593,75 @@ mod tests {
             "each step of the establishment gets its own initLimit"
         );
         assert!(steps_down(&mut stuck, 1));
+    }
+
+    #[test]
+    fn a_leader_whose_history_is_not_yet_durable_waits_for_it_before_the_new_epoch() {
+        const E1: i64 = 1 << 32;
+        const E2: i64 = 2 << 32;
+        let ours = StateSummary {
+            current_epoch: 1,
+            last_zxid: E1 + 5,
+        };
+        // E1+4 and E1+5 are logged but their fsync has not completed
+        let mut leader = Leader::new(3, config(), 1, ours, vec![], 5).with_durable(E1 + 3);
+        assert!(leader.start().is_empty());
+        leader.on_learner_info(1, 1, false);
+        let out = leader.on_packet(
+            1,
+            Packet::AckEpoch {
+                last_zxid: E1 + 5,
+                current_epoch: 1,
+            },
+        );
+        assert!(
+            !out.iter()
+                .any(|a| matches!(a, LeaderAction::StoreCurrentEpoch(_))),
+            "currentEpoch beside a log that may still lose its tail: {out:?}"
+        );
+        assert!(out.contains(&LeaderAction::Send {
+            to: 1,
+            packet: Packet::NewLeader {
+                zxid: E2,
+                config: Some(config().to_config_text().into_bytes())
+            }
+        }));
+        let out = leader.on_packet(1, Packet::Ack { zxid: E2 });
+        assert!(out.is_empty(), "our own ack is not due yet: {out:?}");
+        assert!(!leader.is_established());
+        assert!(leader.on_durable(E1 + 4).is_empty());
+        assert_eq!(
+            leader.on_durable(E1 + 5),
+            vec![
+                LeaderAction::StoreCurrentEpoch(2),
+                LeaderAction::Established,
+                LeaderAction::Send {
+                    to: 1,
+                    packet: Packet::UpToDate
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn a_single_participant_establishes_once_its_history_is_durable() {
+        let one = Arc::new(
+            QuorumConfig::from_properties(&parse_properties("server.1=h:1:2\n", "t").unwrap())
+                .unwrap(),
+        );
+        let ours = StateSummary {
+            current_epoch: 1,
+            last_zxid: (1 << 32) + 2,
+        };
+        let mut leader = Leader::new(1, one, 1, ours, vec![], 5).with_durable((1 << 32) + 1);
+        assert_eq!(leader.start(), vec![LeaderAction::StoreAcceptedEpoch(2)]);
+        assert_eq!(
+            leader.on_durable((1 << 32) + 2),
+            vec![
+                LeaderAction::StoreCurrentEpoch(2),
+                LeaderAction::Established
+            ]
+        );
     }
 
     #[test]
