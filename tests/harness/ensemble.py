@@ -19,10 +19,10 @@ nor any other server's, so each keeps its own view of the addresses.
 import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
+from signal import SIGCONT, SIGINT, SIGKILL, SIGTERM
 
 from linkproxy import LinkProxy
 from servers import ZK_CLASSPATH, Server, four_letter_word, free_port, zkrs_binary
@@ -75,8 +75,14 @@ class Member(Server):
         if getattr(self, "log", None):
             self.log.close()  # of the previous run
         self.log = open(os.path.join(self.workdir, "server.out"), "ab")
+        env = dict(os.environ, NO_COLOR="1")  # plain log files (zkrs logs through tracing)
         self.proc = subprocess.Popen(self.command(cfg_path), stdout=self.log, stderr=subprocess.STDOUT,
-                                     cwd=self.workdir)
+                                     cwd=self.workdir, env=env)
+
+    def stop(self):
+        if self.running:
+            self.proc.send_signal(SIGCONT)  # a SIGSTOPped server could not act on SIGTERM
+        super().stop()
 
     def mode(self):
         """"leader", "follower", "observer" or "standalone" while serving clients, else None."""
@@ -154,13 +160,14 @@ class Ensemble:
     def __exit__(self, *exc):
         self.cleanup()
 
-    def kill(self, sid, sig=signal.SIGKILL):
-        """Sends `sig` to server `sid`; waits for the process to end if the signal ends it."""
+    def kill(self, sid, signal=SIGKILL):
+        """Sends `signal` to server `sid` (e.g. SIGSTOP to freeze it); waits for the process
+        to end if the signal ends it."""
         member = self.members[sid]
         if not member.running:
             raise RuntimeError(f"server {sid} is not running")
-        member.proc.send_signal(sig)
-        if sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT):
+        member.proc.send_signal(signal)
+        if signal in (SIGKILL, SIGTERM, SIGINT):
             member.proc.wait(timeout=30)
 
     def restart(self, sid, wait=True, timeout=90.0):
