@@ -50,6 +50,10 @@ pub struct Ensemble {
     leader_syncs: Vec<(u64, i64)>,
     /// Inputs produced while executing outputs (a link found dead).
     deferred: Vec<Input>,
+    /// Learners that connected while we were still looking (they decided a moment before
+    /// us): kept with what they sent until we lead — ZooKeeper's learners retry until the
+    /// leader's port opens; closing them would send them back to the election.
+    parked: HashMap<u64, (QuorumLink, Vec<Packet>)>,
 }
 
 impl Ensemble {
@@ -75,6 +79,7 @@ impl Ensemble {
             pending_syncs: VecDeque::new(),
             leader_syncs: Vec::new(),
             deferred: Vec::new(),
+            parked: HashMap::new(),
         }
     }
 
@@ -211,8 +216,13 @@ impl ServerCore {
         match ev {
             ZabEvent::Notification(n) => self.step(Input::Notification(n)),
             ZabEvent::LearnerUp { sid, link } => {
-                if z.state != ServerState::Leading {
-                    return; // dropping the link closes it
+                match z.state {
+                    ServerState::Looking => {
+                        z.parked.insert(sid, (link, Vec::new()));
+                        return;
+                    }
+                    ServerState::Leading => {}
+                    _ => return, // dropping the link closes it
                 }
                 let replaced = z.links.insert(sid, link).is_some();
                 if replaced {
@@ -231,6 +241,10 @@ impl ServerCore {
             ZabEvent::Packet { sid, link, packet } => {
                 if z.links.get(&sid).is_some_and(|l| l.id == link) {
                     self.step(Input::Packet { from: sid, packet });
+                } else if let Some((parked, packets)) = z.parked.get_mut(&sid) {
+                    if parked.id == link {
+                        packets.push(packet);
+                    }
                 }
             }
             ZabEvent::Snapshot { sid, link, stream } => {
@@ -239,6 +253,9 @@ impl ServerCore {
                 }
             }
             ZabEvent::LinkDown { sid, link } => {
+                if z.parked.get(&sid).is_some_and(|(l, _)| l.id == link) {
+                    z.parked.remove(&sid);
+                }
                 if z.links.get(&sid).is_some_and(|l| l.id == link) {
                     z.links.remove(&sid);
                     self.step(Input::Disconnected { peer: sid });
@@ -288,6 +305,19 @@ impl ServerCore {
                         info!("server {} is now {state:?}", z.peer.my_id());
                     }
                     z.state = state;
+                    if state == ServerState::Leading {
+                        // learners that were early: as if they connected now
+                        for (sid, (link, packets)) in std::mem::take(&mut z.parked) {
+                            z.links.insert(sid, link);
+                            z.deferred.extend(
+                                packets
+                                    .into_iter()
+                                    .map(|packet| Input::Packet { from: sid, packet }),
+                            );
+                        }
+                    } else if state != ServerState::Looking {
+                        z.parked.clear();
+                    }
                 }
                 Output::FromLearner { from, packet } => self.on_learner_message(from, packet),
                 Output::FromLeader { packet } => self.on_leader_message(packet),
