@@ -5,6 +5,7 @@ always run with the same settings.
 """
 import os
 import shutil
+import random
 import socket
 import subprocess
 import tempfile
@@ -19,7 +20,35 @@ ZK_CLASSPATH = ":".join(
 SUPER_DIGEST = "super:D/InIHSb7yEEbrWz8b9l71RjZJU="
 
 
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = map(int, f.read().split())
+            return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+_handed_out = set()
+
+
 def free_port():
+    """A free loopback port outside the kernel's ephemeral range: a port from that range can
+    be taken by any outgoing connection (of a client, a proxy, another server) between the
+    moment we pick it and the moment the server binds it."""
+    low, high = _ephemeral_range()
+    candidates = list(range(10000, low)) if low > 11000 else list(range(high + 1, 65535))
+    for _ in range(200):
+        port = random.choice(candidates)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
