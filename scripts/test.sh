@@ -36,6 +36,12 @@ tests/interop/run.sh zk
 tests/interop/run.sh zkrs
 ZK_KIND=zkrs python3 -m pytest -q -p no:cacheprovider tests/interop/test_fourlw.py
 
+step "replicated ensemble: real processes (leader/follower kills, DIFF and SNAP catch-up, observer, session failover, partitions, global expiry), Apache ZooKeeper and zkrs"
+tests/ensemble/run.sh zk,zkrs
+
+step "interop against a 3-server zkrs ensemble (kazoo checked against Apache ZooKeeper's recorded ensemble results)"
+tests/interop/run.sh zkrs ensemble
+
 step "differential test: Apache ZooKeeper vs zkrs"
 for seed in 1 2 3; do
     python3 tests/diff/difftest.py --kinds zk,zkrs --seed "$seed"
@@ -47,5 +53,6 @@ python3 tests/storage/crash_test.py --kills 20
 step "benchmark smoke runs (the full runs are documented in the README)"
 python3 bench/standalone.py --duration 1 --sessions 1,8
 python3 bench/storage.py --duration 1 --sessions 1,8 --znodes 20000
+python3 bench/ensemble.py --quick
 
 step "all tests passed"
