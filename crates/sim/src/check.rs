@@ -33,6 +33,16 @@ impl Committed {
         self.seq.last().map_or(0, |(z, _)| *z)
     }
 
+    /// The last committed zxid below `limit` (0 if none).
+    pub fn last_zxid_below(&self, limit: i64) -> i64 {
+        let n = self.seq.partition_point(|(z, _)| *z < limit);
+        if n == 0 {
+            0
+        } else {
+            self.seq[n - 1].0
+        }
+    }
+
     pub fn position(&self, zxid: i64) -> Option<usize> {
         self.seq.binary_search_by_key(&zxid, |(z, _)| *z).ok()
     }
@@ -236,6 +246,8 @@ mod tests {
         assert!(c.record(7, &txn(3), 2).unwrap_err().contains("commits 0x7"));
         assert!(c.record(6, &txn(4), 3).unwrap_err().contains("skipped"));
         assert_eq!(c.position(7), Some(1));
+        assert_eq!(c.last_zxid_below(7), 5);
+        assert_eq!(c.last_zxid_below(5), 0);
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub struct Faults {
     pub partitions: bool,
     /// Break random quorum connections.
     pub connection_breaks: bool,
+    /// Pause servers for a while (a long GC pause): they handle nothing, then everything.
+    pub pauses: bool,
     /// Messages and fsyncs that take much longer than usual.
     pub delay_spikes: f64,
     /// On a crash, part of the log that was written but not reported durable may survive
@@ -62,6 +64,7 @@ impl Faults {
             crashes: true,
             partitions: true,
             connection_breaks: true,
+            pauses: true,
             delay_spikes: 0.01,
             unsynced_may_survive: true,
         }
@@ -74,6 +77,7 @@ impl Faults {
             crashes: false,
             partitions: false,
             connection_breaks: false,
+            pauses: false,
             delay_spikes: 0.0,
             unsynced_may_survive: false,
         }
@@ -149,6 +153,7 @@ pub struct Stats {
     pub crashes: u64,
     pub partitions: u64,
     pub connection_breaks: u64,
+    pub pauses: u64,
     pub notifications_dropped: u64,
     pub snapshots_sent: u64,
     pub truncations: u64,
@@ -166,6 +171,7 @@ impl Stats {
         self.crashes += o.crashes;
         self.partitions += o.partitions;
         self.connection_breaks += o.connection_breaks;
+        self.pauses += o.pauses;
         self.notifications_dropped += o.notifications_dropped;
         self.snapshots_sent += o.snapshots_sent;
         self.truncations += o.truncations;

@@ -71,6 +71,8 @@ pub struct Server {
     pub conn_of: BTreeMap<u64, ConnId>,
     /// The snapshot that followed the SNAP packet being delivered.
     pub pending_snapshot: Option<Arc<Snapshot>>,
+    /// A paused process (a long GC pause, SIGSTOP) handles nothing before this time.
+    pub paused_until: u64,
 }
 
 impl Server {
@@ -90,6 +92,7 @@ impl Server {
             leading_epoch: None,
             conn_of: BTreeMap::new(),
             pending_snapshot: None,
+            paused_until: 0,
         }
     }
 

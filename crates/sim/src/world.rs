@@ -289,7 +289,7 @@ impl World {
             self.at(first, Ev::Tick { server: id, inc: 0 });
         }
         let f = &self.cfg.faults;
-        if f.crashes || f.partitions || f.connection_breaks {
+        if f.crashes || f.partitions || f.connection_breaks || f.pauses {
             let first = self.rng.between(500, 2_000);
             self.at(first, Ev::Fault);
         }
@@ -319,7 +319,28 @@ impl World {
         Ok(())
     }
 
+    /// The server an event is handled by (its process), if any.
+    fn target(&self, ev: &Ev) -> Option<u64> {
+        let end = |conn: &ConnId, side: usize| self.conns.get(conn).map(|c| c.ends[side]);
+        match ev {
+            Ev::Tick { server, .. } | Ev::Durable { server, .. } => Some(*server),
+            Ev::Notification { to, .. } => Some(*to),
+            Ev::Connect { conn } => end(conn, 0),
+            Ev::Deliver { conn, dir } => end(conn, 1 - dir),
+            Ev::ConnNotice { conn, side } => end(conn, *side),
+            _ => None,
+        }
+    }
+
     fn handle(&mut self, ev: Ev) -> Res {
+        if let Some(id) = self.target(&ev) {
+            let until = self.server(id).paused_until;
+            if until > self.now {
+                // a paused process handles its events, in order, when it resumes
+                self.at(until, ev);
+                return Ok(());
+            }
+        }
         match ev {
             Ev::Tick { server, inc } => {
                 let s = self.server(server);
@@ -909,11 +930,13 @@ impl World {
         } else {
             s.disk.log[s.applied - 1].0
         };
-        if self.committed.last_zxid() > history_end {
+        // Only earlier epochs count: a leader paused after its NEWLEADER quorum acked may learn
+        // that its epoch was established after a later epoch committed more.
+        let before = self.committed.last_zxid_below(epoch << 32);
+        if before > history_end {
             return Err(format!(
                 "server {id} establishes epoch {epoch} with history up to 0x{history_end:x}, \
-                 missing 0x{:x} which the ensemble committed",
-                self.committed.last_zxid()
+                 missing 0x{before:x} which the ensemble committed in an earlier epoch"
             ));
         }
         for i in 0..s.applied {
@@ -1057,6 +1080,14 @@ impl World {
                     self.partition(1 << id);
                 }
             }
+            73..=79 if f.pauses => {
+                if let Some(&id) = self.rng.pick(&up) {
+                    let until = self.now + self.rng.between(100, 6_000);
+                    self.trace(|| format!("s{id} PAUSES until {until}"));
+                    self.stats.pauses += 1;
+                    self.server(id).paused_until = until;
+                }
+            }
             58..=72 if f.connection_breaks => {
                 let live: Vec<ConnId> = self
                     .conns
@@ -1153,6 +1184,7 @@ impl World {
         );
         let s = self.server(id);
         s.up = true;
+        s.paused_until = 0;
         s.disk.fsync_done_ms = now;
         // the peer treats its whole log as its history (ZooKeeper replays the log at start)
         s.peer = new_peer(&cfg, id, &quorum, s.disk.epochs, s.disk.last_zxid());
@@ -1191,7 +1223,9 @@ impl World {
     fn serving_leaders(&self) -> Vec<u64> {
         self.servers
             .iter()
-            .filter(|s| s.up && s.serving && s.role == ServerState::Leading)
+            .filter(|s| {
+                s.up && s.serving && s.role == ServerState::Leading && s.paused_until <= self.now
+            })
             .map(|s| s.id)
             .collect()
     }

@@ -1,0 +1,109 @@
+//! Many seeds of the deterministic simulation (see the `sim` crate): crashes, partitions,
+//! pauses, lost and duplicated notifications, broken connections and slow disks, with the
+//! invariants checked after every step and recovery checked at the end.
+//!
+//! The ensemble's shape follows from the seed: 3, 5 or 7 voters (seed % 3), and on half of
+//! the seeds one or two observers. Each test below runs the seeds of one size, so the sizes
+//! run in parallel.
+//!
+//! - `SIM_SEEDS=n`: seeds per ensemble size (default [`DEFAULT_SEEDS`], about three minutes
+//!   in release mode on two cores).
+//! - `SIM_FIRST_SEED=f`: start the seed range at `f` (explore fresh seeds).
+//! - `SIM_SEED=s`: run only seed `s`, and print its trace tail if it fails.
+//!
+//! A failure prints its seed; `SIM_SEED=<seed> cargo test -p zkrs-sim --release --test seeds
+//! -- --nocapture` replays it exactly.
+
+use sim::{run, SimConfig, Stats};
+use std::time::Instant;
+
+/// Seeds per ensemble size in the default run.
+const DEFAULT_SEEDS: u64 = 7_000;
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().map(|v| {
+        v.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} must be a number, not {v:?}"))
+    })
+}
+
+/// Runs the seeds `s` with `s % 3 == size_class` (3, 5 or 7 voters).
+fn run_size_class(size_class: u64) {
+    if std::env::var("SIM_SEED").is_ok() {
+        eprintln!("SIM_SEED is set: only `one_seed_from_env` runs");
+        return;
+    }
+    let count = env_u64("SIM_SEEDS").unwrap_or(DEFAULT_SEEDS);
+    let first = env_u64("SIM_FIRST_SEED").unwrap_or(0);
+    // the first seed at or after `first` in this size class
+    let start = first + (size_class + 3 - first % 3) % 3;
+    let started = Instant::now();
+    let mut total = Stats::default();
+    let mut failures = Vec::new();
+    for seed in (0..count).map(|i| start + 3 * i) {
+        match run(&SimConfig::for_seed(seed)) {
+            Ok(stats) => total.add(&stats),
+            Err(f) => {
+                // the first failure with its trace, the others in one line each
+                if failures.is_empty() {
+                    eprintln!("{f}");
+                } else {
+                    eprintln!("seed {seed} failed at {} ms: {}", f.at_ms, f.message);
+                }
+                failures.push(seed);
+            }
+        }
+    }
+    let voters = SimConfig::for_seed(start).voters;
+    eprintln!(
+        "{voters} voters: {count} seeds from {start} in {:.1} s: {} writes acknowledged, {} \
+         reads checked, {} epochs, {} crashes, {} partitions, {} pauses, {} snapshots",
+        started.elapsed().as_secs_f64(),
+        total.writes_acknowledged,
+        total.reads_checked,
+        total.epochs_established,
+        total.crashes,
+        total.partitions,
+        total.pauses,
+        total.snapshots_sent
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {count} seeds failed with {voters} voters: {failures:?} (replay one with \
+         SIM_SEED=<seed>)",
+        failures.len()
+    );
+    assert!(
+        total.writes_acknowledged > count * 100,
+        "the workload barely ran: {total:?}"
+    );
+}
+
+#[test]
+fn three_voters() {
+    run_size_class(0);
+}
+
+#[test]
+fn five_voters() {
+    run_size_class(1);
+}
+
+#[test]
+fn seven_voters() {
+    run_size_class(2);
+}
+
+#[test]
+fn one_seed_from_env() {
+    let Some(seed) = env_u64("SIM_SEED") else {
+        return;
+    };
+    let mut config = SimConfig::for_seed(seed);
+    config.trace = true;
+    match run(&config) {
+        Ok(stats) => eprintln!("seed {seed} passed: {stats:#?}"),
+        Err(f) => panic!("{f}"),
+    }
+}
