@@ -1,6 +1,6 @@
 //! Runs many seeds and reports the failures: `cargo run -p zkrs-sim --release --example
 //! explore -- --seeds 1000 [--from 0] [--voters 5] [--observers 1] [--fault-ms 20000]
-//! [--verbose (print each failure's trace tail)] [--trace]`.
+//! [--verbose (print each failure's trace tail)] [--trace-lines 400] [--trace]`.
 //! Without --voters the ensemble shape follows from each seed (as in the seeds test).
 
 use sim::{run, SimConfig, Stats};
@@ -34,6 +34,9 @@ fn main() {
             cfg.fault_ms = ms;
         }
         cfg.trace = trace;
+        if let Some(lines) = arg("--trace-lines") {
+            cfg.trace_lines = lines as usize;
+        }
         match run(&cfg) {
             Ok(stats) => total.add(&stats),
             Err(f) if verbose => {

@@ -104,6 +104,8 @@ pub struct SimConfig {
     pub sync_limit: u64,
     /// Record a trace of every event (used to print the tail of a failing run).
     pub trace: bool,
+    /// How many of the last trace lines a failure carries.
+    pub trace_lines: usize,
 }
 
 impl SimConfig {
@@ -121,6 +123,7 @@ impl SimConfig {
             init_limit: 10,
             sync_limit: 5,
             trace: false,
+            trace_lines: 400,
         }
     }
 
@@ -213,17 +216,15 @@ impl fmt::Display for Failure {
 
 impl std::error::Error for Failure {}
 
-/// How many trace lines a failure carries.
-const TRACE_TAIL: usize = 400;
-
 /// Runs one simulation. On failure, replays the same seed with tracing on to attach the
 /// trace tail (the replay is identical: everything follows from the seed).
 pub fn run(config: &SimConfig) -> Result<Stats, Failure> {
-    match world::run_once(config, config.trace.then_some(TRACE_TAIL)) {
+    let tail = config.trace_lines;
+    match world::run_once(config, config.trace.then_some(tail)) {
         Ok(stats) => Ok(stats),
         Err(mut failure) => {
             if failure.trace.is_empty() {
-                if let Err(replayed) = world::run_once(config, Some(TRACE_TAIL)) {
+                if let Err(replayed) = world::run_once(config, Some(tail)) {
                     failure.trace = replayed.trace;
                 }
             }

@@ -2,12 +2,12 @@
 //! its data tree.
 
 use crate::net::ConnId;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use tree::{DataTree, Txn};
 use zab::election::ServerState;
-use zab::peer::{Peer, Persisted};
-use zab::wire::ProposalData;
+use zab::peer::{Input, Peer, Persisted};
+use zab::wire::{Packet, ProposalData};
 
 /// What survives a crash. The log holds the server's whole history (a loaded snapshot
 /// replaces it with the leader's), so a restart rebuilds the tree from it.
@@ -73,6 +73,11 @@ pub struct Server {
     pub pending_snapshot: Option<Arc<Snapshot>>,
     /// A paused process (a long GC pause, SIGSTOP) handles nothing before this time.
     pub paused_until: u64,
+    /// Learners that connected while we were looking, with what they sent: kept until we
+    /// lead (as the server runtime does; ZooKeeper's learners retry until the port opens).
+    pub parked: BTreeMap<u64, (ConnId, Vec<Packet>)>,
+    /// Inputs produced while executing outputs, stepped right after.
+    pub deferred: VecDeque<Input>,
 }
 
 impl Server {
@@ -93,6 +98,8 @@ impl Server {
             conn_of: BTreeMap::new(),
             pending_snapshot: None,
             paused_until: 0,
+            parked: BTreeMap::new(),
+            deferred: VecDeque::new(),
         }
     }
 

@@ -424,7 +424,11 @@ impl World {
         let now = self.now;
         let out = self.server(id).peer.step(now, input);
         self.outputs(id, out)?;
-        self.check_server(id)
+        self.check_server(id)?;
+        while let Some(input) = self.server(id).deferred.pop_front() {
+            self.step(id, input)?;
+        }
+        Ok(())
     }
 
     // ----- the runtime: executing a peer's outputs -----
@@ -482,6 +486,17 @@ impl World {
                     s.role = state;
                     s.role_gen += 1;
                     s.leading_epoch = None;
+                    if state == ServerState::Leading {
+                        // the learners that were early: as if they connected now
+                        for (sender, (cid, packets)) in std::mem::take(&mut s.parked) {
+                            s.conn_of.insert(sender, cid);
+                            s.deferred
+                                .extend(packets.into_iter().map(|packet| Input::Packet {
+                                    from: sender,
+                                    packet,
+                                }));
+                        }
+                    }
                     // a leader's pending writes are indeterminate once its term ends
                     self.clients.abandon(id);
                 }
@@ -649,6 +664,9 @@ impl World {
     /// the connection it uses for that peer (a superseded one was reported when replaced).
     fn lost(&mut self, me: u64, inc: u32, peer: u64, cid: ConnId) -> Res {
         let s = self.server(me);
+        if s.parked.get(&peer).is_some_and(|(c, _)| *c == cid) {
+            s.parked.remove(&peer);
+        }
         if !s.up || s.incarnation != inc || s.conn_of.get(&peer) != Some(&cid) {
             return Ok(());
         }
@@ -696,6 +714,32 @@ impl World {
                 if current != Some(cid) {
                     if r == 0 {
                         return Ok(()); // a learner only listens to its current connection
+                    }
+                    if let Some((_, packets)) = s.parked.get_mut(&sender).filter(|(c, _)| *c == cid)
+                    {
+                        packets.push(packet);
+                        return Ok(());
+                    }
+                    // a learner's first packet on a new connection: the runtime takes it
+                    // according to what we are (ServerCore's LearnerUp)
+                    match s.role {
+                        ServerState::Leading => {}
+                        ServerState::Looking => {
+                            self.trace(|| format!("s{receiver} parks conn {cid} from s{sender}"));
+                            let old = self
+                                .server(receiver)
+                                .parked
+                                .insert(sender, (cid, vec![packet]));
+                            if let Some((old, _)) = old {
+                                self.close_by(receiver, old);
+                            }
+                            return Ok(());
+                        }
+                        _ => {
+                            self.trace(|| format!("s{receiver} refuses conn {cid} from s{sender}"));
+                            self.close_by(receiver, cid);
+                            return Ok(());
+                        }
                     }
                     // a learner's new connection supersedes its old one: report the old
                     // one's loss first, as the runtime would
@@ -1139,6 +1183,8 @@ impl World {
         s.leading_epoch = None;
         s.pending_snapshot = None;
         s.conn_of.clear();
+        s.parked.clear();
+        s.deferred.clear();
         // the log keeps what was reported durable, and maybe some of what was only written
         let mut keep = s.disk.durable;
         if keep_unsynced {
@@ -1196,6 +1242,8 @@ impl World {
         s.role_gen += 1;
         s.leading_epoch = None;
         s.conn_of.clear();
+        s.parked.clear();
+        s.deferred.clear();
         let inc = s.incarnation;
         self.trace(|| format!("s{id} RESTARTS with its log up to position {len}"));
         let out = self.server(id).peer.start(now);

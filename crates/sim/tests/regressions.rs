@@ -63,6 +63,14 @@ fn a_paused_leader_learns_late_that_its_epoch_was_established() {
 /// then reports `last_durable` (vote, ACKEPOCH) although its log holds more, the leader
 /// sends it those txns again, and the peer asks to log zxids already in the log
 /// (`Persist` 0x100000003 after 0x100000009): the storage refuses non-ascending zxids.
+///
+/// What passed 21,000 seeds in a prototype: the peer's history is what it logged
+/// (`last_logged`: vote, ACKEPOCH, the leader's summary and its Commit on becoming leader);
+/// a learner skips txns at or below `last_logged` (already in the log); the leader is built
+/// `.with_durable(last_durable)`; and a learner also knows what is durable
+/// (`Learner::with_durable`, lowered by TRUNC, set by SNAP, raised by `on_durable`) so that
+/// it writes currentEpoch and acks NEWLEADER only once its log is durable up to its last
+/// zxid, even when the sync sent no txn (its own unsynced tail must be durable first).
 #[test]
 fn open_a_learner_logs_again_txns_already_in_its_log() {
     known_bug(
