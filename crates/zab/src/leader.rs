@@ -209,6 +209,14 @@ impl Leader {
             self.new_epoch,
             self.discovery.on_learner_info(sid, accepted_epoch),
         ) {
+            (Some(epoch), _) if accepted_epoch > epoch => {
+                // It promised a later epoch (to a leader that never established it) and will
+                // refuse ours, again at every attempt: it could never rejoin. Looking again
+                // makes the next epoch exceed every accepted one, its own included.
+                out.push(LeaderAction::StepDown(format!(
+                    "learner {sid} accepted epoch {accepted_epoch}, later than our {epoch}"
+                )));
+            }
             (Some(epoch), _) => Self::send(&mut out, sid, Self::leader_info(epoch)),
             (None, Some(epoch)) => {
                 // the epoch is decided: tell every learner that registered so far
@@ -661,6 +669,31 @@ mod tests {
                 LeaderAction::StoreCurrentEpoch(2),
                 LeaderAction::Established
             ]
+        );
+    }
+
+    #[test]
+    fn a_learner_that_accepted_a_later_epoch_makes_the_leader_look_again() {
+        let ours = StateSummary {
+            current_epoch: 1,
+            last_zxid: 1 << 32,
+        };
+        let mut leader = Leader::new(3, config(), 1, ours, vec![], 5);
+        leader.on_learner_info(1, 1, false);
+        assert_eq!(leader.epoch(), Some(2));
+        // server 2 accepted epoch 3 from a leader that never established it
+        let out = leader.on_learner_info(2, 3, false);
+        assert!(
+            matches!(out[..], [LeaderAction::StepDown(_)]),
+            "it would refuse LEADERINFO(2) forever: {out:?}"
+        );
+        // an equal epoch is acked without a vote, no reason to stop
+        let mut leader = Leader::new(3, config(), 1, ours, vec![], 5);
+        leader.on_learner_info(1, 1, false);
+        let out = leader.on_learner_info(2, 2, false);
+        assert!(
+            matches!(out[..], [LeaderAction::Send { to: 2, .. }]),
+            "{out:?}"
         );
     }
 
