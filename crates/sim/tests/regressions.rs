@@ -57,27 +57,28 @@ fn a_paused_leader_learns_late_that_its_epoch_was_established() {
     passes(663);
 }
 
-// ----- open: in zab::peer and zab::learner -----
-
-/// OPEN (zab::peer). A server leaves a role while fsyncs of its log are still in flight. It
-/// then reports `last_durable` (vote, ACKEPOCH) although its log holds more, the leader
-/// sends it those txns again, and the peer asks to log zxids already in the log
-/// (`Persist` 0x100000003 after 0x100000009): the storage refuses non-ascending zxids.
-///
-/// What passed 21,000 seeds in a prototype: the peer's history is what it logged
-/// (`last_logged`: vote, ACKEPOCH, the leader's summary and its Commit on becoming leader);
-/// a learner skips txns at or below `last_logged` (already in the log); the leader is built
-/// `.with_durable(last_durable)`; and a learner also knows what is durable
-/// (`Learner::with_durable`, lowered by TRUNC, set by SNAP, raised by `on_durable`) so that
-/// it writes currentEpoch and acks NEWLEADER only once its log is durable up to its last
-/// zxid, even when the sync sent no txn (its own unsynced tail must be durable first).
+/// zab::learner, ZOOKEEPER-4643. On NEWLEADER the learner wrote currentEpoch at once and
+/// logged the synced txns after; a crash in between left the new epoch beside a shorter log,
+/// which then won an election and TRUNCated a committed txn away. Fixed: currentEpoch is
+/// written once the synced txns are durable, right before the NEWLEADER ack (unit test
+/// `a_follower_registers_syncs_by_diff_and_acks_after_durability`).
 #[test]
-fn open_a_learner_logs_again_txns_already_in_its_log() {
-    known_bug(
-        "peer reports last_durable while its log holds more: Persist of logged zxids",
-        &[4287, 127],
-    );
+fn a_learner_writes_current_epoch_only_once_its_synced_txns_are_durable() {
+    passes(2895);
 }
+
+/// zab::peer. A server left a role while fsyncs of its log were in flight, reported
+/// `last_durable` (vote, ACKEPOCH) although its log held more, the leader sent those txns
+/// again, and the peer asked to log zxids already in its log (the storage refuses a log that
+/// does not ascend). Fixed: a txn at or below the last logged zxid is never logged again.
+#[test]
+fn a_learner_never_logs_again_a_txn_already_in_its_log() {
+    for seed in [127, 130, 4287] {
+        passes(seed);
+    }
+}
+
+// ----- open: in zab::peer -----
 
 /// OPEN (zab::peer). `become_(Leading)` commits `last_durable` but hands over (and moves to
 /// the committed window) every logged txn, also those not yet durable: the Commit's txns run
@@ -100,18 +101,5 @@ fn open_a_learner_keeps_an_unsynced_tail_of_an_older_epoch() {
     known_bug(
         "a learner's unsynced tail survives the sync below new txns",
         &[216],
-    );
-}
-
-/// OPEN (zab::learner), ZOOKEEPER-4643. On NEWLEADER the learner writes currentEpoch at once
-/// and logs the synced txns after. It crashes before they are durable, restarts with the new
-/// currentEpoch and a shorter log, wins the election on that epoch and TRUNCs the others,
-/// dropping a committed txn (`committed 0x300000010 is durable only on {2}, not a quorum`).
-/// currentEpoch must be written once the synced txns are durable, before the NEWLEADER ack.
-#[test]
-fn open_a_learner_writes_current_epoch_before_its_synced_txns_are_durable() {
-    known_bug(
-        "learner stores currentEpoch on NEWLEADER before the synced txns are durable",
-        &[2895],
     );
 }

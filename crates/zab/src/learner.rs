@@ -184,7 +184,10 @@ impl Learner {
                 }
                 self.current_epoch = self.new_epoch;
                 self.phase = Phase::NewLeader;
-                let mut out = vec![StoreCurrentEpoch(self.new_epoch)];
+                // currentEpoch is written once the synced txns are durable, right before the
+                // NEWLEADER ack (ZOOKEEPER-4643): a crash in between must not leave the new
+                // epoch beside a log that lacks them
+                let mut out = Vec::new();
                 let txns: Vec<(i64, ProposalData)> = self
                     .synced
                     .iter()
@@ -206,6 +209,7 @@ impl Learner {
                 }
                 self.newleader_ack_after = Some(self.last_zxid);
                 if txns.is_empty() {
+                    out.push(StoreCurrentEpoch(self.new_epoch));
                     out.push(Send(Packet::Ack {
                         zxid: self.new_epoch << 32,
                     }));
@@ -291,6 +295,7 @@ impl Learner {
                 return out;
             }
             self.newleader_ack_after = None;
+            out.push(LearnerAction::StoreCurrentEpoch(self.new_epoch));
             out.push(LearnerAction::Send(Packet::Ack {
                 zxid: self.new_epoch << 32,
             }));
@@ -396,19 +401,23 @@ mod tests {
             zxid: E2,
             config: None,
         });
-        assert_eq!(out[0], StoreCurrentEpoch(2));
-        assert!(matches!(&out[1], Persist(t) if t.len() == 3));
+        assert!(matches!(&out[0], Persist(t) if t.len() == 3));
         assert_eq!(
-            out[2],
+            out[1],
             Commit((1 << 32) + 7),
             "the uncommitted proposal is logged, not applied"
         );
+        assert!(
+            !out.contains(&StoreCurrentEpoch(2)),
+            "the new epoch is stored only once the synced txns are durable (ZOOKEEPER-4643)"
+        );
         // the NEWLEADER ack waits until the synced txns are on disk
         assert!(l.on_durable((1 << 32) + 7).is_empty());
-        // ... and the uncommitted proposal is acknowledged on its own, for the leader's count
+        // ... then currentEpoch, the ack, and the uncommitted proposal's own ack
         assert_eq!(
             l.on_durable((1 << 32) + 8),
             vec![
+                StoreCurrentEpoch(2),
                 Send(Packet::Ack { zxid: E2 }),
                 Send(Packet::Ack {
                     zxid: (1 << 32) + 8

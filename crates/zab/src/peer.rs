@@ -547,7 +547,9 @@ impl Peer {
                 LearnerAction::Persist(txns) => {
                     let mut logged_any = false;
                     for (zxid, data) in txns {
-                        if zxid <= self.last_logged && self.logged.contains_key(&zxid) {
+                        // already in our log (a zxid names one txn; a TRUNC lowers
+                        // last_logged first): the log only ascends
+                        if zxid <= self.last_logged {
                             continue;
                         }
                         self.last_logged = self.last_logged.max(zxid);
