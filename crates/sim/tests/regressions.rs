@@ -2,8 +2,7 @@
 //! passed after the fix and failed before it); the precise regression test of each fix is a
 //! unit test beside the fix.
 //!
-//! The seeds of bugs still open in `zab::peer` / `zab::learner` run only with
-//! `SIM_KNOWN_BUGS=1`; each says what it shows. Replay one with its trace:
+//! Seeds of bugs still open are listed in `seeds.rs` (KNOWN_OPEN). Replay one with its trace:
 //! `SIM_SEED=<seed> cargo test -p zkrs-sim --release --test seeds -- --nocapture`.
 
 use sim::{run, SimConfig};
@@ -11,17 +10,6 @@ use sim::{run, SimConfig};
 fn passes(seed: u64) {
     if let Err(f) = run(&SimConfig::for_seed(seed)) {
         panic!("{f}");
-    }
-}
-
-/// Runs an open bug's seeds only when asked to, saying what it skips otherwise.
-fn known_bug(what: &str, seeds: &[u64]) {
-    if std::env::var("SIM_KNOWN_BUGS").is_err() {
-        eprintln!("skipping seeds {seeds:?} of an open bug ({what}); SIM_KNOWN_BUGS=1 runs them");
-        return;
-    }
-    for &seed in seeds {
-        passes(seed);
     }
 }
 
@@ -78,28 +66,28 @@ fn a_learner_never_logs_again_a_txn_already_in_its_log() {
     }
 }
 
-// ----- open: in zab::peer -----
+// ----- fixed in zab::peer (role changes) -----
 
-/// OPEN (zab::peer). `become_(Leading)` commits `last_durable` but hands over (and moves to
+/// Fixed (zab::peer): at every role change a server cuts from its log the txns beyond its
+/// durable or committed history (no one has its ack for them). Was: `become_(Leading)` commits `last_durable` but hands over (and moves to
 /// the committed window) every logged txn, also those not yet durable: the Commit's txns run
 /// past its zxid, and a later Commit misses the txns moved earlier (`commits 0x20000004e with
 /// txns []`). The runtime applies a different set of txns than the leader's history.
 #[test]
-fn open_a_new_leader_commits_txns_beyond_its_zxid() {
-    known_bug(
-        "become_(Leading) commits last_durable with every logged txn",
-        &[2979, 483],
-    );
+fn a_new_leader_commits_exactly_its_history() {
+    for seed in [2979, 483] {
+        passes(seed);
+    }
 }
 
-/// OPEN (zab::peer). A learner's unsynced log tail of an older epoch stays in its log: the
+/// Fixed (zab::peer): at every role change a server cuts from its log the txns beyond its
+/// durable or committed history (no one has its ack for them). Was: A learner's unsynced log tail of an older epoch stays in its log: the
 /// leader synchronized it from `last_durable`, never truncated the tail, and new txns are
 /// appended after it (`commits 0x400000001 ... its log holds [0x300000042, ...,
 /// 0x400000001]`): after a restart the tail is replayed as if committed.
 #[test]
-fn open_a_learner_keeps_an_unsynced_tail_of_an_older_epoch() {
-    known_bug(
-        "a learner's unsynced tail survives the sync below new txns",
-        &[216],
-    );
+fn a_learner_drops_an_unsynced_tail_of_an_older_epoch() {
+    for seed in [216] {
+        passes(seed);
+    }
 }

@@ -254,6 +254,16 @@ impl Peer {
 
     fn become_(&mut self, state: ServerState, leader: u64, out: &mut Vec<Output>) {
         out.push(Output::Role(state));
+        let history = self.last_durable.max(self.last_committed);
+        if self.last_logged > history {
+            // we voted with our durable (or committed) history; txns still being fsynced are
+            // not part of it (no one has our ack for them): cut them, or they would sit in the
+            // log beneath the new epoch's txns and be replayed after a restart
+            let zxid = history;
+            self.logged.retain(|z, _| *z <= zxid);
+            self.last_logged = zxid;
+            out.push(Output::Truncate { zxid });
+        }
         match state {
             ServerState::Leading => {
                 // a new leader's whole log is its history: everything logged is committed
@@ -424,7 +434,8 @@ impl Peer {
                 _ => {}
             },
             Input::Durable { zxid } => {
-                self.last_durable = self.last_durable.max(zxid);
+                // a report that crossed a truncation does not cover what was cut
+                self.last_durable = self.last_durable.max(zxid.min(self.last_logged));
                 match &mut self.role {
                     Role::Leading(leader) => {
                         let actions = leader.on_durable(zxid);
