@@ -23,7 +23,7 @@ python3 -c 'import kazoo, pytest, pytest_timeout' 2>/dev/null || python3 -m pip 
 
 step "format and lints"
 cargo fmt --all -- --check
-cargo clippy --release --all-targets -- -D warnings
+cargo clippy --release --workspace --all-targets -- -D warnings
 
 step "build"
 cargo build --release

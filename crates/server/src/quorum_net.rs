@@ -537,7 +537,7 @@ impl ElectionManager {
             let mut first = true;
             'read: loop {
                 // bytes that came with the handshake are decoded before reading more
-                if !(first && !buf.is_empty()) {
+                if !first || buf.is_empty() {
                     match read.read(&mut chunk).await {
                         Ok(0) | Err(_) => break,
                         Ok(n) => buf.extend_from_slice(&chunk[..n]),

@@ -87,7 +87,5 @@ fn a_new_leader_commits_exactly_its_history() {
 /// 0x400000001]`): after a restart the tail is replayed as if committed.
 #[test]
 fn a_learner_drops_an_unsynced_tail_of_an_older_epoch() {
-    for seed in [216] {
-        passes(seed);
-    }
+    passes(216);
 }

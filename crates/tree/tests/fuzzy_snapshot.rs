@@ -83,7 +83,10 @@ impl Server {
     }
 }
 
-fn all_nodes(t: &DataTree) -> Vec<(String, Option<Vec<u8>>, Vec<Acl>, jute::Stat)> {
+/// A znode as compared: path, data, ACL, Stat.
+type NodeView = (String, Option<Vec<u8>>, Vec<Acl>, jute::Stat);
+
+fn all_nodes(t: &DataTree) -> Vec<NodeView> {
     let mut out = Vec::new();
     let mut stack = vec!["/".to_string()];
     while let Some(p) = stack.pop() {
