@@ -31,6 +31,32 @@ const CLIENT_ID: i64 = 0x5eed;
 
 type Res = Result<(), String>;
 
+/// How a run's world behaves, drawn from its seed: how often faults strike, how fast the
+/// disks and the network are, how busy the clients are.
+#[derive(Debug, Clone, Copy)]
+struct Profile {
+    /// Between two fault draws (ms).
+    fault_gap: (u64, u64),
+    /// An fsync (ms).
+    fsync: (u64, u64),
+    /// A message's delay (ms).
+    network: (u64, u64),
+    /// Between two client operations (ms).
+    client_gap: (u64, u64),
+}
+
+impl Profile {
+    fn draw(rng: &mut Rng) -> Profile {
+        let mut pick = |options: &[(u64, u64)]| *rng.pick(options).expect("options");
+        Profile {
+            fault_gap: pick(&[(100, 800), (200, 2_500), (1_000, 5_000)]),
+            fsync: pick(&[(1, 3), (1, 15), (5, 60)]),
+            network: pick(&[(1, 5), (1, 10), (2, 30)]),
+            client_gap: pick(&[(1, 10), (2, 40), (20, 200)]),
+        }
+    }
+}
+
 #[derive(Debug)]
 enum Ev {
     Tick {
@@ -55,11 +81,18 @@ enum Ev {
     PartitionTimeout {
         conn: ConnId,
     },
+    /// An fsync completes.
     Durable {
         server: u64,
         inc: u32,
         zxid: i64,
         serial: u64,
+    },
+    /// The log thread's report of it reaches the peer.
+    DurableReport {
+        server: u64,
+        inc: u32,
+        zxid: i64,
     },
     Fault,
     Heal {
@@ -102,6 +135,7 @@ impl Ord for Scheduled {
 #[derive(Debug, Default)]
 struct Shared {
     now: u64,
+    profile: Option<Profile>,
     cap: Option<usize>,
     lines: VecDeque<String>,
 }
@@ -113,7 +147,10 @@ pub(crate) fn run_once(cfg: &SimConfig, trace: Option<usize>) -> Result<Stats, F
     }));
     let fail = |at_ms: u64, message: String, shared: &Rc<RefCell<Shared>>| Failure {
         seed: cfg.seed,
-        setup: cfg.describe(),
+        setup: match shared.borrow().profile {
+            Some(p) => format!("{}; {p:?}", cfg.describe()),
+            None => cfg.describe(),
+        },
         at_ms,
         message,
         trace: shared.borrow().lines.iter().cloned().collect(),
@@ -153,6 +190,7 @@ fn short<T: Debug>(x: &T) -> String {
 struct World {
     cfg: SimConfig,
     rng: Rng,
+    profile: Profile,
     now: u64,
     seq: u64,
     queue: BinaryHeap<Scheduled>,
@@ -204,8 +242,12 @@ impl World {
             })
             .collect();
         let tracing = cfg.trace || shared.borrow().cap.is_some();
+        let mut rng = Rng::new(cfg.seed);
+        let profile = Profile::draw(&mut rng);
+        shared.borrow_mut().profile = Some(profile);
         Ok(World {
-            rng: Rng::new(cfg.seed),
+            rng,
+            profile,
             cfg: cfg.clone(),
             now: 0,
             seq: 0,
@@ -323,7 +365,9 @@ impl World {
     fn target(&self, ev: &Ev) -> Option<u64> {
         let end = |conn: &ConnId, side: usize| self.conns.get(conn).map(|c| c.ends[side]);
         match ev {
-            Ev::Tick { server, .. } | Ev::Durable { server, .. } => Some(*server),
+            Ev::Tick { server, .. }
+            | Ev::Durable { server, .. }
+            | Ev::DurableReport { server, .. } => Some(*server),
             Ev::Notification { to, .. } => Some(*to),
             Ev::Connect { conn } => end(conn, 0),
             Ev::Deliver { conn, dir } => end(conn, 1 - dir),
@@ -377,7 +421,8 @@ impl World {
                 if !s.up || s.incarnation != inc {
                     return Ok(());
                 }
-                // only an fsync of what is still in the log is reported (not of a truncated txn)
+                // an fsync of a txn truncated meanwhile completes nothing (the runtime's
+                // truncation flushes and drops it)
                 let Some(i) = s.disk.position(zxid) else {
                     return Ok(());
                 };
@@ -385,13 +430,23 @@ impl World {
                     return Ok(());
                 }
                 s.disk.durable = s.disk.durable.max(i + 1);
-                self.trace(|| format!("s{server} <- durable 0x{zxid:x}"));
-                self.step(server, Input::Durable { zxid })?;
+                // the report travels to the peer on its own: it may arrive after a truncation
+                // that cut this txn (even after it was logged again), as in the server runtime
+                let at = self.now + self.rng.between(0, 3);
+                self.at(at, Ev::DurableReport { server, inc, zxid });
+            }
+            Ev::DurableReport { server, inc, zxid } => {
+                let s = self.server(server);
+                if s.up && s.incarnation == inc {
+                    self.trace(|| format!("s{server} <- durable 0x{zxid:x}"));
+                    self.step(server, Input::Durable { zxid })?;
+                }
             }
             Ev::Fault => {
                 if self.faults_on {
                     self.inject_fault()?;
-                    let next = self.now + self.rng.between(200, 2_500);
+                    let (lo, hi) = self.profile.fault_gap;
+                    let next = self.now + self.rng.between(lo, hi);
                     self.at(next, Ev::Fault);
                 }
             }
@@ -408,7 +463,8 @@ impl World {
             Ev::ClientOp => {
                 if self.workload_on {
                     self.client_op()?;
-                    let next = self.now + self.rng.between(2, 40);
+                    let (lo, hi) = self.profile.client_gap;
+                    let next = self.now + self.rng.between(lo, hi);
                     self.at(next, Ev::ClientOp);
                 }
             }
@@ -525,7 +581,8 @@ impl World {
         };
         for _ in 0..copies {
             // each copy on its own delay: notifications reorder freely
-            let at = self.now + self.delay(1, 20);
+            let (lo, hi) = self.profile.network;
+            let at = self.now + self.delay(lo, hi * 2);
             self.at(at, Ev::Notification { to, n: n.clone() });
         }
     }
@@ -546,7 +603,8 @@ impl World {
     }
 
     fn schedule_delivery(&mut self, cid: ConnId, dir: usize) {
-        let arrival = self.now + self.delay(1, 8);
+        let (lo, hi) = self.profile.network;
+        let arrival = self.now + self.delay(lo, hi);
         let c = self.conns.get_mut(&cid).expect("caller checked");
         let at = arrival.max(c.last_arrival[dir]);
         c.last_arrival[dir] = at;
@@ -562,7 +620,8 @@ impl World {
         let inc = self.server(learner).incarnation;
         self.conns.insert(cid, Conn::new(learner, leader, [inc, 0]));
         self.server(learner).conn_of.insert(leader, cid);
-        let at = self.now + self.delay(1, 10);
+        let (lo, hi) = self.profile.network;
+        let at = self.now + self.delay(lo, hi);
         self.at(at, Ev::Connect { conn: cid });
     }
 
@@ -783,7 +842,8 @@ impl World {
     fn persist(&mut self, id: u64, zxid: i64, data: ProposalData) -> Res {
         let serial = self.next_serial;
         self.next_serial += 1;
-        let fsync = self.delay(1, 15);
+        let (lo, hi) = self.profile.fsync;
+        let fsync = self.delay(lo, hi);
         let now = self.now;
         let s = self.server(id);
         let last = s.disk.last_zxid();
