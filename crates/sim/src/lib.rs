@@ -2,16 +2,27 @@
 //! [`zab::peer::Peer`] plus a real [`tree::DataTree`], on in-memory storage that loses what
 //! was not yet reported durable when the server crashes, connected by a simulated network
 //! that delays, drops, duplicates and reorders election notifications, breaks and stalls
-//! quorum connections (TCP: in order, no duplicates) and partitions servers. A seeded
-//! random generator decides everything, so a run is a function of its seed: a failing seed
-//! reproduces exactly.
+//! quorum connections (TCP: in order, no duplicates) and partitions servers; servers also
+//! pause (a long GC) and their disks are slow at times. A seeded random generator decides
+//! everything, so a run is a function of its seed: a failing seed reproduces exactly.
+//!
+//! The simulator is a second runtime for the peer, so it follows the server runtime's
+//! contract: outputs are executed in order; `Durable` reports come in log order and only for
+//! what was fsynced (a report may still cross a later truncation); a learner's connection
+//! reaching a server that still looks is kept until it leads, one reaching a follower is
+//! closed; a connection's loss is reported only for the connection in use, and a learner's
+//! new connection supersedes its old one (reported lost first); a SNAP carries the leader's
+//! applied tree, and TRUNC, SNAP and epoch writes are on disk when they return.
 //!
 //! Checked after every step (see [`check`]):
-//! - at most one leader establishes each epoch;
+//! - at most one leader establishes each epoch, with a history holding everything committed
+//!   in earlier epochs;
 //! - every server that commits a zxid commits the same txn there, and the ensemble's
 //!   committed sequence only grows at its end (a server never commits past a hole);
-//! - a serving server's applied sequence is a prefix of the committed sequence;
-//! - no committed txn is truncated away; epochs on disk never go back;
+//! - a serving server's applied sequence is a prefix of the committed sequence, and what a
+//!   Commit hands over is exactly what the log holds;
+//! - every committed txn is, and stays, durable on a quorum of voters (whatever crashes,
+//!   truncations and snapshots); the log ascends; epochs on disk never go back;
 //! - acknowledged writes respect real time (a write invoked after another was acknowledged
 //!   gets a higher zxid), and a read on an established leader sees every write acknowledged
 //!   in its epoch or before (a register's linearizability, as far as ZooKeeper promises it
