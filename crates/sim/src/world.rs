@@ -1235,7 +1235,9 @@ impl World {
         self.stats.crashes += 1;
         let keep_unsynced = self.cfg.faults.unsynced_may_survive && self.rng.chance(0.3);
         let extra = self.rng.next_u64();
-        let quick_rst = self.rng.chance(0.5);
+        // a killed process: its kernel flushes what it sent and closes (FIN), or resets the
+        // connections (RST); a dead machine says nothing and its peers time out
+        let how = self.rng.below(3);
         let s = self.server(id);
         s.up = false;
         s.incarnation += 1;
@@ -1265,13 +1267,19 @@ impl World {
             .collect();
         for cid in conns {
             let c = self.conns.get_mut(&cid).expect("listed");
-            let side = c.side_of(id);
-            c.open[side] = false;
-            // the process died: its peer sees an RST soon, or a dead machine times out later
-            if quick_rst {
-                self.break_conn(cid, 1, 50);
-            } else {
-                self.break_conn(cid, 1_000, 8_000);
+            let usable = c.established && !c.broken && c.open[c.side_of(id)];
+            match how {
+                0 if usable => self.close_by(id, cid),
+                0 | 1 => {
+                    let side = c.side_of(id);
+                    c.open[side] = false;
+                    self.break_conn(cid, 1, 50);
+                }
+                _ => {
+                    let side = c.side_of(id);
+                    c.open[side] = false;
+                    self.break_conn(cid, 1_000, 8_000);
+                }
             }
             self.gc(cid);
         }

@@ -123,13 +123,15 @@ fn a_learner_that_accepted_a_later_epoch_rejoins() {
 /// committed zxid passes its last durable one. When it then becomes leader, `become_` keeps
 /// the committed tail (history = max(durable, committed)) but leads with `last_durable` as
 /// its summary: `Leader::last_processed` is below what the server applied, and the SNAP it
-/// sends says 0x20000007e over a tree at 0x2000000c9 (DIFF/TRUNC plans are off the same
-/// way). The summary (vote, ACKEPOCH, leader) must be the history the server keeps.
+/// sends says 0x200000076 over a tree at 0x20000007b (DIFF/TRUNC plans are off the same
+/// way). The summary (vote, ACKEPOCH, leader) must be the history the server keeps, and
+/// while its tail is not durable yet the leader must not write the new currentEpoch nor
+/// count its own NEWLEADER ack (`Leader::with_durable`), nor a learner ack NEWLEADER.
 #[test]
 fn open_a_new_leader_summarizes_its_history_as_its_durable_part() {
     open_bug(
         "leader's summary is last_durable while it applied a committed tail beyond it",
-        &[132, 3648],
+        &[6939, 6768, 143],
     );
 }
 
