@@ -17,8 +17,9 @@
 use sim::{run, SimConfig, Stats};
 use std::time::Instant;
 
-/// Seeds per ensemble size in the default run (CI): about half a minute per size on two
-/// cores. Explore further with SIM_SEEDS / SIM_FIRST_SEED.
+/// Seeds per ensemble size in the default run (part of `cargo test --workspace`): the three
+/// sizes take some 15-20 s together on two cores. The thorough run is `SIM_SEEDS=7000`;
+/// explore further with SIM_FIRST_SEED.
 const DEFAULT_SEEDS: u64 = 700;
 
 /// Seeds of the default run that fail on a bug still open (each reported in the closing
