@@ -179,15 +179,36 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// A request that fails before Prepare: an error txn, which still takes a zxid.
+pub(crate) fn error_txn(
+    session_id: i64,
+    cxid: i32,
+    zxid: i64,
+    now: i64,
+    code: ErrorCode,
+) -> Prepared {
+    Prepared {
+        header: jute::TxnHeader {
+            client_id: session_id,
+            cxid,
+            zxid,
+            time: now,
+            txn_type: op::ERROR,
+        },
+        txn: Txn::Error(jute::ErrorTxn { err: code.code() }),
+        error: Some(code),
+    }
+}
+
 /// Starts a reply frame: a length placeholder and the reply header.
-fn begin_frame(xid: i32, zxid: i64, err: i32) -> BytesMut {
+pub(crate) fn begin_frame(xid: i32, zxid: i64, err: i32) -> BytesMut {
     let mut b = BytesMut::with_capacity(128);
     b.put_i32(0);
     ReplyHeader { xid, zxid, err }.write(&mut b);
     b
 }
 
-fn finish_frame(mut b: BytesMut) -> Bytes {
+pub(crate) fn finish_frame(mut b: BytesMut) -> Bytes {
     let len = (b.len() - 4) as i32;
     b[..4].copy_from_slice(&len.to_be_bytes());
     b.freeze()
@@ -446,32 +467,45 @@ impl ServerCore {
         let session_id = req.session_id;
         let password_ok = req.passwd.as_deref() == Some(&session_password(session_id)[..]);
         if password_ok && self.sessions.touch(session_id, now) {
-            let session = self.sessions.get_mut(session_id).expect("touched");
-            let previous = session.conn.replace(conn);
-            session.timeout_ms = timeout;
-            if let Some(old) = previous.filter(|&old| old != conn) {
-                // the client moved to a new connection: the old one is stale
-                self.close_conn(old);
-            }
-            if let Some(c) = self.conns.get_mut(&conn) {
-                c.session_id = session_id;
-                c.stats.session_timeout = timeout;
-            }
-            info!("Re-established session 0x{session_id:x} with negotiated timeout {timeout}");
-            self.connect_response(
-                conn,
-                timeout as i32,
-                session_id,
-                session_password(session_id),
-            );
+            self.attach_session(conn, session_id, timeout);
         } else {
             info!(
                 "Invalid session 0x{session_id:x} for client {}, probably expired",
                 self.conns[&conn].remote
             );
-            self.connect_response(conn, 0, 0, vec![0; 16]);
-            self.close_conn(conn);
+            self.reject_session(conn);
         }
+    }
+
+    /// A live session moves to `conn` (a reconnect): the connect is answered, and the
+    /// session's previous connection, now stale, is closed.
+    pub(crate) fn attach_session(&mut self, conn: ConnId, session_id: i64, timeout: u32) {
+        let Some(session) = self.sessions.get_mut(session_id) else {
+            return self.reject_session(conn);
+        };
+        let previous = session.conn.replace(conn);
+        session.timeout_ms = timeout;
+        if let Some(old) = previous.filter(|&old| old != conn) {
+            self.close_conn(old);
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.session_id = session_id;
+            c.stats.session_timeout = timeout;
+        }
+        info!("Re-established session 0x{session_id:x} with negotiated timeout {timeout}");
+        self.connect_response(
+            conn,
+            timeout as i32,
+            session_id,
+            session_password(session_id),
+        );
+    }
+
+    /// ZooKeeper's answer to a connect with an unknown, expired or mis-passworded session:
+    /// timeout 0, session 0, then close.
+    pub(crate) fn reject_session(&mut self, conn: ConnId) {
+        self.connect_response(conn, 0, 0, vec![0; 16]);
+        self.close_conn(conn);
     }
 
     pub(crate) fn next_zxid(&mut self) -> i64 {
@@ -520,17 +554,7 @@ impl ServerCore {
         received_ms: i64,
     ) {
         let zxid = self.next_zxid();
-        let prepared = Prepared {
-            header: jute::TxnHeader {
-                client_id: session_id,
-                cxid: xid,
-                zxid,
-                time: now,
-                txn_type: op::ERROR,
-            },
-            txn: Txn::Error(jute::ErrorTxn { err: code.code() }),
-            error: Some(code),
-        };
+        let prepared = error_txn(session_id, xid, zxid, now, code);
         self.submit(
             prepared,
             Origin::Client {

@@ -3,7 +3,9 @@
 //! server applies txns when Zab commits them; learners forward writes and syncs, create and
 //! revalidate sessions through the leader, and serve reads from their own tree.
 
-use crate::core::{CoreMsg, InFlight, Origin, Queued, ServerCore};
+use crate::core::{
+    begin_frame, error_txn, finish_frame, CoreMsg, InFlight, Origin, Queued, ServerCore,
+};
 use crate::quorum_net::{ElectionNet, QuorumLink, ZabEvent};
 use crate::session::{session_password, ConnId};
 use bytes::Bytes;
@@ -669,17 +671,7 @@ impl ServerCore {
             }
             _ => {}
         }
-        let error = |code: ErrorCode, zxid: i64| Prepared {
-            header: jute::TxnHeader {
-                client_id: session_id,
-                cxid: r.cxid,
-                zxid,
-                time: now,
-                txn_type: op::ERROR,
-            },
-            txn: Txn::Error(jute::ErrorTxn { err: code.code() }),
-            error: Some(code),
-        };
+        let error = |code: ErrorCode, zxid: i64| error_txn(session_id, r.cxid, zxid, now, code);
         if !self.sessions.touch(session_id, now) {
             let zxid = self.next_zxid();
             self.submit(error(ErrorCode::SessionExpired, zxid), Origin::Internal);
@@ -761,9 +753,7 @@ impl ServerCore {
         let session_id = req.session_id;
         if req.passwd.as_deref() != Some(&session_password(session_id)[..]) {
             info!("Invalid password for session 0x{session_id:x}");
-            self.connect_response(conn, 0, 0, vec![0; 16]);
-            self.close_conn(conn);
-            return;
+            return self.reject_session(conn);
         }
         let z = self.zab.as_mut().expect("ensemble");
         z.pending_revalidations.insert(session_id, (conn, timeout));
@@ -788,32 +778,14 @@ impl ServerCore {
                 }
                 if !valid {
                     info!("Invalid session 0x{session_id:x}, probably expired");
-                    self.connect_response(conn, 0, 0, vec![0; 16]);
-                    self.close_conn(conn);
-                    return;
+                    return self.reject_session(conn);
                 }
                 let now = crate::core::now_ms();
                 if self.sessions.get(session_id).is_none() {
                     self.sessions.add(session_id, timeout, now);
                 }
                 self.sessions.touch(session_id, now);
-                let session = self.sessions.get_mut(session_id).expect("added");
-                session.timeout_ms = timeout;
-                let previous = session.conn.replace(conn);
-                if let Some(old) = previous.filter(|&old| old != conn) {
-                    self.close_conn(old);
-                }
-                if let Some(c) = self.conns.get_mut(&conn) {
-                    c.session_id = session_id;
-                    c.stats.session_timeout = timeout;
-                }
-                info!("Re-established session 0x{session_id:x} with negotiated timeout {timeout}");
-                self.connect_response(
-                    conn,
-                    timeout as i32,
-                    session_id,
-                    session_password(session_id),
-                );
+                self.attach_session(conn, session_id, timeout);
             }
             Packet::Sync => {
                 let z = self.zab.as_mut().expect("ensemble");
@@ -832,21 +804,9 @@ impl ServerCore {
                         q.pop_front();
                     }
                 }
-                let zxid = self.tree.last_processed_zxid;
-                let mut b = bytes::BytesMut::new();
-                bytes::BufMut::put_i32(&mut b, 0);
-                jute::Jute::write(
-                    &jute::ReplyHeader {
-                        xid: sync.xid,
-                        zxid,
-                        err: 0,
-                    },
-                    &mut b,
-                );
+                let mut b = begin_frame(sync.xid, self.tree.last_processed_zxid, 0);
                 jute::write_str(&mut b, &sync.path);
-                let len = (b.len() - 4) as i32;
-                b[..4].copy_from_slice(&len.to_be_bytes());
-                self.send(sync.conn, b.freeze());
+                self.send(sync.conn, finish_frame(b));
                 self.drain_session_queue(sync.session_id);
             }
             _ => {}
