@@ -58,9 +58,11 @@ pub enum CoreMsg {
     },
     Tick,
     ReapContainers,
-    /// Every txn up to this zxid is on disk.
+    /// Every txn up to this zxid is on disk, as of the log's `resets`-th truncation or
+    /// snapshot load (a report from before one may name a zxid cut and logged again).
     Durable {
         zxid: i64,
+        resets: u64,
     },
     /// Serialize the next part of the snapshot in progress.
     SnapshotStep,
@@ -311,9 +313,9 @@ impl ServerCore {
                     self.expire_sessions()
                 }
             }
-            CoreMsg::Durable { zxid } => {
+            CoreMsg::Durable { zxid, resets } => {
                 if self.zab.is_some() {
-                    self.zab_durable(zxid)
+                    self.zab_durable(zxid, resets)
                 } else {
                     self.on_durable(zxid)
                 }

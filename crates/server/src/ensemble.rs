@@ -56,6 +56,9 @@ pub struct Ensemble {
     /// us): kept with what they sent until we lead — ZooKeeper's learners retry until the
     /// leader's port opens; closing them would send them back to the election.
     parked: HashMap<u64, (QuorumLink, Vec<Packet>)>,
+    /// Truncations and snapshot loads of our log so far: a durability report counted
+    /// before the latest one is stale (it may name a zxid cut and logged again since).
+    log_resets: u64,
 }
 
 impl Ensemble {
@@ -82,6 +85,7 @@ impl Ensemble {
             leader_syncs: Vec::new(),
             deferred: Vec::new(),
             parked: HashMap::new(),
+            log_resets: 0,
         }
     }
 
@@ -207,8 +211,10 @@ impl ServerCore {
         self.step(Input::Tick);
     }
 
-    pub(crate) fn zab_durable(&mut self, zxid: i64) {
-        self.step(Input::Durable { zxid });
+    pub(crate) fn zab_durable(&mut self, zxid: i64, resets: u64) {
+        if self.zab.as_ref().is_some_and(|z| z.log_resets == resets) {
+            self.step(Input::Durable { zxid });
+        }
     }
 
     pub(crate) fn on_zab_event(&mut self, ev: ZabEvent) {
@@ -438,7 +444,8 @@ impl ServerCore {
         match self.sink.as_mut() {
             Some(sink) => sink.persist(prepared),
             None => {
-                let _ = self.core_tx().send(CoreMsg::Durable { zxid });
+                let resets = self.zab.as_ref().map_or(0, |z| z.log_resets);
+                let _ = self.core_tx().send(CoreMsg::Durable { zxid, resets });
             }
         }
     }
@@ -571,6 +578,19 @@ impl ServerCore {
         if let Some(sink) = self.sink.as_mut() {
             sink.reset_to_snapshot(zxid, bytes);
         }
+        self.count_log_reset(zxid);
+    }
+
+    /// The log was truncated or replaced: earlier durability reports are stale. Without a
+    /// disk (tests) nothing else will report what is kept, so report it here.
+    fn count_log_reset(&mut self, zxid: i64) {
+        if let Some(z) = self.zab.as_mut() {
+            z.log_resets += 1;
+            if self.sink.is_none() {
+                let resets = z.log_resets;
+                let _ = self.core_tx().send(CoreMsg::Durable { zxid, resets });
+            }
+        }
     }
 
     fn replace_state(&mut self, tree: DataTree, sessions: &[(i64, i32)]) {
@@ -592,6 +612,7 @@ impl ServerCore {
         if let Some(sink) = self.sink.as_mut() {
             sink.truncate(zxid);
         }
+        self.count_log_reset(zxid);
         if zxid < self.tree.last_processed_zxid {
             // txns past the cut were applied (we once led with them): reload from disk
             info!(

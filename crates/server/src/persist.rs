@@ -204,6 +204,8 @@ fn log_writer(
     core_tx: UnboundedSender<CoreMsg>,
     (data_dir, log_dir): (PathBuf, PathBuf),
 ) {
+    // truncations and snapshot loads so far; the core counts the same (both are synchronous)
+    let mut resets = 0u64;
     while let Ok(first) = rx.recv() {
         let mut last = None;
         let mut next = Some(first);
@@ -229,7 +231,10 @@ fn log_writer(
                     if result.is_ok() {
                         info!("log truncated after zxid 0x{zxid:x}");
                         log.set_last_zxid(zxid);
-                        last = None;
+                        // everything kept was flushed above: report it under the new count,
+                        // reports already sent are dropped as stale
+                        resets += 1;
+                        last = Some(zxid);
                     }
                     let _ = done.send(());
                     result.map(|_| ())
@@ -249,7 +254,8 @@ fn log_writer(
                         });
                     if result.is_ok() {
                         log.set_last_zxid(zxid);
-                        last = None;
+                        resets += 1;
+                        last = Some(zxid);
                     }
                     let _ = done.send(());
                     result
@@ -264,7 +270,7 @@ fn log_writer(
             if let Err(e) = log.commit(force_sync) {
                 fatal_storage_error(e);
             }
-            if core_tx.send(CoreMsg::Durable { zxid }).is_err() {
+            if core_tx.send(CoreMsg::Durable { zxid, resets }).is_err() {
                 return;
             }
         }

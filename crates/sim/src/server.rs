@@ -22,6 +22,9 @@ pub struct Disk {
     pub durable: usize,
     /// When the last fsync queued completes: a log's fsyncs complete in order.
     pub fsync_done_ms: u64,
+    /// Truncations and snapshot loads so far: an fsync report from before one is stale
+    /// (the zxid it names may have been cut and logged again), as in the server runtime.
+    pub resets: u64,
 }
 
 impl Disk {

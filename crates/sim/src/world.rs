@@ -92,6 +92,7 @@ enum Ev {
     DurableReport {
         server: u64,
         inc: u32,
+        resets: u64,
         zxid: i64,
     },
     Fault,
@@ -431,13 +432,28 @@ impl World {
                 }
                 s.disk.durable = s.disk.durable.max(i + 1);
                 // the report travels to the peer on its own: it may arrive after a truncation
-                // that cut this txn (even after it was logged again), as in the server runtime
+                // that cut this txn (even after it was logged again); the runtime drops such
+                // a stale report and reports again what survived the truncation
+                let resets = s.disk.resets;
                 let at = self.now + self.rng.between(0, 3);
-                self.at(at, Ev::DurableReport { server, inc, zxid });
+                self.at(
+                    at,
+                    Ev::DurableReport {
+                        server,
+                        inc,
+                        resets,
+                        zxid,
+                    },
+                );
             }
-            Ev::DurableReport { server, inc, zxid } => {
+            Ev::DurableReport {
+                server,
+                inc,
+                resets,
+                zxid,
+            } => {
                 let s = self.server(server);
-                if s.up && s.incarnation == inc {
+                if s.up && s.incarnation == inc && s.disk.resets == resets {
                     self.trace(|| format!("s{server} <- durable 0x{zxid:x}"));
                     self.step(server, Input::Durable { zxid })?;
                 }
@@ -937,6 +953,7 @@ impl World {
             // ZooKeeper reloads its database after a TRUNC
             s.rebuild_tree(&genesis, keep)?;
         }
+        self.reset_durability_reports(id);
         self.check_dropped(&dropped, &format!("server {id} truncates to 0x{zxid:x}"))
     }
 
@@ -1012,7 +1029,29 @@ impl World {
         s.applied = s.disk.log.len();
         s.verified = 0;
         let dropped: Vec<_> = old.into_iter().filter(|(z, _)| *z > zxid).collect();
+        self.reset_durability_reports(id);
         self.check_dropped(&dropped, &format!("server {id} loads snapshot 0x{zxid:x}"))
+    }
+
+    /// After a truncation or a snapshot load, reports in flight are stale; what is durable
+    /// now is reported anew (the server's log thread does the same after it truncates).
+    fn reset_durability_reports(&mut self, id: u64) {
+        let s = self.server(id);
+        s.disk.resets += 1;
+        let (inc, resets) = (s.incarnation, s.disk.resets);
+        let Some(zxid) = s.disk.durable.checked_sub(1).map(|i| s.disk.log[i].0) else {
+            return;
+        };
+        let at = self.now + self.rng.between(0, 3);
+        self.at(
+            at,
+            Ev::DurableReport {
+                server: id,
+                inc,
+                resets,
+                zxid,
+            },
+        );
     }
 
     fn serving(&mut self, id: u64, on: bool) -> Res {

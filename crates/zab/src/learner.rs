@@ -71,6 +71,7 @@ pub struct Learner {
     /// Proposals logged that a follower acknowledges one by one once durable (ZooKeeper's
     /// SendAckRequestProcessor); the leader counts each proposal's acks on their own.
     unacked: std::collections::VecDeque<i64>,
+    durable: i64,
 }
 
 impl Learner {
@@ -96,7 +97,13 @@ impl Learner {
             early: Vec::new(),
             early_commits: Vec::new(),
             unacked: std::collections::VecDeque::new(),
+            durable: last_zxid,
         }
+    }
+
+    pub fn with_durable(mut self, durable: i64) -> Self {
+        self.durable = durable;
+        self
     }
 
     pub fn is_serving(&self) -> bool {
@@ -154,11 +161,13 @@ impl Learner {
             (Phase::AwaitingSync, Packet::Trunc { zxid }) => {
                 self.phase = Phase::Syncing;
                 self.last_zxid = zxid;
+                self.durable = self.durable.min(zxid);
                 vec![Truncate(zxid)]
             }
             (Phase::AwaitingSync, Packet::Snap { zxid }) => {
                 self.phase = Phase::Syncing;
                 self.last_zxid = zxid;
+                self.durable = zxid;
                 vec![LoadSnapshot { zxid }]
             }
             (Phase::Syncing, Packet::Proposal { zxid, data }) => {
@@ -208,18 +217,18 @@ impl Learner {
                     self.unacked.extend(outstanding.map(|(z, _, _)| *z));
                 }
                 self.newleader_ack_after = Some(self.last_zxid);
-                if txns.is_empty() {
+                if !txns.is_empty() {
+                    out.push(Persist(txns));
+                } else if self.durable >= self.last_zxid {
                     out.push(StoreCurrentEpoch(self.new_epoch));
                     out.push(Send(Packet::Ack {
                         zxid: self.new_epoch << 32,
                     }));
                     self.newleader_ack_after = None;
-                } else {
-                    out.push(Persist(txns));
                 }
-                if let Some(c) = committed {
-                    out.push(Commit(c));
-                }
+                // what the sync says is committed is so once the epoch is established
+                // (UPTODATE): applied before, it could outlive an epoch that never was
+                self.early_commits.extend(committed);
                 self.synced.clear();
                 out
             }
@@ -289,6 +298,7 @@ impl Learner {
     /// The runtime logged everything up to `zxid`: the NEWLEADER ack once the sync is
     /// durable, then a follower's ack of each proposal now durable.
     pub fn on_durable(&mut self, zxid: i64) -> Vec<LearnerAction> {
+        self.durable = self.durable.max(zxid);
         let mut out = Vec::new();
         if let Some(needed) = self.newleader_ack_after {
             if zxid < needed {
@@ -402,10 +412,9 @@ mod tests {
             config: None,
         });
         assert!(matches!(&out[0], Persist(t) if t.len() == 3));
-        assert_eq!(
-            out[1],
-            Commit((1 << 32) + 7),
-            "the uncommitted proposal is logged, not applied"
+        assert!(
+            !out.iter().any(|a| matches!(a, Commit(_))),
+            "nothing is applied before the epoch is established (UPTODATE)"
         );
         assert!(
             !out.contains(&StoreCurrentEpoch(2)),
@@ -426,7 +435,12 @@ mod tests {
         );
         assert_eq!(
             l.on_packet(Packet::UpToDate),
-            vec![Serving, Send(Packet::Ack { zxid: E2 })]
+            vec![
+                Serving,
+                Send(Packet::Ack { zxid: E2 }),
+                Commit((1 << 32) + 7)
+            ],
+            "the synced committed txns are applied at UPTODATE; the uncommitted one is not"
         );
         assert!(l.is_serving());
         assert_eq!(

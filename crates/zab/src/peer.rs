@@ -231,7 +231,11 @@ impl Peer {
             Role::Looking(e) => e,
             _ => Election::new(self.my_id, vec![(*self.config).clone()]),
         };
-        let actions = election.start(self.now_ms, self.last_durable, self.persisted.current_epoch);
+        let actions = election.start(
+            self.now_ms,
+            self.last_durable.max(self.last_committed),
+            self.persisted.current_epoch,
+        );
         self.role = Role::Looking(election);
         self.election_actions(actions, &mut out);
         out
@@ -272,16 +276,16 @@ impl Peer {
                 for (zxid, data) in &txns {
                     self.remember_committed(*zxid, data.clone());
                 }
-                if self.last_durable > self.last_committed {
-                    self.last_committed = self.last_durable;
+                if self.last_logged > self.last_committed {
+                    self.last_committed = self.last_logged;
                     out.push(Output::Commit {
-                        zxid: self.last_durable,
+                        zxid: self.last_logged,
                         txns,
                     });
                 }
                 let ours = StateSummary {
                     current_epoch: self.persisted.current_epoch,
-                    last_zxid: self.last_durable,
+                    last_zxid: self.last_logged,
                 };
                 let window: Vec<(i64, ProposalData)> = self.committed.iter().cloned().collect();
                 let mut leader = Leader::new(
@@ -292,7 +296,8 @@ impl Peer {
                     window,
                     self.sync_limit,
                 )
-                .with_init_limit(self.init_limit);
+                .with_init_limit(self.init_limit)
+                .with_durable(self.last_durable);
                 let actions = leader.start();
                 self.role = Role::Leading(Box::new(leader));
                 self.leader_actions(actions, out);
@@ -308,9 +313,10 @@ impl Peer {
                     role,
                     self.persisted.accepted_epoch,
                     self.persisted.current_epoch,
-                    self.last_durable,
+                    self.last_logged,
                     self.config.version,
-                );
+                )
+                .with_durable(self.last_durable);
                 self.role = Role::Learning {
                     leader,
                     learner,
@@ -358,7 +364,7 @@ impl Peer {
                             Role::Learning { leader, .. } => *leader,
                             Role::Looking(_) => unreachable!("handled above"),
                         },
-                        zxid: self.last_durable,
+                        zxid: self.last_logged,
                         election_epoch: n.vote.election_epoch,
                         peer_epoch: self.persisted.current_epoch,
                     };
