@@ -793,7 +793,7 @@ impl ServerCore {
             time: now,
             skip_acl: self.cfg.skip_acl,
             extended_types_enabled: self.cfg.extended_types_enabled,
-            reconfig_enabled: false,
+            reconfig_enabled: crate::ensemble::cfg_flag(&self.cfg, "reconfigEnabled", false),
         }
     }
 
@@ -922,7 +922,7 @@ impl ServerCore {
                 s.closing = true;
             }
         }
-        let prepared = self.prep.prepare(&self.tree, &ctx, request, zxid);
+        let prepared = self.prepare_write(&ctx, request, zxid);
         self.submit(
             prepared,
             Origin::Client {
@@ -1265,7 +1265,12 @@ fn write_txn_response(b: &mut BytesMut, txn: &Txn, rc: &TxnResult) {
             jute::write_str(b, &rc.path);
             stat.write(b);
         }
-        Txn::SetData(_) | Txn::SetAcl(_) | Txn::Reconfig(_) => stat.write(b),
+        Txn::SetData(_) | Txn::SetAcl(_) => stat.write(b),
+        // GetDataResponse: the configuration now active, and the znode's Stat
+        Txn::Reconfig(t) => {
+            jute::write_opt_buffer(b, t.data.as_deref());
+            stat.write(b);
+        }
         Txn::Check(_) => Stat::default().write(b),
         _ => {}
     }

@@ -9,6 +9,7 @@ use crate::core::{
 use crate::quorum_net::{ElectionNet, QuorumLink, ZabEvent};
 use crate::session::{session_password, ConnId};
 use bytes::Bytes;
+use config::QuorumConfig;
 use jute::request::Request;
 use jute::{op, ConnectRequest, ErrorCode, Id};
 use std::collections::{HashMap, VecDeque};
@@ -143,6 +144,21 @@ impl Ensemble {
 }
 
 /// Decodes a txn as it came through Zab.
+/// A boolean zoo.cfg setting (the last occurrence wins, as in a Java Properties file).
+pub(crate) fn cfg_flag(cfg: &config::ZooCfg, key: &str, default: bool) -> bool {
+    match cfg.properties.iter().rev().find(|p| p.key == key) {
+        Some(p) => p.value.trim().eq_ignore_ascii_case("true") || p.value.trim() == "yes",
+        None => default,
+    }
+}
+
+/// The configuration a notification carried, when it parses and is newer than `version`.
+fn newer_config(text: &[u8], version: i64) -> Option<QuorumConfig> {
+    let text = std::str::from_utf8(text).ok()?;
+    let config = zab::reconfig::parse_config_text(text).ok()?;
+    (config.version > version).then_some(config)
+}
+
 fn prepared_from(data: &ProposalData) -> Result<Prepared, String> {
     let txn = Txn::decode(data.header.txn_type, &data.txn)
         .map_err(|e| format!("txn 0x{:x} does not decode: {e}", data.header.zxid))?;
@@ -170,6 +186,10 @@ impl ServerCore {
         let mut ensemble = Box::new(ensemble);
         let now = ensemble.now();
         let outputs = ensemble.peer.start(now);
+        // /zookeeper/config holds the configuration we start with (ZooKeeper sets it at start)
+        let config = ensemble.peer.config().clone();
+        self.tree
+            .set_config_node(&config.to_config_text(), config.version);
         self.zab = Some(ensemble);
         self.run_outputs(outputs);
     }
@@ -222,7 +242,12 @@ impl ServerCore {
             return;
         };
         match ev {
-            ZabEvent::Notification(n) => self.step(Input::Notification(n)),
+            ZabEvent::Notification(n, config_text) => {
+                if let Some(config) = newer_config(&config_text, z.peer.config().version) {
+                    self.step(Input::ConfigSeen(config));
+                }
+                self.step(Input::Notification(n))
+            }
             ZabEvent::LearnerUp { sid, link } => {
                 match z.state {
                     ServerState::Looking => {
@@ -307,6 +332,13 @@ impl ServerCore {
                     }
                 }
                 Output::Serving(on) => self.set_serving(on),
+                Output::ConfigProposed(config) => {
+                    let z = self.zab.as_ref().expect("checked");
+                    info!("configuration 0x{:x} proposed", config.version);
+                    z.election.add_members(config.clone());
+                    crate::dynamic_config::write_next(&self.cfg, &config);
+                }
+                Output::ConfigActivated(config) => self.activate_config(config),
                 Output::Role(state) => {
                     let z = self.zab.as_mut().expect("checked");
                     if z.state != state {
@@ -363,9 +395,27 @@ impl ServerCore {
         }
     }
 
+    /// A configuration became active: /zookeeper/config, the election's addresses and the
+    /// dynamic file follow it.
+    fn activate_config(&mut self, config: Arc<QuorumConfig>) {
+        let text = config.to_config_text();
+        info!("configuration 0x{:x} activated:\n{text}", config.version);
+        self.tree.set_config_node(&text, config.version);
+        if let Some(z) = self.zab.as_ref() {
+            z.election.set_config(config.clone());
+        }
+        crate::dynamic_config::write_committed(&self.cfg, &config);
+    }
+
     fn connect_to_leader(&mut self, leader: u64) {
         let z = self.zab.as_ref().expect("ensemble");
-        let Some(spec) = z.peer.config().members.get(&leader) else {
+        let spec = z
+            .peer
+            .last_seen_config()
+            .members
+            .get(&leader)
+            .or_else(|| z.peer.config().members.get(&leader));
+        let Some(spec) = spec else {
             return;
         };
         let address = format!("{}:{}", spec.quorum.host, spec.quorum.port);
@@ -715,8 +765,72 @@ impl ServerCore {
         let auth: Vec<Id> = r.authinfo.unwrap_or_default();
         let zxid = self.next_zxid();
         let ctx = self.context(&auth, session_id, r.cxid, now);
-        let prepared = self.prep.prepare(&self.tree, &ctx, &request, zxid);
+        let prepared = self.prepare_write(&ctx, &request, zxid);
         self.submit(prepared, Origin::Internal);
+    }
+
+    /// Prepares a write; a reconfig is the leader's to validate against the configurations
+    /// and the synced followers (ZooKeeper's PrepRequestProcessor, in its order of checks).
+    pub(crate) fn prepare_write(
+        &mut self,
+        ctx: &tree::RequestContext<'_>,
+        request: &Request,
+        zxid: i64,
+    ) -> Prepared {
+        let (Request::Reconfig(r), Some(z)) = (request, self.zab.as_ref()) else {
+            return self.prep.prepare(&self.tree, ctx, request, zxid);
+        };
+        let refuse = |code: ErrorCode| error_txn(ctx.session_id, ctx.cxid, zxid, ctx.time, code);
+        if !ctx.reconfig_enabled {
+            error!("Reconfig operation requested but reconfig feature is disabled.");
+            return refuse(ErrorCode::ReconfigDisabled);
+        }
+        let Some(synced) = z.peer.synced_followers() else {
+            return refuse(ErrorCode::ConnectionLoss);
+        };
+        let request = zab::reconfig::ReconfigRequest {
+            joining: r.joining_servers.clone(),
+            leaving: r.leaving_servers.clone(),
+            new_members: r.new_members.clone(),
+            from_config: r.cur_config_id,
+        };
+        let context = zab::reconfig::ReconfigContext {
+            active: z.peer.config(),
+            last_seen: z.peer.last_seen_config(),
+            standalone_enabled: cfg_flag(&self.cfg, "standaloneEnabled", true),
+            synced: &synced,
+        };
+        let mut next = match zab::reconfig::next_config(&context, &request) {
+            Ok(next) => next,
+            Err(e) => {
+                warn!("Reconfig failed: {} ({:?})", e.reason, e.code);
+                return refuse(e.code);
+            }
+        };
+        let allowed = ctx.skip_acl
+            || self
+                .tree
+                .node(tree::CONFIG_PATH)
+                .is_some_and(|n| self.tree.check_acl(n, jute::perms::WRITE, ctx.auth));
+        if !allowed {
+            return refuse(ErrorCode::NoAuth);
+        }
+        next.version = zxid;
+        Prepared {
+            header: jute::TxnHeader {
+                client_id: ctx.session_id,
+                cxid: ctx.cxid,
+                zxid,
+                time: ctx.time,
+                txn_type: op::RECONFIG,
+            },
+            txn: Txn::Reconfig(jute::SetDataTxn {
+                path: tree::CONFIG_PATH.to_owned(),
+                data: Some(next.to_config_text().into_bytes()),
+                version: -1,
+            }),
+            error: None,
+        }
     }
 
     fn answer_leader_syncs(&mut self) {

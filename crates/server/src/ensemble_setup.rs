@@ -127,6 +127,7 @@ pub async fn start(
         cfg.tick_time as u64,
         cfg.init_limit as u64,
         cfg.sync_limit as u64,
-    );
+    )
+    .with_reconfig_enabled(crate::ensemble::cfg_flag(cfg, "reconfigEnabled", false));
     Ok(Ensemble::new(peer, election, core_tx, cfg.jute_max_buffer))
 }

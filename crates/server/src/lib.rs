@@ -1,6 +1,7 @@
 //! The zkrs server runtime: sockets, tasks and timers around the pure cores.
 
 pub mod core;
+mod dynamic_config;
 pub mod ensemble;
 mod ensemble_setup;
 pub mod fourlw;

@@ -27,7 +27,8 @@ pub type LinkId = u64;
 /// What the network tells the core about Zab.
 #[derive(Debug)]
 pub enum ZabEvent {
-    Notification(Notification),
+    /// A notification, and the configuration text it carried (the sender's active one).
+    Notification(Notification, Vec<u8>),
     /// A learner registered on our quorum port (its first packet named it).
     LearnerUp {
         sid: u64,
@@ -295,9 +296,13 @@ enum ElectionCmd {
     DialDone {
         sid: u64,
     },
+    /// The configuration changed: dial its members at their addresses.
+    SetConfig(Arc<QuorumConfig>),
     /// `early`: bytes that followed the handshake (ZooKeeper sends its vote right behind it).
     Accepted {
         sid: u64,
+        /// The election address it announced (a joiner we do not know yet is reached there).
+        address: Option<String>,
         stream: TcpStream,
         early: Vec<u8>,
     },
@@ -314,7 +319,7 @@ pub struct ElectionNet {
     tx: UnboundedSender<ElectionCmd>,
     my_sid: u64,
     /// Our configuration as notifications carry it.
-    config_text: Vec<u8>,
+    config_text: Arc<std::sync::RwLock<Vec<u8>>>,
     core: UnboundedSender<CoreMsg>,
 }
 
@@ -322,13 +327,33 @@ impl ElectionNet {
     pub fn send(&self, to: u64, notification: &Notification) {
         if to == self.my_sid {
             // our own vote counts like anyone's
-            let _ = self
-                .core
-                .send(CoreMsg::Zab(ZabEvent::Notification(notification.clone())));
+            let _ = self.core.send(CoreMsg::Zab(ZabEvent::Notification(
+                notification.clone(),
+                Vec::new(),
+            )));
             return;
         }
-        let bytes = notification.to_wire(self.config_text.clone()).encode();
+        let text = self
+            .config_text
+            .read()
+            .map(|t| t.clone())
+            .unwrap_or_default();
+        let bytes = notification.to_wire(text).encode();
         let _ = self.tx.send(ElectionCmd::Send { to, bytes });
+    }
+
+    /// A configuration was activated: notifications carry it, and its members are dialed
+    /// at its addresses.
+    pub fn set_config(&self, config: Arc<QuorumConfig>) {
+        if let Ok(mut text) = self.config_text.write() {
+            *text = config.to_config_text().into_bytes();
+        }
+        let _ = self.tx.send(ElectionCmd::SetConfig(config));
+    }
+
+    /// A configuration was proposed: its new members become reachable too.
+    pub fn add_members(&self, config: Arc<QuorumConfig>) {
+        let _ = self.tx.send(ElectionCmd::SetConfig(config));
     }
 }
 
@@ -368,8 +393,13 @@ pub async fn start_election(
             };
             let tx = accept_tx.clone();
             tokio::spawn(async move {
-                if let Some((sid, stream, early)) = read_initial_message(stream).await {
-                    let _ = tx.send(ElectionCmd::Accepted { sid, stream, early });
+                if let Some((sid, address, stream, early)) = read_initial_message(stream).await {
+                    let _ = tx.send(ElectionCmd::Accepted {
+                        sid,
+                        address,
+                        stream,
+                        early,
+                    });
                 }
             });
         }
@@ -379,6 +409,7 @@ pub async fn start_election(
         my_sid,
         my_address,
         config,
+        learned: HashMap::new(),
         conns: HashMap::new(),
         pending: HashMap::new(),
         dialing: HashSet::new(),
@@ -386,7 +417,9 @@ pub async fn start_election(
         cmd_tx: tx.clone(),
         core,
     };
-    let config_text = manager.config.to_config_text().into_bytes();
+    let config_text = Arc::new(std::sync::RwLock::new(
+        manager.config.to_config_text().into_bytes(),
+    ));
     let core = manager.core.clone();
     tokio::spawn(manager.run(rx));
     Ok(ElectionNet {
@@ -397,7 +430,9 @@ pub async fn start_election(
     })
 }
 
-async fn read_initial_message(mut stream: TcpStream) -> Option<(u64, TcpStream, Vec<u8>)> {
+async fn read_initial_message(
+    mut stream: TcpStream,
+) -> Option<(u64, Option<String>, TcpStream, Vec<u8>)> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 1024];
     let read = async {
@@ -420,13 +455,32 @@ async fn read_initial_message(mut stream: TcpStream) -> Option<(u64, TcpStream, 
         .await
         .ok()??;
     buf.drain(..used);
-    Some((m.sid as u64, stream, buf))
+    let address = m
+        .addresses
+        .first()
+        .map(|a| HostPortText(&a.host, a.port).to_string());
+    Some((m.sid as u64, address, stream, buf))
+}
+
+/// `host:port`, brackets around an IPv6 host.
+struct HostPortText<'a>(&'a str, u16);
+
+impl std::fmt::Display for HostPortText<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.contains(':') {
+            write!(f, "[{}]:{}", self.0, self.1)
+        } else {
+            write!(f, "{}:{}", self.0, self.1)
+        }
+    }
 }
 
 struct ElectionManager {
     my_sid: u64,
     my_address: String,
     config: Arc<QuorumConfig>,
+    /// Election addresses announced by servers that dialed us (joiners not in our config).
+    learned: HashMap<u64, String>,
     conns: HashMap<u64, (u64, UnboundedSender<Vec<u8>>)>,
     /// The newest notification not yet delivered to each peer (ZooKeeper keeps one too).
     pending: HashMap<u64, Vec<u8>>,
@@ -452,7 +506,21 @@ impl ElectionManager {
                 ElectionCmd::Dialed { sid, stream } => {
                     self.start_connection(sid, stream, Vec::new())
                 }
-                ElectionCmd::Accepted { sid, stream, early } => {
+                ElectionCmd::SetConfig(config) => {
+                    if let Some(address) = election_address(&config, self.my_sid) {
+                        self.my_address = address;
+                    }
+                    self.config = config;
+                }
+                ElectionCmd::Accepted {
+                    sid,
+                    address,
+                    stream,
+                    early,
+                } => {
+                    if let Some(address) = address {
+                        self.learned.insert(sid, address);
+                    }
                     match accept_decision(self.my_sid as i64, sid as i64) {
                         AcceptDecision::Keep => self.start_connection(sid, stream, early),
                         AcceptDecision::CloseAndDialBack => {
@@ -484,7 +552,9 @@ impl ElectionManager {
         if self.dialing.contains(&to) || self.conns.contains_key(&to) {
             return;
         }
-        let Some(address) = election_address(&self.config, to) else {
+        let Some(address) =
+            election_address(&self.config, to).or_else(|| self.learned.get(&to).cloned())
+        else {
             return;
         };
         self.dialing.insert(to);
@@ -550,8 +620,10 @@ impl ElectionManager {
                         Ok(Some((payload, len))) => {
                             match zab::wire::Notification::decode(payload) {
                                 Ok(n) => {
+                                    let config = n.config.clone();
                                     let n = Notification::from_wire(sid, &n);
-                                    let _ = core.send(CoreMsg::Zab(ZabEvent::Notification(n)));
+                                    let _ =
+                                        core.send(CoreMsg::Zab(ZabEvent::Notification(n, config)));
                                 }
                                 Err(e) => debug!("notification from {sid} not understood: {e}"),
                             }

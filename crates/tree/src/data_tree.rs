@@ -127,6 +127,16 @@ impl DataTree {
         tree
     }
 
+    /// Sets /zookeeper/config to an activated configuration's text, outside any txn (a first
+    /// configuration, or one learned from a leader): mZxid is its version, as in ZooKeeper.
+    pub fn set_config_node(&mut self, text: &str, version: i64) {
+        if let Some(node) = self.nodes.get_mut(CONFIG_PATH) {
+            node.data = Some(text.as_bytes().to_vec().into_boxed_slice());
+            node.stat.mzxid = version;
+            node.stat.version = -1;
+        }
+    }
+
     fn insert_builtin(&mut self, p: &str, node: DataNode) {
         let parent = path::parent(p).expect("not root");
         self.nodes

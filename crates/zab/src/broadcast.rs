@@ -11,12 +11,17 @@ use std::sync::Arc;
 struct Outstanding {
     configs: Vec<Arc<QuorumConfig>>,
     acks: BTreeSet<u64>,
+    /// A reconfig: committing stops after it, so that the leader can activate the new
+    /// configuration (and maybe hand off) before anything later commits.
+    reconfig: bool,
 }
 
 #[derive(Debug, Default)]
 pub struct CommitTracker {
     outstanding: BTreeMap<i64, Outstanding>,
     last_committed: i64,
+    /// Who acked the last reconfig committed (the designated leader is one of them).
+    reconfig_acks: BTreeSet<u64>,
 }
 
 impl CommitTracker {
@@ -25,6 +30,7 @@ impl CommitTracker {
         CommitTracker {
             outstanding: BTreeMap::new(),
             last_committed,
+            reconfig_acks: BTreeSet::new(),
         }
     }
 
@@ -38,6 +44,16 @@ impl CommitTracker {
 
     /// Records a proposal and the configurations whose quorums it needs.
     pub fn propose(&mut self, zxid: i64, configs: Vec<Arc<QuorumConfig>>) {
+        self.propose_as(zxid, configs, false);
+    }
+
+    /// Records a reconfig proposal: [`CommitTracker::ack`] returns it last of its batch, and
+    /// [`CommitTracker::commit_ready`] goes on once its configuration is active.
+    pub fn propose_reconfig(&mut self, zxid: i64, configs: Vec<Arc<QuorumConfig>>) {
+        self.propose_as(zxid, configs, true);
+    }
+
+    fn propose_as(&mut self, zxid: i64, configs: Vec<Arc<QuorumConfig>>, reconfig: bool) {
         assert!(!configs.is_empty(), "a proposal needs a configuration");
         assert!(
             zxid > self.last_committed,
@@ -51,6 +67,7 @@ impl CommitTracker {
             Outstanding {
                 configs,
                 acks: BTreeSet::new(),
+                reconfig,
             },
         );
     }
@@ -61,6 +78,11 @@ impl CommitTracker {
         if let Some(p) = self.outstanding.get_mut(&zxid) {
             p.acks.insert(sid);
         }
+        self.commit_ready()
+    }
+
+    /// Commits what has its quorums, in order, stopping after a reconfig.
+    pub fn commit_ready(&mut self) -> Vec<i64> {
         let mut committed = Vec::new();
         // only the oldest outstanding proposal can commit; then maybe the ones after it
         while let Some(entry) = self.outstanding.first_entry() {
@@ -69,11 +91,31 @@ impl CommitTracker {
                 break;
             }
             let zxid = *entry.key();
-            entry.remove();
+            let reconfig = p.reconfig;
+            let p = entry.remove();
+            if reconfig {
+                self.reconfig_acks = p.acks;
+            }
             self.last_committed = zxid;
             committed.push(zxid);
+            if reconfig {
+                break;
+            }
         }
         committed
+    }
+
+    /// Who acked the last reconfig committed.
+    pub fn reconfig_acks(&self) -> &BTreeSet<u64> {
+        &self.reconfig_acks
+    }
+
+    /// The ack sets of the outstanding proposals after `zxid`, in order.
+    pub fn acks_after(&self, zxid: i64) -> Vec<BTreeSet<u64>> {
+        self.outstanding
+            .range(zxid + 1..)
+            .map(|(_, p)| p.acks.clone())
+            .collect()
     }
 
     /// Forgets a server's acks (it disconnected); they must be sent again after resync.

@@ -163,6 +163,10 @@ impl Election {
         self.state
     }
 
+    pub fn configs(&self) -> &[QuorumConfig] {
+        &self.configs
+    }
+
     pub fn current_vote(&self) -> Vote {
         self.proposal
     }
@@ -281,12 +285,19 @@ impl Election {
     }
 
     fn decide(&mut self, vote: Vote, out: &mut Vec<Action>) {
+        // an observer observes; a server absent from the configuration (removed, or a joiner
+        // not yet added) follows without a vote, as in ZooKeeper
+        let observer = self
+            .committed()
+            .members
+            .get(&self.my_id)
+            .is_some_and(|s| !s.is_participant());
         self.state = if vote.leader == self.my_id {
             ServerState::Leading
-        } else if self.is_voter(self.my_id) {
-            ServerState::Following
-        } else {
+        } else if observer && !self.is_voter(self.my_id) {
             ServerState::Observing
+        } else {
+            ServerState::Following
         };
         self.proposal = vote;
         self.finalize_at = None;

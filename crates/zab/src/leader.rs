@@ -37,6 +37,14 @@ pub enum LeaderAction {
     Established,
     /// Stop leading (a follower is ahead, or the quorum is lost) and look again.
     StepDown(String),
+    /// A configuration is proposed (a reconfig txn was logged): count its quorum too.
+    ConfigProposed(Arc<QuorumConfig>),
+    /// This configuration is now active; `designated` leads it. When that is not us, we
+    /// commit nothing more and hand off: follow `designated` without an election.
+    Activate {
+        config: Arc<QuorumConfig>,
+        designated: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,8 +72,16 @@ struct LearnerInfo {
 #[derive(Debug)]
 pub struct Leader {
     my_id: u64,
+    /// The active configuration.
     config: Arc<QuorumConfig>,
-    config_bytes: Vec<u8>,
+    /// A reconfig proposed and not yet committed, its zxid and configuration: while it is
+    /// pending every proposal needs a quorum of both.
+    pending_reconfig: Option<(i64, Arc<QuorumConfig>)>,
+    /// False once a reconfig designated another leader: we commit nothing more.
+    allowed_to_commit: bool,
+    /// Give a first, unversioned configuration the NEWLEADER zxid as its version (ZooKeeper
+    /// does when reconfigEnabled; ZOOKEEPER-1783).
+    version_initial_config: bool,
     discovery: Discovery,
     new_epoch: Option<i64>,
     epoch_acked: bool,
@@ -100,7 +116,6 @@ impl Leader {
         committed: Vec<(i64, ProposalData)>,
         sync_limit_ticks: u64,
     ) -> Self {
-        let config_bytes = config.to_config_text().into_bytes();
         let mut committed: VecDeque<_> = committed.into();
         while committed.len() > COMMITTED_LOG_WINDOW {
             committed.pop_front();
@@ -109,7 +124,9 @@ impl Leader {
             my_id,
             discovery: Discovery::new(my_id, (*config).clone(), accepted_epoch, ours),
             config,
-            config_bytes,
+            pending_reconfig: None,
+            allowed_to_commit: true,
+            version_initial_config: false,
             new_epoch: None,
             epoch_acked: false,
             established: false,
@@ -147,7 +164,7 @@ impl Leader {
     /// epoch by itself; otherwise nothing happens until learners register.
     pub fn start(&mut self) -> Vec<LeaderAction> {
         let mut out = Vec::new();
-        if !self.config.contains_quorum(&BTreeSet::from([self.my_id])) {
+        if !self.quorum_of_all(&BTreeSet::from([self.my_id])) {
             return out;
         }
         let epoch = self.discovery.new_epoch();
@@ -157,9 +174,74 @@ impl Leader {
         if self.history_pending.is_none() {
             self.established = true;
             out.push(LeaderAction::StoreCurrentEpoch(epoch));
+            self.activate_initial_version(&mut out);
             out.push(LeaderAction::Established);
         }
         out
+    }
+
+    /// With reconfigEnabled, a configuration still at version 0 gets the version of the
+    /// NEWLEADER zxid once the epoch is established, as in ZooKeeper. Call before start.
+    pub fn with_reconfig_enabled(mut self, enabled: bool) -> Self {
+        self.version_initial_config = enabled && self.config.version == 0;
+        self
+    }
+
+    /// A reconfig proposed by an earlier leader and never committed is part of our history
+    /// (we commit it when we establish): its configuration counts from the start.
+    pub fn with_pending_reconfig(mut self, zxid: i64, config: Arc<QuorumConfig>) -> Self {
+        if config.version > self.config.version {
+            self.pending_reconfig = Some((zxid, config));
+        }
+        self
+    }
+
+    /// The configurations whose quorums a decision needs now.
+    fn configs_in_force(&self) -> Vec<Arc<QuorumConfig>> {
+        let mut configs = vec![self.config.clone()];
+        if let Some((_, next)) = &self.pending_reconfig {
+            configs.push(next.clone());
+        }
+        configs
+    }
+
+    fn quorum_of_all(&self, ids: &BTreeSet<u64>) -> bool {
+        self.configs_in_force()
+            .iter()
+            .all(|c| c.contains_quorum(ids))
+    }
+
+    /// The configuration NEWLEADER carries: the last one proposed, else the active one
+    /// (versioned with the NEWLEADER zxid if it has no version yet).
+    fn last_seen_config(&self) -> QuorumConfig {
+        if let Some((_, next)) = &self.pending_reconfig {
+            return (**next).clone();
+        }
+        let mut config = (*self.config).clone();
+        if self.version_initial_config {
+            if let Some(epoch) = self.new_epoch {
+                config.version = epoch << 32;
+            }
+        }
+        config
+    }
+
+    /// The active configuration and a proposed one, if a reconfig is in flight.
+    pub fn configs(&self) -> (&Arc<QuorumConfig>, Option<&Arc<QuorumConfig>>) {
+        (&self.config, self.pending_reconfig.as_ref().map(|(_, c)| c))
+    }
+
+    /// Followers (voters or not) connected and up to date, and ourselves: ZooKeeper's
+    /// isQuorumSynced set, which a new configuration must contain a quorum of.
+    pub fn synced_followers(&self) -> BTreeSet<u64> {
+        let mut synced: BTreeSet<u64> = self
+            .learners
+            .iter()
+            .filter(|(_, l)| !l.observer && l.state == LearnerState::Active)
+            .map(|(id, _)| *id)
+            .collect();
+        synced.insert(self.my_id);
+        synced
     }
 
     /// Sets initLimit (in ticks): without a quorum for the epoch within it, the leader steps
@@ -294,9 +376,8 @@ impl Leader {
                     }
                 } else if zxid != epoch << 32 && !l.observer {
                     // an ack of a proposal
-                    for z in self.tracker.ack(sid, zxid) {
-                        self.commit(z, &mut out);
-                    }
+                    let ready = self.tracker.ack(sid, zxid);
+                    self.commit_all(ready, &mut out);
                 }
             }
             Packet::PingReply { .. } => {}
@@ -356,7 +437,7 @@ impl Leader {
             sid,
             Packet::NewLeader {
                 zxid: epoch << 32,
-                config: Some(self.config_bytes.clone()),
+                config: Some(self.last_seen_config().to_config_text().into_bytes()),
             },
         );
         if let Some(l) = self.learners.get_mut(&sid) {
@@ -369,15 +450,30 @@ impl Leader {
         if self.established
             || !self.epoch_acked
             || self.history_pending.is_some()
-            || !self.config.contains_quorum(&self.newleader_acks)
+            || !self.quorum_of_all(&self.newleader_acks)
         {
             return;
         }
         self.established = true;
+        self.activate_initial_version(out);
         out.push(LeaderAction::Established);
         for id in self.learners_in(LearnerState::Synced) {
             self.activate(id, out);
         }
+    }
+
+    /// The epoch is established: a first configuration becomes version NEWLEADER's zxid.
+    fn activate_initial_version(&mut self, out: &mut Vec<LeaderAction>) {
+        if !self.version_initial_config || self.pending_reconfig.is_some() {
+            return;
+        }
+        self.version_initial_config = false;
+        let config = Arc::new(self.last_seen_config());
+        self.config = config.clone();
+        out.push(LeaderAction::Activate {
+            config,
+            designated: self.my_id,
+        });
     }
 
     fn learners_in(&self, state: LearnerState) -> Vec<u64> {
@@ -421,7 +517,15 @@ impl Leader {
         self.next_counter += 1;
         data.header.zxid = zxid;
         let mut out = vec![LeaderAction::Persist(zxid, data.clone())];
-        self.tracker.propose(zxid, vec![self.config.clone()]);
+        match crate::reconfig::config_of_txn(&data) {
+            Some(next) if self.pending_reconfig.is_none() => {
+                let next = Arc::new(next);
+                self.pending_reconfig = Some((zxid, next.clone()));
+                self.tracker.propose_reconfig(zxid, self.configs_in_force());
+                out.push(LeaderAction::ConfigProposed(next));
+            }
+            _ => self.tracker.propose(zxid, self.configs_in_force()),
+        }
         let followers: Vec<u64> = self
             .live()
             .filter(|(_, l)| !l.observer)
@@ -461,11 +565,25 @@ impl Leader {
             .filter(|z| *z <= zxid)
             .collect();
         for z in pending {
-            for c in self.tracker.ack(self.my_id, z) {
-                self.commit(c, &mut out);
-            }
+            let ready = self.tracker.ack(self.my_id, z);
+            self.commit_all(ready, &mut out);
         }
         out
+    }
+
+    /// Commits what the tracker found ready; after a reconfig, goes on under the new
+    /// configuration unless it designated another leader.
+    fn commit_all(&mut self, mut ready: Vec<i64>, out: &mut Vec<LeaderAction>) {
+        while self.allowed_to_commit && !ready.is_empty() {
+            for z in ready {
+                self.commit(z, out);
+            }
+            ready = if self.allowed_to_commit {
+                self.tracker.commit_ready()
+            } else {
+                Vec::new()
+            };
+        }
     }
 
     fn commit(&mut self, zxid: i64, out: &mut Vec<LeaderAction>) {
@@ -474,20 +592,53 @@ impl Leader {
             .remove(&zxid)
             .expect("committed proposals are outstanding");
         out.push(LeaderAction::Commit(zxid));
+        // a reconfig's commit activates its configuration everywhere at once
+        let activation = match self.pending_reconfig.take() {
+            Some((z, next)) if z == zxid => {
+                let designated = crate::reconfig::designated_leader(
+                    self.my_id,
+                    &self.config,
+                    &next,
+                    self.tracker.reconfig_acks(),
+                    &self.tracker.acks_after(zxid),
+                );
+                Some((next, designated))
+            }
+            other => {
+                self.pending_reconfig = other;
+                None
+            }
+        };
         let receivers: Vec<(u64, bool)> = self.live().map(|(id, l)| (id, l.observer)).collect();
         for (id, observer) in receivers {
-            if observer {
-                Self::send(
-                    out,
-                    id,
-                    Packet::Inform {
-                        zxid,
-                        data: data.clone(),
-                    },
-                );
-            } else {
-                Self::send(out, id, Packet::Commit { zxid });
+            let packet = match (&activation, observer) {
+                (None, true) => Packet::Inform {
+                    zxid,
+                    data: data.clone(),
+                },
+                (None, false) => Packet::Commit { zxid },
+                (Some((_, designated)), true) => Packet::InformAndActivate {
+                    zxid,
+                    designated_leader: *designated as i64,
+                    data: data.clone(),
+                },
+                (Some((_, designated)), false) => Packet::CommitAndActivate {
+                    zxid,
+                    designated_leader: *designated as i64,
+                },
+            };
+            Self::send(out, id, packet);
+        }
+        if let Some((next, designated)) = activation {
+            self.config = next.clone();
+            if designated != self.my_id {
+                // ZooKeeper's allowedToCommit = false: the designated leader takes over
+                self.allowed_to_commit = false;
             }
+            out.push(LeaderAction::Activate {
+                config: next,
+                designated,
+            });
         }
         self.last_processed = zxid;
         self.committed.push_back((zxid, data));
@@ -552,7 +703,7 @@ impl Leader {
             .map(|(id, _)| id)
             .collect();
         synced.insert(self.my_id);
-        if self.config.contains_quorum(&synced) {
+        if self.quorum_of_all(&synced) {
             Vec::new()
         } else {
             vec![LeaderAction::StepDown(

@@ -35,6 +35,15 @@ pub enum LearnerAction {
     ReplyPing(i64),
     /// Synchronized: serve clients.
     Serving,
+    /// The reconfig txn `zxid` was committed (COMMITANDACTIVATE / INFORMANDACTIVATE): its
+    /// configuration is active, and `designated` leads it.
+    ActivateCommitted {
+        zxid: i64,
+        designated: u64,
+    },
+    /// Up to date with a leader whose last configuration is this one (sent with NEWLEADER):
+    /// it is ours too when newer (it completes a reconfig an earlier leader did not finish).
+    ActivateLeaderConfig(config::QuorumConfig),
     /// Give up on this leader and look for another.
     Fail(String),
 }
@@ -68,6 +77,10 @@ pub struct Learner {
     /// Proposals between NEWLEADER and UPTODATE, logged once UPTODATE arrives.
     early: Vec<(i64, ProposalData)>,
     early_commits: Vec<i64>,
+    /// A COMMITANDACTIVATE that arrived before UPTODATE.
+    early_activation: Option<(i64, u64)>,
+    /// The configuration NEWLEADER carried.
+    leader_config: Option<config::QuorumConfig>,
     /// Proposals logged that a follower acknowledges one by one once durable (ZooKeeper's
     /// SendAckRequestProcessor); the leader counts each proposal's acks on their own.
     unacked: std::collections::VecDeque<i64>,
@@ -96,6 +109,8 @@ impl Learner {
             newleader_ack_after: None,
             early: Vec::new(),
             early_commits: Vec::new(),
+            early_activation: None,
+            leader_config: None,
             unacked: std::collections::VecDeque::new(),
             durable: last_zxid,
         }
@@ -183,7 +198,10 @@ impl Learner {
                     None => self.fail(format!("commit of 0x{zxid:x}, which was never proposed")),
                 }
             }
-            (Phase::Syncing, Packet::NewLeader { zxid, .. }) => {
+            (Phase::Syncing, Packet::NewLeader { zxid, config }) => {
+                self.leader_config = config
+                    .and_then(|bytes| String::from_utf8(bytes).ok())
+                    .and_then(|text| crate::reconfig::parse_config_text(&text).ok());
                 if zxid >> 32 != self.new_epoch {
                     return self.fail(format!(
                         "NEWLEADER of epoch {} while syncing to epoch {}",
@@ -246,6 +264,30 @@ impl Learner {
                 self.early_commits.push(zxid);
                 Vec::new()
             }
+            (
+                Phase::NewLeader,
+                Packet::CommitAndActivate {
+                    zxid,
+                    designated_leader,
+                },
+            ) => {
+                self.early_commits.push(zxid);
+                self.early_activation = Some((zxid, designated_leader as u64));
+                Vec::new()
+            }
+            (
+                Phase::NewLeader,
+                Packet::InformAndActivate {
+                    zxid,
+                    designated_leader,
+                    data,
+                },
+            ) => {
+                self.early.push((zxid, data));
+                self.early_commits.push(zxid);
+                self.early_activation = Some((zxid, designated_leader as u64));
+                Vec::new()
+            }
             (Phase::NewLeader, Packet::UpToDate) => {
                 self.phase = Phase::Broadcast;
                 let mut out = vec![
@@ -265,6 +307,12 @@ impl Learner {
                 if let Some(c) = self.early_commits.drain(..).max() {
                     out.push(Commit(c));
                 }
+                if let Some(config) = self.leader_config.take() {
+                    out.push(ActivateLeaderConfig(config));
+                }
+                if let Some((zxid, designated)) = self.early_activation.take() {
+                    out.push(ActivateCommitted { zxid, designated });
+                }
                 out
             }
             (Phase::Broadcast, Packet::Proposal { zxid, data })
@@ -281,6 +329,37 @@ impl Learner {
                 vec![Persist(vec![(zxid, data)])]
             }
             (Phase::Broadcast, Packet::Commit { zxid }) => vec![Commit(zxid)],
+            (
+                Phase::Broadcast,
+                Packet::CommitAndActivate {
+                    zxid,
+                    designated_leader,
+                },
+            ) => vec![
+                Commit(zxid),
+                ActivateCommitted {
+                    zxid,
+                    designated: designated_leader as u64,
+                },
+            ],
+            (
+                Phase::Broadcast,
+                Packet::InformAndActivate {
+                    zxid,
+                    designated_leader,
+                    data,
+                },
+            ) if self.role == LearnerRole::Observer => {
+                self.last_zxid = zxid;
+                vec![
+                    Persist(vec![(zxid, data)]),
+                    Commit(zxid),
+                    ActivateCommitted {
+                        zxid,
+                        designated: designated_leader as u64,
+                    },
+                ]
+            }
             (Phase::Broadcast, Packet::Inform { zxid, data })
                 if self.role == LearnerRole::Observer =>
             {

@@ -10,6 +10,7 @@
 //! - [`peer`]: one server's Zab: election, then leading or learning, then election again.
 //! - [`sync`]: how a leader brings a learner up to date (DIFF, TRUNC or SNAP).
 //! - [`broadcast`]: outstanding proposals, acks, in-order commits under every config in force.
+//! - [`reconfig`]: the configuration a reconfig txn carries, request validation, designated leader.
 
 pub mod broadcast;
 pub mod discovery;
@@ -17,5 +18,6 @@ pub mod election;
 pub mod leader;
 pub mod learner;
 pub mod peer;
+pub mod reconfig;
 pub mod sync;
 pub mod wire;

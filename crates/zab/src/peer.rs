@@ -37,6 +37,10 @@ pub enum Input {
     Durable {
         zxid: i64,
     },
+    /// Another server's election notification carried this configuration (its active one).
+    /// While looking, a newer one is adopted: that is how a joiner started with an initial
+    /// configuration learns the ensemble's, and how a server that missed a reconfig catches up.
+    ConfigSeen(QuorumConfig),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +96,12 @@ pub enum Output {
     /// Leader: a learner reports these sessions as alive.
     TouchSessions(Vec<SessionTouch>),
     StoreEpochs(Persisted),
+    /// A reconfig txn was logged: its configuration is proposed (ZooKeeper writes it to
+    /// `<cfg>.dynamic.next` and connects to its new members).
+    ConfigProposed(Arc<QuorumConfig>),
+    /// This configuration is now the active one (write it to the dynamic file, update
+    /// /zookeeper/config, rebind a changed client port).
+    ConfigActivated(Arc<QuorumConfig>),
     /// Serve clients (true) or stop serving (false).
     Serving(bool),
     Role(ServerState),
@@ -113,7 +123,11 @@ enum Role {
 #[derive(Debug)]
 pub struct Peer {
     my_id: u64,
+    /// The active configuration.
     config: Arc<QuorumConfig>,
+    /// A configuration proposed by a reconfig we logged and not yet activated.
+    last_seen: Option<Arc<QuorumConfig>>,
+    reconfig_enabled: bool,
     persisted: Persisted,
     tick_ms: u64,
     init_limit: u64,
@@ -144,6 +158,8 @@ impl Peer {
             my_id,
             role: Role::Looking(Election::new(my_id, vec![(*config).clone()])),
             config,
+            last_seen: None,
+            reconfig_enabled: false,
             persisted,
             tick_ms,
             init_limit,
@@ -157,6 +173,43 @@ impl Peer {
             now_ms: 0,
             last_tick_ms: 0,
         }
+    }
+
+    /// reconfigEnabled: configurations get versions and follow reconfigs (ZooKeeper keeps
+    /// the static configuration as it is otherwise, ZOOKEEPER-3829).
+    pub fn with_reconfig_enabled(mut self, enabled: bool) -> Self {
+        self.reconfig_enabled = enabled;
+        self
+    }
+
+    /// A configuration proposed before a restart (`<cfg>.dynamic.next`).
+    pub fn with_last_seen(mut self, config: Arc<QuorumConfig>) -> Self {
+        if config.version > self.config.version {
+            self.last_seen = Some(config);
+        }
+        self
+    }
+
+    /// The last configuration proposed: the pending one during a reconfig, else the active.
+    pub fn last_seen_config(&self) -> &Arc<QuorumConfig> {
+        self.last_seen.as_ref().unwrap_or(&self.config)
+    }
+
+    /// Leader: the servers connected and up to date with us (ourselves included), of
+    /// which a new configuration needs a quorum.
+    pub fn synced_followers(&self) -> Option<std::collections::BTreeSet<u64>> {
+        match &self.role {
+            Role::Leading(l) => Some(l.synced_followers()),
+            _ => None,
+        }
+    }
+
+    fn election_configs(&self) -> Vec<QuorumConfig> {
+        let mut configs = vec![(*self.config).clone()];
+        if let Some(next) = &self.last_seen {
+            configs.push((**next).clone());
+        }
+        configs
     }
 
     pub fn state(&self) -> ServerState {
@@ -224,12 +277,13 @@ impl Peer {
             Output::Serving(false),
             Output::Role(ServerState::Looking),
         ];
+        let configs = self.election_configs();
         let mut election = match std::mem::replace(
             &mut self.role,
-            Role::Looking(Election::new(self.my_id, vec![(*self.config).clone()])),
+            Role::Looking(Election::new(self.my_id, configs.clone())),
         ) {
-            Role::Looking(e) => e,
-            _ => Election::new(self.my_id, vec![(*self.config).clone()]),
+            Role::Looking(e) if e.configs() == configs.as_slice() => e,
+            _ => Election::new(self.my_id, configs),
         };
         let actions = election.start(
             self.now_ms,
@@ -297,7 +351,14 @@ impl Peer {
                     self.sync_limit,
                 )
                 .with_init_limit(self.init_limit)
-                .with_durable(self.last_durable);
+                .with_durable(self.last_durable)
+                .with_reconfig_enabled(self.reconfig_enabled);
+                if let Some(next) = self.last_seen.clone() {
+                    // a reconfig in our history that no one activated: we commit it with the
+                    // rest, and it becomes active once a quorum of both configurations has
+                    // acknowledged our epoch
+                    leader = leader.with_pending_reconfig(next.version, next);
+                }
                 let actions = leader.start();
                 self.role = Role::Leading(Box::new(leader));
                 self.leader_actions(actions, out);
@@ -326,6 +387,85 @@ impl Peer {
                 };
                 out.push(Output::ConnectToLeader { leader });
             }
+        }
+    }
+
+    /// A logged reconfig txn proposes its configuration.
+    fn note_proposed_config(&mut self, data: &ProposalData, out: &mut Vec<Output>) {
+        if !self.reconfig_enabled {
+            return;
+        }
+        if let Some(next) = crate::reconfig::config_of_txn(data) {
+            if next.version > self.last_seen_config().version {
+                let next = Arc::new(next);
+                self.last_seen = Some(next.clone());
+                out.push(Output::ConfigProposed(next));
+            }
+        }
+    }
+
+    /// Makes `config` the active configuration if it is newer. With a designated leader
+    /// (a reconfig's commit), a server whose leader or role changes goes straight to its new
+    /// role without an election (ZooKeeper's reconfigFlag); a learner whose role changed
+    /// otherwise looks again. Returns true when the role ended (stop executing its actions).
+    fn activate(
+        &mut self,
+        config: Arc<QuorumConfig>,
+        designated: Option<u64>,
+        out: &mut Vec<Output>,
+    ) -> bool {
+        if !self.reconfig_enabled || config.version <= self.config.version {
+            return false;
+        }
+        self.config = config.clone();
+        if self
+            .last_seen
+            .as_ref()
+            .is_some_and(|c| c.version <= config.version)
+        {
+            self.last_seen = None;
+        }
+        out.push(Output::ConfigActivated(config));
+        let role_now = self.state();
+        let role_in_config = self.role_in_config();
+        let leader_now = self.leader();
+        match designated {
+            Some(leader) if leader == self.my_id && role_now != ServerState::Leading => {
+                self.hand_off(ServerState::Leading, leader, out);
+                true
+            }
+            Some(leader)
+                if leader != self.my_id
+                    && (Some(leader) != leader_now || role_in_config != role_now) =>
+            {
+                self.hand_off(role_in_config, leader, out);
+                true
+            }
+            None if role_now != ServerState::Leading
+                && role_now != ServerState::Looking
+                && role_in_config != role_now =>
+            {
+                out.extend(self.look());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Ends the current role and takes `state` under `leader` at once (no election).
+    fn hand_off(&mut self, state: ServerState, leader: u64, out: &mut Vec<Output>) {
+        out.push(Output::DropQuorumConnections);
+        out.push(Output::Serving(false));
+        self.election_timer = None;
+        self.become_(state, leader, out);
+    }
+
+    /// Following or observing, as the active configuration has us (a server absent from it
+    /// follows without a vote, as ZooKeeper's removed servers and joiners do).
+    fn role_in_config(&self) -> ServerState {
+        match self.config.members.get(&self.my_id) {
+            Some(s) if !s.is_participant() => ServerState::Observing,
+            _ => ServerState::Following,
         }
     }
 
@@ -439,6 +579,24 @@ impl Peer {
                 Role::Learning { leader, .. } if *leader == peer => out.extend(self.look()),
                 _ => {}
             },
+            Input::ConfigSeen(config) => {
+                if matches!(self.role, Role::Looking(_))
+                    && self.reconfig_enabled
+                    && config.version > self.config.version
+                {
+                    let config = Arc::new(config);
+                    self.config = config.clone();
+                    if self
+                        .last_seen
+                        .as_ref()
+                        .is_some_and(|c| c.version <= config.version)
+                    {
+                        self.last_seen = None;
+                    }
+                    out.push(Output::ConfigActivated(config));
+                    out.extend(self.look());
+                }
+            }
             Input::Durable { zxid } => {
                 // a report that crossed a truncation does not cover what was cut
                 self.last_durable = self.last_durable.max(zxid.min(self.last_logged));
@@ -518,6 +676,15 @@ impl Peer {
                 }
                 LeaderAction::Commit(zxid) => self.commit(zxid, out),
                 LeaderAction::Established => out.push(Output::Serving(true)),
+                LeaderAction::ConfigProposed(next) => {
+                    self.last_seen = Some(next.clone());
+                    out.push(Output::ConfigProposed(next));
+                }
+                LeaderAction::Activate { config, designated } => {
+                    if self.activate(config, Some(designated), out) {
+                        return;
+                    }
+                }
                 LeaderAction::StepDown(_) => {
                     out.extend(self.look());
                     return;
@@ -546,6 +713,9 @@ impl Peer {
                     out.push(Output::StoreEpochs(self.persisted));
                 }
                 LearnerAction::Truncate(zxid) => {
+                    if self.last_seen.as_ref().is_some_and(|c| c.version > zxid) {
+                        self.last_seen = None;
+                    }
                     self.logged.retain(|z, _| *z <= zxid);
                     self.committed.retain(|(z, _)| *z <= zxid);
                     self.last_logged = zxid;
@@ -554,6 +724,7 @@ impl Peer {
                     out.push(Output::Truncate { zxid });
                 }
                 LearnerAction::LoadSnapshot { zxid } => {
+                    self.last_seen = None;
                     self.logged.clear();
                     self.committed.clear();
                     self.last_logged = zxid;
@@ -570,6 +741,7 @@ impl Peer {
                             continue;
                         }
                         self.last_logged = self.last_logged.max(zxid);
+                        self.note_proposed_config(&data, out);
                         self.logged.insert(zxid, data.clone());
                         out.push(Output::Persist { zxid, data });
                         logged_any = true;
@@ -590,6 +762,24 @@ impl Peer {
                     }
                 }
                 LearnerAction::Serving => out.push(Output::Serving(true)),
+                LearnerAction::ActivateCommitted { zxid, designated } => {
+                    let config = self
+                        .committed
+                        .iter()
+                        .rev()
+                        .find(|(z, _)| *z == zxid)
+                        .and_then(|(_, data)| crate::reconfig::config_of_txn(data));
+                    if let Some(config) = config {
+                        if self.activate(Arc::new(config), Some(designated), out) {
+                            return;
+                        }
+                    }
+                }
+                LearnerAction::ActivateLeaderConfig(config) => {
+                    if self.activate(Arc::new(config), None, out) {
+                        return;
+                    }
+                }
                 LearnerAction::Fail(_) => {
                     out.extend(self.look());
                     return;

@@ -97,7 +97,11 @@ impl Net {
                         self.queue.push_back((leader, id, Input::ConnectedToLeader));
                     }
                 }
-                Output::DropQuorumConnections | Output::Role(_) | Output::Serving(_) => {}
+                Output::DropQuorumConnections
+                | Output::Role(_)
+                | Output::Serving(_)
+                | Output::ConfigProposed(_)
+                | Output::ConfigActivated(_) => {}
                 Output::SendSnapshot { to } => {
                     // the snapshot carries the sender's committed state
                     let upto = self.nodes[&id].committed_upto;

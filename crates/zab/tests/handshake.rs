@@ -78,6 +78,8 @@ impl Cluster {
                 LeaderAction::Established => self.established = true,
                 LeaderAction::StoreAcceptedEpoch(_) | LeaderAction::StoreCurrentEpoch(_) => {}
                 LeaderAction::StepDown(why) => panic!("leader stepped down: {why}"),
+                // no reconfiguration here
+                LeaderAction::ConfigProposed(_) | LeaderAction::Activate { .. } => {}
             }
         }
     }
@@ -113,6 +115,8 @@ impl Cluster {
                 LearnerAction::Serving => n.serving = true,
                 LearnerAction::StoreAcceptedEpoch(_) | LearnerAction::StoreCurrentEpoch(_) => {}
                 LearnerAction::Fail(why) => panic!("learner {sid} gave up: {why}"),
+                LearnerAction::ActivateCommitted { .. }
+                | LearnerAction::ActivateLeaderConfig(_) => {}
             }
         }
     }
