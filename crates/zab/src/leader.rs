@@ -802,6 +802,134 @@ mod tests {
         );
     }
 
+    /// A reconfig txn proposing `text` as the next configuration.
+    fn reconfig_txn(text: &str) -> ProposalData {
+        ProposalData {
+            header: jute::TxnHeader {
+                client_id: 1,
+                cxid: 1,
+                zxid: 0,
+                time: 0,
+                txn_type: jute::op::RECONFIG,
+            },
+            txn: jute::Jute::encode(&jute::SetDataTxn {
+                path: "/zookeeper/config".into(),
+                data: Some(text.as_bytes().to_vec()),
+                version: -1,
+            }),
+            digest: None,
+        }
+    }
+
+    fn plain_txn() -> ProposalData {
+        ProposalData {
+            header: jute::TxnHeader {
+                client_id: 1,
+                cxid: 2,
+                zxid: 0,
+                time: 0,
+                txn_type: jute::op::ERROR,
+            },
+            txn: jute::Jute::encode(&jute::ErrorTxn { err: -101 }),
+            digest: None,
+        }
+    }
+
+    /// Leader 3 of {1,2,3} with followers 1 and 2 up to date, epoch 2.
+    fn established_leader() -> Leader {
+        let ours = StateSummary {
+            current_epoch: 1,
+            last_zxid: 1 << 32,
+        };
+        let mut leader = Leader::new(3, config(), 1, ours, vec![], 5);
+        for sid in [1, 2] {
+            leader.on_learner_info(sid, 1, false);
+        }
+        for sid in [1, 2] {
+            leader.on_packet(
+                sid,
+                Packet::AckEpoch {
+                    last_zxid: 1 << 32,
+                    current_epoch: 1,
+                },
+            );
+            leader.on_packet(sid, Packet::Ack { zxid: 2 << 32 });
+        }
+        assert!(leader.is_established());
+        leader
+    }
+
+    #[test]
+    fn removing_the_leader_needs_both_quorums_then_hands_off_to_a_voter_that_acked() {
+        const E2: i64 = 2 << 32;
+        let mut leader = established_leader();
+        assert_eq!(leader.synced_followers(), BTreeSet::from([1, 2, 3]));
+        let (z1, out) = leader
+            .propose(reconfig_txn("server.1=h:1:2\nserver.2=h:3:4\n"))
+            .unwrap();
+        assert_eq!(z1, E2 + 1);
+        let proposed = out
+            .iter()
+            .find_map(|a| match a {
+                LeaderAction::ConfigProposed(c) => Some(c.clone()),
+                _ => None,
+            })
+            .expect("the new configuration is proposed");
+        assert_eq!(proposed.version, z1);
+        assert_eq!(leader.configs().1.map(|c| c.version), Some(z1));
+        // a write proposed after the reconfig, before it commits
+        let (z2, _) = leader.propose(plain_txn()).unwrap();
+        leader.on_durable(z2);
+        // 3 and 1 are a quorum of {1,2,3} but not of {1,2}
+        let out = leader.on_packet(1, Packet::Ack { zxid: z1 });
+        assert!(
+            !out.iter().any(|a| matches!(a, LeaderAction::Commit(_))),
+            "needs a quorum of the new configuration too: {out:?}"
+        );
+        leader.on_packet(1, Packet::Ack { zxid: z2 });
+        let out = leader.on_packet(2, Packet::Ack { zxid: z1 });
+        assert!(out.contains(&LeaderAction::Commit(z1)));
+        // 1 acked the later proposal too: it is designated
+        for to in [1, 2] {
+            assert!(out.contains(&LeaderAction::Send {
+                to,
+                packet: Packet::CommitAndActivate {
+                    zxid: z1,
+                    designated_leader: 1
+                }
+            }));
+        }
+        assert!(out.iter().any(|a| matches!(
+            a,
+            LeaderAction::Activate { designated: 1, config } if config.version == z1
+        )));
+        assert!(
+            !out.contains(&LeaderAction::Commit(z2)),
+            "a leader that handed off commits nothing more: {out:?}"
+        );
+        assert!(leader.on_packet(2, Packet::Ack { zxid: z2 }).is_empty());
+    }
+
+    #[test]
+    fn a_reconfig_that_keeps_the_leader_commits_on_under_the_new_configuration() {
+        let mut leader = established_leader();
+        let (z1, _) = leader
+            .propose(reconfig_txn(
+                "server.1=h:1:2\nserver.2=h:3:4\nserver.3=h:5:6\nserver.4=h:7:8:observer\n",
+            ))
+            .unwrap();
+        let (z2, _) = leader.propose(plain_txn()).unwrap();
+        leader.on_durable(z2);
+        let out = leader.on_packet(1, Packet::Ack { zxid: z1 });
+        assert!(out
+            .iter()
+            .any(|a| matches!(a, LeaderAction::Activate { designated: 3, .. })));
+        let out = leader.on_packet(1, Packet::Ack { zxid: z2 });
+        assert!(out.contains(&LeaderAction::Commit(z2)));
+        assert_eq!(leader.configs().0.version, z1);
+        assert!(leader.configs().1.is_none());
+    }
+
     #[test]
     fn a_single_participant_establishes_once_its_history_is_durable() {
         let one = Arc::new(
