@@ -3,6 +3,8 @@
 //!
 //! Pure: the caller reads the file; this crate only sees its text.
 
+pub mod dynamic;
+pub mod java_props;
 mod properties;
 pub mod quorum;
 mod zoo_cfg;

@@ -41,6 +41,29 @@ pub struct ServerSpec {
     pub client: Option<HostPort>,
 }
 
+/// `host:port` with the host as Java's `InetSocketAddress.getHostString()` gives it for an
+/// address built from that text: a host name as written, an IPv6 literal in full
+/// uncompressed form (an IPv4-mapped one as IPv4), in brackets when it contains ':'.
+fn java_host_port(hp: &HostPort) -> String {
+    let host = match hp.host.parse::<std::net::Ipv6Addr>() {
+        Ok(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => v6
+                .segments()
+                .iter()
+                .map(|s| format!("{s:x}"))
+                .collect::<Vec<_>>()
+                .join(":"),
+        },
+        Err(_) => hp.host.clone(),
+    };
+    if host.contains(':') {
+        format!("[{host}]:{}", hp.port)
+    } else {
+        format!("{host}:{}", hp.port)
+    }
+}
+
 /// Splits `host:port:port…`, keeping `[ipv6]` hosts whole.
 fn host_and_ports(s: &str) -> Result<Vec<String>, String> {
     if let Some(rest) = s.strip_prefix('[') {
@@ -138,15 +161,21 @@ impl ServerSpec {
     }
 
     /// `host:qp:ep:role[;clientHost:clientPort]`, as ZooKeeper prints it in config text.
+    /// IP literals are printed as Java prints them (`::1` as `[0:0:0:0:0:0:0:1]`).
     pub fn to_config_value(&self) -> String {
         let role = match self.role {
             LearnerType::Participant => "participant",
             LearnerType::Observer => "observer",
         };
-        let mut s = format!("{}:{}:{}", self.quorum, self.election_port, role);
+        let mut s = format!(
+            "{}:{}:{}",
+            java_host_port(&self.quorum),
+            self.election_port,
+            role
+        );
         if let Some(c) = &self.client {
             s.push(';');
-            s.push_str(&c.to_string());
+            s.push_str(&java_host_port(c));
         }
         s
     }
@@ -360,7 +389,15 @@ mod tests {
         let old = ServerSpec::parse(2, "zk2:2888:3888").unwrap();
         assert_eq!((old.role, old.client), (LearnerType::Participant, None));
         let v6 = ServerSpec::parse(3, "[::1]:1:2;[::1]:3").unwrap();
-        assert_eq!(v6.to_config_value(), "[::1]:1:2:participant;[::1]:3");
+        assert_eq!(
+            v6.to_config_value(),
+            "[0:0:0:0:0:0:0:1]:1:2:participant;[0:0:0:0:0:0:0:1]:3"
+        );
+        let v6 = ServerSpec::parse(3, "[fe80::a:B]:1:2;[::ffff:10.0.0.1]:3").unwrap();
+        assert_eq!(
+            v6.to_config_value(),
+            "[fe80:0:0:0:0:0:a:b]:1:2:participant;10.0.0.1:3"
+        );
     }
 
     #[test]

@@ -65,10 +65,24 @@ pub struct ZooCfg {
     pub init_limit: u32,
     pub sync_limit: u32,
     pub read_only_mode: bool,
-    /// `server.N=` / `group.N=` / `weight.N=` lines: the ensemble's membership.
+    /// `reconfigEnabled` (default false, as in ZooKeeper since 3.5.3).
+    pub reconfig_enabled: bool,
+    /// `standaloneEnabled` (default true): a single server line runs standalone.
+    pub standalone_enabled: bool,
+    /// `dynamicConfigFile`, as written: the membership then lives in that file.
+    pub dynamic_config_file: Option<PathBuf>,
+    /// `server.N=` / `group.N=` / `weight.N=` lines: the ensemble's membership (from the
+    /// dynamic file when there is one; their `line` is then a line of that file).
     pub membership: Vec<Property>,
-    /// The membership as a configuration, when there is one.
+    /// The membership as a configuration, when there is one. With a dynamic file its version
+    /// is the file name's hexadecimal suffix (0 without one).
     pub quorum: Option<crate::QuorumConfig>,
+    /// A configuration proposed and not yet active when the server stopped
+    /// (`<zoo.cfg>.dynamic.next`), set by the server's loader.
+    pub last_seen_quorum: Option<crate::QuorumConfig>,
+    /// The zoo.cfg this was read from, set by the server's loader (None for text parsed in
+    /// memory): dynamic configuration files are written next to it, and only then.
+    pub config_file: Option<PathBuf>,
     /// Every key=value as written, for `conf` and `envi`.
     pub properties: Vec<Property>,
     /// Keys zkrs does not know: warned about at startup, otherwise ignored.
@@ -116,8 +130,13 @@ impl ZooCfg {
             init_limit: 10,
             sync_limit: 5,
             read_only_mode: false,
+            reconfig_enabled: false,
+            standalone_enabled: true,
+            dynamic_config_file: None,
             membership: Vec::new(),
             quorum: None,
+            last_seen_quorum: None,
+            config_file: None,
             properties: properties.clone(),
             unknown_keys: Vec::new(),
         };
@@ -197,6 +216,9 @@ impl ZooCfg {
                 "initLimit" => cfg.init_limit = int("a number of ticks")? as u32,
                 "syncLimit" => cfg.sync_limit = int("a number of ticks")? as u32,
                 "readonlymode.enabled" => cfg.read_only_mode = boolean()?,
+                "reconfigEnabled" => cfg.reconfig_enabled = boolean()?,
+                "standaloneEnabled" => cfg.standalone_enabled = boolean()?,
+                "dynamicConfigFile" => cfg.dynamic_config_file = Some(PathBuf::from(v)),
                 k if k.starts_with("server.")
                     || k.starts_with("group.")
                     || k.starts_with("weight.") =>
@@ -209,9 +231,6 @@ impl ZooCfg {
                 | "admin.serverAddress"
                 | "globalOutstandingLimit"
                 | "clientPortListenBacklog"
-                | "standaloneEnabled"
-                | "reconfigEnabled"
-                | "dynamicConfigFile"
                 | "peerType"
                 | "electionAlg"
                 | "quorumListenOnAllIPs"
@@ -253,38 +272,99 @@ impl ZooCfg {
         }
         cfg.four_letter_whitelist =
             FourLetterWhitelist::parse(whitelist.as_deref(), cfg.read_only_mode);
-        if !cfg.membership.is_empty() {
-            // each server line is checked where it is, then the whole membership
-            for p in cfg
-                .membership
-                .iter()
-                .filter(|p| p.key.starts_with("server."))
-            {
-                let id = p.key["server.".len()..]
-                    .trim()
-                    .parse::<u64>()
-                    .map_err(|_| ConfigError {
-                        file: file.to_owned(),
-                        line: Some(p.line),
-                        message: format!("{}: expected server.<id> with a numeric id", p.key),
-                    })?;
-                crate::ServerSpec::parse(id, &p.value).map_err(|message| ConfigError {
+        if cfg.dynamic_config_file.is_some() {
+            if let Some(p) = cfg.membership.first() {
+                return Err(ConfigError {
                     file: file.to_owned(),
                     line: Some(p.line),
-                    message,
-                })?;
+                    message: format!(
+                        "parameter: {} must be in a separate dynamic config file",
+                        p.key
+                    ),
+                });
             }
-            cfg.quorum = Some(
-                crate::QuorumConfig::from_properties(&cfg.membership).map_err(|message| {
-                    ConfigError {
-                        file: file.to_owned(),
-                        line: cfg.membership.first().map(|p| p.line),
-                        message,
-                    }
-                })?,
-            );
+        }
+        if !cfg.membership.is_empty() {
+            cfg.quorum = Some(membership_quorum(&cfg.membership, file)?);
         }
         Ok(cfg)
+    }
+
+    /// Parses a static zoo.cfg that names a `dynamicConfigFile`, with that file's text.
+    /// `dynamic_file` is the file's name as the static file gives it: its suffix after the
+    /// last '.' is the configuration's version when it is hexadecimal (`zoo.cfg.dynamic.1a`),
+    /// else the version is 0. The dynamic file may hold only `server.`, `group.` and
+    /// `weight.` lines; anything else is an error naming the dynamic file and the line, and a
+    /// `version` line is refused as ZooKeeper does ("dynamic file shouldn't have version
+    /// inside").
+    pub fn parse_with_dynamic(
+        static_text: &str,
+        static_file: &str,
+        dynamic_text: &str,
+        dynamic_file: &str,
+    ) -> Result<ZooCfg, ConfigError> {
+        let mut cfg = ZooCfg::parse(static_text, static_file)?;
+        cfg.apply_dynamic(dynamic_text, dynamic_file)?;
+        Ok(cfg)
+    }
+
+    /// Takes the membership from a dynamic configuration file's text (see
+    /// [`ZooCfg::parse_with_dynamic`]), replacing any.
+    pub fn apply_dynamic(
+        &mut self,
+        dynamic_text: &str,
+        dynamic_file: &str,
+    ) -> Result<(), ConfigError> {
+        let membership = parse_properties(dynamic_text, dynamic_file)?;
+        for p in &membership {
+            let error = |message: String| ConfigError {
+                file: dynamic_file.to_owned(),
+                line: Some(p.line),
+                message,
+            };
+            if p.key == "version" {
+                return Err(error("dynamic file shouldn't have version inside".into()));
+            }
+            if !["server.", "group.", "weight."]
+                .iter()
+                .any(|prefix| p.key.starts_with(prefix))
+            {
+                return Err(error(format!("Unrecognised parameter: {}", p.key)));
+            }
+        }
+        if membership.is_empty() {
+            return Err(ConfigError {
+                file: dynamic_file.to_owned(),
+                line: None,
+                message: "no server.N lines: the dynamic configuration file is empty".into(),
+            });
+        }
+        let mut quorum = membership_quorum(&membership, dynamic_file)?;
+        quorum.version = crate::dynamic::version_from_file_name(dynamic_file).unwrap_or(0);
+        self.membership = membership;
+        self.quorum = Some(quorum);
+        Ok(())
+    }
+
+    /// Parses a `<zoo.cfg>.dynamic.next` file: a proposed configuration with its
+    /// `version=<hex>` line.
+    pub fn parse_next_file(text: &str, file: &str) -> Result<crate::QuorumConfig, ConfigError> {
+        let props = parse_properties(text, file)?;
+        membership_quorum(&props, file)
+    }
+
+    /// Replicated mode as ZooKeeper decides it (QuorumPeerConfig.isDistributed): a membership,
+    /// and standaloneEnabled=false or more than one participant.
+    pub fn is_distributed(&self) -> bool {
+        self.quorum
+            .as_ref()
+            .is_some_and(|q| !self.standalone_enabled || q.voters().count() > 1)
+    }
+
+    /// Whether ZooKeeper would copy this single-file configuration to `<zoo.cfg>.bak` at boot:
+    /// reconfigEnabled, replicated, and no dynamicConfigFile yet.
+    pub fn needs_backup(&self) -> bool {
+        self.reconfig_enabled && self.dynamic_config_file.is_none() && self.is_distributed()
     }
 
     /// Where the transaction log lives (dataLogDir, else dataDir).
@@ -302,6 +382,41 @@ impl ZooCfg {
             format!("{host}:{port}")
         })
     }
+}
+
+/// Checks each server line where it is, then builds the whole membership.
+fn membership_quorum(
+    membership: &[Property],
+    file: &str,
+) -> Result<crate::QuorumConfig, ConfigError> {
+    for p in membership.iter().filter(|p| p.key.starts_with("server.")) {
+        let id = p.key["server.".len()..]
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| ConfigError {
+                file: file.to_owned(),
+                line: Some(p.line),
+                message: format!("{}: expected server.<id> with a numeric id", p.key),
+            })?;
+        crate::ServerSpec::parse(id, &p.value).map_err(|message| ConfigError {
+            file: file.to_owned(),
+            line: Some(p.line),
+            message,
+        })?;
+    }
+    crate::QuorumConfig::from_properties(membership).map_err(|message| {
+        // name the line the message is about when it names a key
+        let line = membership
+            .iter()
+            .find(|p| message.contains(p.key.as_str()))
+            .or(membership.first())
+            .map(|p| p.line);
+        ConfigError {
+            file: file.to_owned(),
+            line,
+            message,
+        }
+    })
 }
 
 fn positive_u32(n: u64) -> Option<u32> {
@@ -370,6 +485,114 @@ mod tests {
             err.to_string()
                 .starts_with("/etc/zoo.cfg:3: h:3 does not have the form"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn reconfig_keys_and_their_defaults() {
+        let cfg = ZooCfg::parse("dataDir=/x\nserver.1=h:1:2;2181\n", "zoo.cfg").unwrap();
+        assert!(!cfg.reconfig_enabled && cfg.standalone_enabled);
+        assert!(!cfg.is_distributed() && !cfg.needs_backup());
+        let cfg = ZooCfg::parse(
+            "dataDir=/x\nreconfigEnabled=true\nstandaloneEnabled=false\nserver.1=h:1:2;2181\n",
+            "zoo.cfg",
+        )
+        .unwrap();
+        assert!(cfg.reconfig_enabled && !cfg.standalone_enabled);
+        assert!(cfg.is_distributed() && cfg.needs_backup());
+        // two servers, one of them an observer: one voter, standalone enabled
+        let cfg = ZooCfg::parse(
+            "dataDir=/x\nreconfigEnabled=true\nserver.1=h:1:2;2181\nserver.2=h:3:4:observer;2182\n",
+            "zoo.cfg",
+        )
+        .unwrap();
+        assert!(!cfg.is_distributed());
+    }
+
+    #[test]
+    fn membership_comes_from_the_dynamic_file() {
+        let static_text =
+            "dataDir=/x\nreconfigEnabled=true\ndynamicConfigFile=/c/zoo.cfg.dynamic.100000002\n";
+        let alone = ZooCfg::parse(static_text, "/c/zoo.cfg").unwrap();
+        assert_eq!(
+            alone.dynamic_config_file,
+            Some(PathBuf::from("/c/zoo.cfg.dynamic.100000002"))
+        );
+        assert!(alone.quorum.is_none() && !alone.needs_backup());
+        let cfg = ZooCfg::parse_with_dynamic(
+            static_text,
+            "/c/zoo.cfg",
+            "server.1=127.0.0.1:1:2:participant;127.0.0.1:3\nserver.2=127.0.0.1:4:5:participant;127.0.0.1:6",
+            "/c/zoo.cfg.dynamic.100000002",
+        )
+        .unwrap();
+        let quorum = cfg.quorum.as_ref().unwrap();
+        assert_eq!(quorum.version, 0x1_0000_0002);
+        assert_eq!(quorum.members.len(), 2);
+        assert!(cfg.is_distributed() && !cfg.needs_backup());
+        // unversioned hand-written file: version 0
+        let cfg = ZooCfg::parse_with_dynamic(
+            static_text,
+            "/c/zoo.cfg",
+            "server.1=h:1:2;3\n",
+            "/c/zoo.cfg.dynamic",
+        )
+        .unwrap();
+        assert_eq!(cfg.quorum.unwrap().version, 0);
+    }
+
+    #[test]
+    fn dynamic_file_errors_name_the_dynamic_file_and_line() {
+        let static_text = "dataDir=/x\ndynamicConfigFile=/c/d.1\n";
+        let err = ZooCfg::parse_with_dynamic(
+            static_text,
+            "/c/zoo.cfg",
+            "server.1=h:1:2\ntickTime=5\n",
+            "/c/d.1",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/c/d.1:2: Unrecognised parameter: tickTime"
+        );
+        let err = ZooCfg::parse_with_dynamic(
+            static_text,
+            "/c/zoo.cfg",
+            "server.1=h:1:2\nversion=1\n",
+            "/c/d.1",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/c/d.1:2: dynamic file shouldn't have version inside"
+        );
+        let err = ZooCfg::parse_with_dynamic(static_text, "/c/zoo.cfg", "server.1=h:1\n", "/c/d.1")
+            .unwrap_err();
+        assert_eq!((err.file.as_str(), err.line), ("/c/d.1", Some(1)));
+        let err = ZooCfg::parse(
+            "dataDir=/x\ndynamicConfigFile=/c/d.1\nserver.1=h:1:2\n",
+            "/c/zoo.cfg",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/c/zoo.cfg:3: parameter: server.1 must be in a separate dynamic config file"
+        );
+    }
+
+    #[test]
+    fn next_file_carries_its_version() {
+        let next = ZooCfg::parse_next_file(
+            "server.1=h:1:2;3\nserver.2=h:4:5;6\nversion=100000003",
+            "/c/zoo.cfg.dynamic.next",
+        )
+        .unwrap();
+        assert_eq!(next.version, 0x1_0000_0003);
+        let err = ZooCfg::parse_next_file("server.1=h:1:2;3\nbogus=1", "/c/zoo.cfg.dynamic.next")
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/c/zoo.cfg.dynamic.next:2: Unrecognised parameter: bogus"
         );
     }
 

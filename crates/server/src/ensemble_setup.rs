@@ -15,6 +15,8 @@ use zab::peer::Peer;
 pub struct EnsembleSetup {
     pub my_id: u64,
     pub quorum: Arc<QuorumConfig>,
+    /// A configuration proposed and not active when the server stopped (`.dynamic.next`).
+    pub last_seen: Option<Arc<QuorumConfig>>,
     quorum_bind: String,
     election_bind: String,
     bind_retries: u32,
@@ -29,12 +31,20 @@ fn property<'a>(cfg: &'a ZooCfg, key: &str) -> Option<&'a str> {
 }
 
 /// None: standalone (no server lines, or a single one with standaloneEnabled, as ZooKeeper).
-/// Fills the client address from our server line when it has one.
+/// Fills the client address from our server line when it has one. Reads the membership from
+/// the dynamic configuration file when zoo.cfg names one (and was not read with
+/// [`crate::dynamic_files::load`]), and backs a replicated single-file zoo.cfg up to
+/// `<zoo.cfg>.bak` when reconfigEnabled, as ZooKeeper does at boot.
 pub fn prepare(cfg: &mut ZooCfg) -> anyhow::Result<Option<EnsembleSetup>> {
+    crate::dynamic_files::complete(cfg)?;
     let Some(quorum) = cfg.quorum.clone() else {
         return Ok(None);
     };
-    let standalone_enabled = property(cfg, "standaloneEnabled") != Some("false");
+    let membership_file = cfg
+        .dynamic_config_file
+        .as_ref()
+        .map_or_else(|| cfg.source.clone(), |p| p.display().to_string());
+    let standalone_enabled = cfg.standalone_enabled;
     let myid_path = cfg.data_dir.join("myid");
     let my_id = match std::fs::read_to_string(&myid_path) {
         Ok(text) => text.trim().parse::<u64>().map_err(|_| {
@@ -48,14 +58,17 @@ pub fn prepare(cfg: &mut ZooCfg) -> anyhow::Result<Option<EnsembleSetup>> {
         Err(e) => anyhow::bail!(
             "{} is missing ({e}): in replicated mode it holds this server's id, one of the server.N lines of {}",
             myid_path.display(),
-            cfg.source
+            membership_file
         ),
     };
+    if let Some(backup) = crate::dynamic_files::backup_on_boot(cfg)? {
+        info!("{} backed up to {}", cfg.source, backup.display());
+    }
     let Some(me) = quorum.members.get(&my_id) else {
         anyhow::bail!(
-            "{}: myid is {my_id} but {} has no server.{my_id} line",
+            "{}: myid is {my_id} but {} has no server.{my_id} line (My id {my_id} not in the peer list)",
             myid_path.display(),
-            cfg.source
+            membership_file
         );
     };
     if let Some(client) = &me.client {
@@ -83,6 +96,7 @@ pub fn prepare(cfg: &mut ZooCfg) -> anyhow::Result<Option<EnsembleSetup>> {
     };
     Ok(Some(EnsembleSetup {
         my_id,
+        last_seen: cfg.last_seen_quorum.clone().map(Arc::new),
         quorum_bind: format!("{host}:{}", me.quorum.port),
         election_bind: format!("{host}:{}", me.election_port),
         bind_retries,
@@ -128,6 +142,10 @@ pub async fn start(
         cfg.init_limit as u64,
         cfg.sync_limit as u64,
     )
-    .with_reconfig_enabled(crate::ensemble::cfg_flag(cfg, "reconfigEnabled", false));
+    .with_reconfig_enabled(cfg.reconfig_enabled);
+    let peer = match &setup.last_seen {
+        Some(next) if cfg.reconfig_enabled => peer.with_last_seen(next.clone()),
+        _ => peer,
+    };
     Ok(Ensemble::new(peer, election, core_tx, cfg.jute_max_buffer))
 }

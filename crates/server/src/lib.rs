@@ -2,6 +2,7 @@
 
 pub mod core;
 mod dynamic_config;
+pub mod dynamic_files;
 pub mod ensemble;
 mod ensemble_setup;
 pub mod fourlw;
