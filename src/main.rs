@@ -1,6 +1,5 @@
 //! `zkrs`: a drop-in replacement for Apache ZooKeeper 3.8 servers.
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -67,11 +66,8 @@ fn main() -> anyhow::Result<()> {
 fn run_server(path: Option<PathBuf>) -> anyhow::Result<()> {
     let cfg = match &path {
         None => config::ZooCfg::embedded_default(),
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read {}", p.display()))?;
-            config::ZooCfg::parse(&text, &p.display().to_string())?
-        }
+        // the static file, its dynamic file (dynamicConfigFile) and a pending .dynamic.next
+        Some(p) => server::dynamic_files::load(p)?,
     };
     for unknown in &cfg.unknown_keys {
         tracing::warn!(

@@ -793,7 +793,7 @@ impl ServerCore {
             time: now,
             skip_acl: self.cfg.skip_acl,
             extended_types_enabled: self.cfg.extended_types_enabled,
-            reconfig_enabled: crate::ensemble::cfg_flag(&self.cfg, "reconfigEnabled", false),
+            reconfig_enabled: self.cfg.reconfig_enabled,
         }
     }
 

@@ -144,14 +144,6 @@ impl Ensemble {
 }
 
 /// Decodes a txn as it came through Zab.
-/// A boolean zoo.cfg setting (the last occurrence wins, as in a Java Properties file).
-pub(crate) fn cfg_flag(cfg: &config::ZooCfg, key: &str, default: bool) -> bool {
-    match cfg.properties.iter().rev().find(|p| p.key == key) {
-        Some(p) => p.value.trim().eq_ignore_ascii_case("true") || p.value.trim() == "yes",
-        None => default,
-    }
-}
-
 /// The configuration a notification carried, when it parses and is newer than `version`.
 fn newer_config(text: &[u8], version: i64) -> Option<QuorumConfig> {
     let text = std::str::from_utf8(text).ok()?;
@@ -401,10 +393,11 @@ impl ServerCore {
         let text = config.to_config_text();
         info!("configuration 0x{:x} activated:\n{text}", config.version);
         self.tree.set_config_node(&text, config.version);
-        if let Some(z) = self.zab.as_ref() {
-            z.election.set_config(config.clone());
-        }
-        crate::dynamic_config::write_committed(&self.cfg, &config);
+        let Some(z) = self.zab.as_ref() else {
+            return;
+        };
+        z.election.set_config(config.clone());
+        crate::dynamic_config::write_committed(&self.cfg, z.peer.my_id(), &config);
     }
 
     fn connect_to_leader(&mut self, leader: u64) {
@@ -797,7 +790,7 @@ impl ServerCore {
         let context = zab::reconfig::ReconfigContext {
             active: z.peer.config(),
             last_seen: z.peer.last_seen_config(),
-            standalone_enabled: cfg_flag(&self.cfg, "standaloneEnabled", true),
+            standalone_enabled: self.cfg.standalone_enabled,
             synced: &synced,
         };
         let mut next = match zab::reconfig::next_config(&context, &request) {

@@ -467,8 +467,8 @@ impl Leader {
         if !self.version_initial_config || self.pending_reconfig.is_some() {
             return;
         }
-        self.version_initial_config = false;
         let config = Arc::new(self.last_seen_config());
+        self.version_initial_config = false;
         self.config = config.clone();
         out.push(LeaderAction::Activate {
             config,
@@ -1010,5 +1010,57 @@ mod tests {
             to: 2,
             packet: Packet::Trunc { zxid: E1 + 5 }
         }));
+    }
+}
+#[cfg(test)]
+mod initial_version_tests {
+    use super::*;
+    use config::parse_properties;
+
+    #[test]
+    fn the_first_configuration_gets_the_newleader_zxid_as_its_version() {
+        let text = "server.1=h:1:2\nserver.2=h:3:4\nserver.3=h:5:6\n";
+        let config =
+            Arc::new(QuorumConfig::from_properties(&parse_properties(text, "t").unwrap()).unwrap());
+        let ours = StateSummary {
+            current_epoch: 0,
+            last_zxid: 0,
+        };
+        let mut leader = Leader::new(3, config, 0, ours, vec![], 5).with_reconfig_enabled(true);
+        leader.start();
+        let mut all = Vec::new();
+        for sid in [1, 2] {
+            all.extend(leader.on_learner_info(sid, 0, false));
+        }
+        for sid in [1, 2] {
+            all.extend(leader.on_packet(
+                sid,
+                Packet::AckEpoch {
+                    last_zxid: 0,
+                    current_epoch: 0,
+                },
+            ));
+            all.extend(leader.on_packet(sid, Packet::Ack { zxid: 1 << 32 }));
+        }
+        assert!(leader.is_established());
+        assert!(
+            all.iter().any(|a| matches!(
+                a,
+                LeaderAction::Activate { config, designated: 3 } if config.version == 1 << 32
+            )),
+            "{all:?}"
+        );
+        let newleaders: Vec<_> = all
+            .iter()
+            .filter_map(|a| match a {
+                LeaderAction::Send {
+                    packet: Packet::NewLeader { config, .. },
+                    ..
+                } => Some(String::from_utf8(config.clone().unwrap()).unwrap()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(newleaders.len(), 2);
+        assert!(newleaders.iter().all(|t| t.ends_with("version=100000000")));
     }
 }
