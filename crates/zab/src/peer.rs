@@ -414,18 +414,9 @@ impl Peer {
         designated: Option<u64>,
         out: &mut Vec<Output>,
     ) -> bool {
-        if !self.reconfig_enabled || config.version <= self.config.version {
+        if !self.install_config(config, out) {
             return false;
         }
-        self.config = config.clone();
-        if self
-            .last_seen
-            .as_ref()
-            .is_some_and(|c| c.version <= config.version)
-        {
-            self.last_seen = None;
-        }
-        out.push(Output::ConfigActivated(config));
         let role_now = self.state();
         let role_in_config = self.role_in_config();
         let leader_now = self.leader();
@@ -458,6 +449,24 @@ impl Peer {
         out.push(Output::Serving(false));
         self.election_timer = None;
         self.become_(state, leader, out);
+    }
+
+    /// Makes `config` the active configuration when reconfig is enabled and it is newer
+    /// (dropping a proposed one it supersedes). Returns whether it did.
+    fn install_config(&mut self, config: Arc<QuorumConfig>, out: &mut Vec<Output>) -> bool {
+        if !self.reconfig_enabled || config.version <= self.config.version {
+            return false;
+        }
+        self.config = config.clone();
+        if self
+            .last_seen
+            .as_ref()
+            .is_some_and(|c| c.version <= config.version)
+        {
+            self.last_seen = None;
+        }
+        out.push(Output::ConfigActivated(config));
+        true
     }
 
     /// Following or observing, as the active configuration has us (a server absent from it
@@ -581,19 +590,8 @@ impl Peer {
             },
             Input::ConfigSeen(config) => {
                 if matches!(self.role, Role::Looking(_))
-                    && self.reconfig_enabled
-                    && config.version > self.config.version
+                    && self.install_config(Arc::new(config), &mut out)
                 {
-                    let config = Arc::new(config);
-                    self.config = config.clone();
-                    if self
-                        .last_seen
-                        .as_ref()
-                        .is_some_and(|c| c.version <= config.version)
-                    {
-                        self.last_seen = None;
-                    }
-                    out.push(Output::ConfigActivated(config));
                     out.extend(self.look());
                 }
             }
