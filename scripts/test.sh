@@ -39,6 +39,9 @@ ZK_KIND=zkrs python3 -m pytest -q -p no:cacheprovider tests/interop/test_fourlw.
 step "replicated ensemble: real processes (leader/follower kills, DIFF and SNAP catch-up, observer, session failover, partitions, global expiry), Apache ZooKeeper and zkrs"
 tests/ensemble/run.sh zk,zkrs
 
+step "dynamic reconfiguration: real processes (the manual's scenarios, error codes, zkCli.sh outputs, dynamic files vs ZooKeeper's, leader hand-off gaps), Apache ZooKeeper and zkrs"
+tests/reconfig/run.sh zk,zkrs
+
 step "interop against a 3-server zkrs ensemble (kazoo checked against Apache ZooKeeper's recorded ensemble results)"
 tests/interop/run.sh zkrs ensemble
 

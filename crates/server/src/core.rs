@@ -172,6 +172,10 @@ pub struct ServerCore {
     snapshot: Option<SnapshotInProgress>,
     /// The core's own inbox, to schedule the next snapshot step after queued requests.
     pub(crate) wake: Option<UnboundedSender<CoreMsg>>,
+    /// The client port in use: clientPort, or the one a reconfiguration gave this server.
+    pub(crate) client_port: Option<u16>,
+    /// Moves the listening socket when a reconfiguration changes our client address.
+    client_listener: Option<tokio::sync::watch::Sender<String>>,
 }
 
 pub fn now_ms() -> i64 {
@@ -253,6 +257,8 @@ impl ServerCore {
             snapshot: None,
             wake: None,
             zab: None,
+            client_port: cfg.client_port,
+            client_listener: None,
             cfg,
         };
         core.next_snapshot_after = core.snapshot_threshold();
@@ -274,6 +280,27 @@ impl ServerCore {
     /// Lets the core send itself messages (snapshot steps).
     pub fn set_wake(&mut self, wake: UnboundedSender<CoreMsg>) {
         self.wake = Some(wake);
+    }
+
+    /// Lets the core move the client listener (a reconfiguration that changes our client port).
+    pub fn set_client_listener(&mut self, listener: tokio::sync::watch::Sender<String>) {
+        self.client_listener = Some(listener);
+    }
+
+    /// Listens on `address` from now on; connections already open stay where they are.
+    pub(crate) fn move_client_listener(&mut self, address: &config::HostPort) {
+        let Some(listener) = &self.client_listener else {
+            return;
+        };
+        let current: Option<std::net::SocketAddr> = listener.borrow().parse().ok();
+        let same = current.is_some_and(|c| {
+            c.port() == address.port
+                && (c.ip().is_unspecified() || address.host.parse().ok() == Some(c.ip()))
+        });
+        if !same {
+            let _ = listener.send(address.to_string());
+            self.client_port = Some(address.port);
+        }
     }
 
     /// Prepared txns waiting to become durable.

@@ -108,6 +108,11 @@ impl Ensemble {
         self.peer.my_id()
     }
 
+    /// The configuration in force (what /zookeeper/config shows).
+    pub fn active_config(&self) -> &Arc<QuorumConfig> {
+        self.peer.config()
+    }
+
     pub fn leader(&self) -> Option<u64> {
         self.peer.leader()
     }
@@ -393,6 +398,16 @@ impl ServerCore {
         let text = config.to_config_text();
         info!("configuration 0x{:x} activated:\n{text}", config.version);
         self.tree.set_config_node(&text, config.version);
+        let Some(z) = self.zab.as_ref() else {
+            return;
+        };
+        let my_client = config
+            .members
+            .get(&z.peer.my_id())
+            .and_then(|spec| spec.client.clone());
+        if let Some(address) = my_client {
+            self.move_client_listener(&address);
+        }
         let Some(z) = self.zab.as_ref() else {
             return;
         };

@@ -312,7 +312,7 @@ fn monitor(core: &ServerCore, out: &mut String) {
 fn conf(core: &ServerCore, out: &mut String) {
     let cfg = &core.cfg;
     let (data, log) = data_and_log_dirs(core);
-    let _ = writeln!(out, "clientPort={}", cfg.client_port.map_or(-1, i32::from));
+    let _ = writeln!(out, "clientPort={}", core.client_port.map_or(-1, i32::from));
     // zkrs has no TLS client port; -1 is ZooKeeper's "not configured"
     let _ = writeln!(out, "secureClientPort=-1");
     let _ = writeln!(out, "dataDir={}", data.display());
@@ -326,8 +326,38 @@ fn conf(core: &ServerCore, out: &mut String) {
     // zkrs listens with the runtime's default backlog and ignores clientPortListenBacklog;
     // -1 is ZooKeeper's "use the default"
     let _ = writeln!(out, "clientPortListenBacklog=-1");
-    // a standalone server has id 0 in ZooKeeper, whatever myid says
-    let _ = writeln!(out, "serverId=0");
+    let Some(z) = core.zab.as_deref() else {
+        // a standalone server has id 0 in ZooKeeper, whatever myid says
+        let _ = writeln!(out, "serverId=0");
+        return;
+    };
+    let my_id = z.my_id();
+    let active = z.active_config();
+    // our own line: from the active configuration, else (removed) the one we started with
+    let me = active
+        .members
+        .get(&my_id)
+        .or_else(|| cfg.quorum.as_ref().and_then(|q| q.members.get(&my_id)));
+    let _ = writeln!(out, "serverId={my_id}");
+    let _ = writeln!(out, "initLimit={}", cfg.init_limit);
+    let _ = writeln!(out, "syncLimit={}", cfg.sync_limit);
+    // fast leader election, the only algorithm ZooKeeper 3.8 has
+    let _ = writeln!(out, "electionAlg=3");
+    let _ = writeln!(
+        out,
+        "electionPort={}",
+        me.map_or(-1, |m| i32::from(m.election_port))
+    );
+    let _ = writeln!(
+        out,
+        "quorumPort={}",
+        me.map_or(-1, |m| i32::from(m.quorum.port))
+    );
+    let peer_type = me.map_or(0, |m| u8::from(m.role == config::LearnerType::Observer));
+    let _ = writeln!(out, "peerType={peer_type}");
+    // as ZooKeeper: the configuration's text, no newline after version=
+    out.push_str("membership: \n");
+    out.push_str(&active.to_config_text());
 }
 
 /// The snapshot and txn-log directories, as ZooKeeper names them: `<dir>/version-2`, made

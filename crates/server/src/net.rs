@@ -60,6 +60,8 @@ pub async fn run(
     let my_id = ensemble.as_ref().map_or(0, |e| e.my_id);
     let core_cfg = cfg.clone();
     let wake = core_tx.clone();
+    let (rebind_tx, mut rebind_rx) = tokio::sync::watch::channel(local.to_string());
+    rebind_rx.borrow_and_update();
     let core_task = tokio::spawn(async move {
         let mut core = ServerCore::with_state(
             core_cfg,
@@ -69,6 +71,7 @@ pub async fn run(
         );
         core.sessions.set_server_id(my_id as i64, now_ms());
         core.set_wake(wake);
+        core.set_client_listener(rebind_tx);
         if snapshot_due {
             core.start_snapshot();
         }
@@ -84,10 +87,28 @@ pub async fn run(
     let max_buffer = cfg.jute_max_buffer;
     let keep_raw = ensemble.is_some();
     let mut next_conn: ConnId = 1;
+    let mut listener = listener;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
+            changed = rebind_rx.changed() => {
+                if changed.is_err() {
+                    // the core is gone; keep serving the port we have until shutdown
+                    rebind_rx = tokio::sync::watch::channel(String::new()).1;
+                    continue;
+                }
+                let address = rebind_rx.borrow_and_update().clone();
+                // as ZooKeeper's reconfigure: connections already accepted stay open, only
+                // the listening socket moves; if the new address cannot be bound, keep the old
+                match TcpListener::bind(&address).await {
+                    Ok(new_listener) => {
+                        info!("client port moved to {address} by a reconfiguration");
+                        listener = new_listener;
+                    }
+                    Err(e) => warn!("cannot bind the new client address {address} (keeping {local}): {e}"),
+                }
+            }
             accepted = listener.accept() => {
                 let (stream, remote) = match accepted {
                     Ok(a) => a,
