@@ -320,13 +320,16 @@ class Cluster:
     def cleanup(self):
         self.ens.cleanup()
 
-    def add_joiner(self, sid, role="observer", listed=None, also=(), current=None, wait=True):
+    def add_joiner(self, sid, role="observer", listed=None, also=(), current=None, wait=True,
+                   also_role="observer"):
         """Starts a new server `sid` whose initial config is the current committed membership
         (`current`, a Config, read from the ensemble if None; or only the sids in `listed`), plus
-        itself with `role`, plus the joiners in `also` as observers (manual options 1-3)."""
-        member = Member(self.kind, sid, observer=False, workdir=os.path.join(self.ens.workdir, f"server{sid}"),
-                        java_heap=JAVA_HEAP)
-        self.members[sid] = member
+        itself with `role`, plus the joiners in `also` with `also_role` (observers: manual
+        options 1-3; participants: the split-brain setup the manual warns of)."""
+        member = self.members.get(sid)
+        if member is None or member.running:
+            # (a member from prepare_member keeps its ports: others' configs may list them)
+            member = self.prepare_member(sid)
         member.cfg = self.static_cfg(member)
         if current is None:
             current = self.read_config()
@@ -335,7 +338,7 @@ class Cluster:
                 member.cfg[f"server.{other}"] = value
         member.cfg[f"server.{sid}"] = self.spec(sid, role).split("=", 1)[1]
         for other in also:
-            member.cfg[f"server.{other}"] = self.spec(other, "observer").split("=", 1)[1]
+            member.cfg[f"server.{other}"] = self.spec(other, also_role).split("=", 1)[1]
         member.launch()
         if wait:
             self.ens.wait_until_serving(sid, timeout=60)

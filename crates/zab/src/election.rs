@@ -17,6 +17,11 @@ use std::collections::{BTreeMap, BTreeSet};
 pub const FINALIZE_WAIT_MS: u64 = 200;
 /// The longest wait between resending notifications when nothing arrives.
 pub const MAX_NOTIFICATION_INTERVAL_MS: u64 = 60_000;
+/// How long a server holding an initial, unversioned configuration waits to hear from every
+/// voter it lists before it lets an election decide (see [`Election::set_bootstrap_guard`]).
+/// A running server answers a notification within milliseconds; this only delays the very
+/// first election of a new ensemble in which a listed server is down.
+pub const BOOTSTRAP_GRACE_MS: u64 = 2_000;
 
 /// A server's role as the election sees it (the `state` of a notification).
 pub use crate::wire::ServerState;
@@ -133,6 +138,12 @@ pub struct Election {
     /// Resend interval, doubling while nothing arrives.
     interval_ms: u64,
     resend_at: u64,
+    /// Our configuration is an initial one (no version): do not decide before hearing from
+    /// every voter, or until the bootstrap grace has passed.
+    bootstrap_guard: bool,
+    /// Servers heard from since this round started.
+    heard: BTreeSet<u64>,
+    started_ms: u64,
 }
 
 impl Election {
@@ -156,7 +167,31 @@ impl Election {
             finalize_at: None,
             interval_ms: FINALIZE_WAIT_MS,
             resend_at: 0,
+            bootstrap_guard: false,
+            heard: BTreeSet::new(),
+            started_ms: 0,
         }
+    }
+
+    /// zkrs's guard against the split brain the reconfiguration manual warns of: joiners
+    /// started with initial configurations that list several of them as participants could
+    /// elect one of themselves before hearing of the running ensemble. A server whose
+    /// configuration is initial (unversioned) therefore decides only once it has heard from
+    /// every voter it lists — a running server's reply carries its committed, versioned
+    /// configuration, which the peer adopts instead of electing — or once
+    /// [`BOOTSTRAP_GRACE_MS`] has passed without that (a new ensemble with a server down).
+    pub fn set_bootstrap_guard(&mut self, on: bool) {
+        self.bootstrap_guard = on;
+    }
+
+    /// Whether the bootstrap guard still holds a decision back at `now_ms`.
+    fn guard_holds(&self, now_ms: u64) -> bool {
+        self.bootstrap_guard
+            && now_ms < self.started_ms + BOOTSTRAP_GRACE_MS
+            && self
+                .voters()
+                .iter()
+                .any(|v| *v != self.my_id && !self.heard.contains(v))
     }
 
     pub fn state(&self) -> ServerState {
@@ -246,6 +281,8 @@ impl Election {
         self.state = ServerState::Looking;
         self.received.clear();
         self.established.clear();
+        self.heard.clear();
+        self.started_ms = now_ms;
         self.finalize_at = None;
         self.proposal = self.initial_vote();
         self.interval_ms = FINALIZE_WAIT_MS;
@@ -314,6 +351,7 @@ impl Election {
         if n.sender == self.my_id {
             return out;
         }
+        self.heard.insert(n.sender);
         if self.state != ServerState::Looking {
             // established: tell a looker whom we follow (or that we lead)
             if n.state == ServerState::Looking {
@@ -415,7 +453,12 @@ impl Election {
             return out;
         }
         if let Some(at) = self.finalize_at {
-            if now_ms >= at {
+            if now_ms >= at && self.guard_holds(now_ms) {
+                // decide when the last voter is heard from (checked again on each timer), or
+                // at the end of the grace
+                self.finalize_at =
+                    Some((now_ms + FINALIZE_WAIT_MS).min(self.started_ms + BOOTSTRAP_GRACE_MS));
+            } else if now_ms >= at {
                 let vote = self.proposal;
                 self.decide(vote, &mut out);
                 return out;
@@ -461,6 +504,7 @@ mod tests {
         queue: VecDeque<(u64, Notification)>,
         timers: BTreeMap<u64, u64>,
         decided: BTreeMap<u64, (ServerState, Vote)>,
+        decided_at: BTreeMap<u64, u64>,
         down: BTreeSet<u64>,
         now: u64,
         rng: u64,
@@ -478,6 +522,7 @@ mod tests {
                 queue: VecDeque::new(),
                 timers: BTreeMap::new(),
                 decided: BTreeMap::new(),
+                decided_at: BTreeMap::new(),
                 down: BTreeSet::new(),
                 now: 0,
                 rng: seed.wrapping_mul(6364136223846793005).wrapping_add(1),
@@ -501,6 +546,7 @@ mod tests {
                     }
                     Action::Decided { state, vote } => {
                         self.decided.insert(id, (state, vote));
+                        self.decided_at.insert(id, self.now);
                         self.timers.remove(&id);
                     }
                 }
@@ -671,5 +717,73 @@ mod tests {
         assert!(!total_order(&a, &b, &cfg));
         let c = Vote { leader: 3, ..a };
         assert!(total_order(&c, &a, &cfg));
+    }
+
+    /// Two joiners whose initial configurations list both of them and the ensemble's leader
+    /// as participants: with the guard they do not elect each other while the leader is
+    /// silent (in the runtime, its reply would carry the committed configuration they adopt)
+    /// until the bootstrap grace is over; without it they would within the finalize wait.
+    #[test]
+    fn bootstrap_guard_holds_joiners_back_until_every_voter_is_heard_or_the_grace_ends() {
+        let text = "server.1=127.0.0.1:2001:3001\nserver.4=127.0.0.1:2004:3004\nserver.5=127.0.0.1:2005:3005\n";
+        let cfg = QuorumConfig::from_properties(&parse_properties(text, "t").unwrap()).unwrap();
+        for seed in 0..50 {
+            for guard in [false, true] {
+                let mut net = Net::new(&cfg, seed);
+                net.down.insert(1);
+                for id in [4, 5] {
+                    net.elections
+                        .get_mut(&id)
+                        .unwrap()
+                        .set_bootstrap_guard(guard);
+                    net.start(id, 0, 0);
+                }
+                net.run(120_000);
+                assert_eq!(
+                    net.decided.len(),
+                    2,
+                    "seed {seed} guard {guard}: {:?}",
+                    net.decided
+                );
+                let first = *net.decided_at.values().min().unwrap();
+                if guard {
+                    assert!(
+                        first >= BOOTSTRAP_GRACE_MS,
+                        "seed {seed}: decided at {first} ms, inside the grace"
+                    );
+                } else {
+                    assert!(
+                        first < BOOTSTRAP_GRACE_MS,
+                        "seed {seed}: decided at {first} ms"
+                    );
+                }
+            }
+        }
+    }
+
+    /// A new ensemble with every server up is not slowed down by the guard: everyone hears
+    /// everyone at once.
+    #[test]
+    fn bootstrap_guard_costs_nothing_when_every_voter_answers() {
+        for seed in 0..50 {
+            let cfg = config(3, &[]);
+            let mut net = Net::new(&cfg, seed);
+            for id in 1..=3 {
+                net.elections
+                    .get_mut(&id)
+                    .unwrap()
+                    .set_bootstrap_guard(true);
+                net.start(id, 0, 0);
+            }
+            net.run(120_000);
+            assert_eq!(net.decided.len(), 3, "seed {seed}: {:?}", net.decided);
+            assert!(
+                net.decided.values().all(|(_, v)| v.leader == 3),
+                "seed {seed}: {:?}",
+                net.decided
+            );
+            let last = *net.decided_at.values().max().unwrap();
+            assert!(last < 1_000, "seed {seed}: last decision at {last} ms");
+        }
     }
 }

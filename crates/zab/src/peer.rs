@@ -285,6 +285,11 @@ impl Peer {
             Role::Looking(e) if e.configs() == configs.as_slice() => e,
             _ => Election::new(self.my_id, configs),
         };
+        // an initial configuration (never versioned by an ensemble) may be a joiner's: see
+        // Election::set_bootstrap_guard
+        election.set_bootstrap_guard(
+            self.reconfig_enabled && self.config.version == 0 && self.last_seen.is_none(),
+        );
         let actions = election.start(
             self.now_ms,
             self.last_durable.max(self.last_committed),
