@@ -57,5 +57,6 @@ step "benchmark smoke runs (the full runs are documented in the README)"
 python3 bench/standalone.py --duration 1 --sessions 1,8
 python3 bench/storage.py --duration 1 --sessions 1,8 --znodes 20000
 python3 bench/ensemble.py --quick
+python3 bench/reconfig.py --quick
 
 step "all tests passed"
