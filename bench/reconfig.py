@@ -39,14 +39,19 @@ no JSON unless asked for; it only checks that everything runs and prints the tab
 """
 import argparse
 import asyncio
+import atexit
 import bisect
+import hashlib
 import json
 import logging
 import os
 import platform
+import shutil
 import statistics
 import struct
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -57,6 +62,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "harness"))
 sys.path.insert(0, os.path.join(REPO, "tests", "reconfig"))
 
 from cluster import INIT_LIMIT, SYNC_LIMIT, TICK_MS, Cluster  # noqa: E402
+from servers import zkrs_binary  # noqa: E402
 
 NAMES = {"zk": "ZooKeeper", "zkrs": "zkrs"}
 SCENARIOS = {
@@ -498,6 +504,34 @@ def plot(results, kinds, path):
     plt.close(fig)
 
 
+def pin_zkrs_binary():
+    """Runs every trial with one copy of the zkrs binary, taken now: target/release/zkrs may be
+    rebuilt by someone else during the run. Returns the copy's path ($ZKRS_BIN is set to it)."""
+    source = zkrs_binary()
+    fd, copy = tempfile.mkstemp(prefix="zkrs-bench-")
+    os.close(fd)
+    shutil.copy2(source, copy)
+    os.environ["ZKRS_BIN"] = copy
+    atexit.register(os.unlink, copy)
+    return source
+
+
+def provenance(source):
+    """Which zkrs was measured: the repository's commit, whether crates/ or src/ had changes,
+    the binary's path, build time and sha256."""
+    def git(*a):
+        try:
+            return subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+    with open(os.environ["ZKRS_BIN"], "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    return {"commit": git("rev-parse", "--short", "HEAD"),
+            "uncommitted_sources": bool(git("status", "--porcelain", "--", "crates", "src", "Cargo.lock")),
+            "binary": source, "sha256": digest,
+            "binary_built": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(os.path.getmtime(source))) + " UTC"}
+
+
 def wait_for_quiet(max_wait):
     load = os.getloadavg()[0]
     deadline = time.monotonic() + max_wait
@@ -547,10 +581,12 @@ def main():
             sys.exit("bench/reconfig.py: matplotlib is needed for the plot: apt-get install -y python3-matplotlib "
                      "(or pip install matplotlib), or run with --quick")
 
+    binary = pin_zkrs_binary() if "zkrs" in kinds else None
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     load_before = wait_for_quiet(args.max_wait)
     print(f"# {machine()}; 1-min load average before the run {load_before:.2f}", file=sys.stderr, flush=True)
     results = {"started": started, "machine": machine(), "load_before": load_before, "argv": sys.argv[1:],
+               "zkrs": provenance(binary) if "zkrs" in kinds else None,
                "settings": {"tickTime": TICK_MS, "initLimit": INIT_LIMIT, "syncLimit": SYNC_LIMIT, "forceSync": "yes",
                             **{k: getattr(args, k) for k in ("trials", "warmup", "run", "sessions", "in_flight",
                                                              "value_size")}},
@@ -580,6 +616,10 @@ def main():
     print(f"\n{machine()}; 1-min load average {load_before:.2f} before, {results['load_after']:.2f} after "
           f"(with our own servers); other processes used at most "
           f"{max(t['foreign_cpu_cores'] for t in results['trials']):.2f} cores during a trial.")
+    if results["zkrs"]:
+        z = results["zkrs"]
+        print(f"zkrs: {z['binary']} built {z['binary_built']} (sha256 {z['sha256'][:12]}), repository at "
+              f"{z['commit']}{' with uncommitted changes in crates/ or src/' if z['uncommitted_sources'] else ''}.")
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
