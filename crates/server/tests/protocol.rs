@@ -126,8 +126,8 @@ async fn expired_session_loses_its_ephemerals_and_watchers_hear_it() {
         .expect("expiry within 5 s")
         .unwrap();
     assert_eq!(
-        (ev.event_type, ev.path.as_str()),
-        (jute::event::NODE_DELETED, "/eph")
+        (ev.event_type, ev.path.as_deref()),
+        (client::EventType::NodeDeleted, Some("/eph"))
     );
     assert!(watcher.exists("/eph", false).await.unwrap().is_none());
     assert!(
@@ -224,7 +224,7 @@ async fn bad_input_closes_or_fails_one_connection_and_changes_nothing() {
         good.create("no-slash", b"", &open_acl(), CreateMode::Persistent)
             .await
             .unwrap_err(),
-        Error::Keeper(ErrorCode::BadArguments)
+        Error::BadArguments
     );
     let after = good.exists("/keep", false).await.unwrap().unwrap();
     assert_eq!(before, after);
