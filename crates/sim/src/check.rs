@@ -103,6 +103,10 @@ impl Leaders {
     pub fn count(&self) -> usize {
         self.by_epoch.len()
     }
+
+    pub fn has(&self, epoch: i64) -> bool {
+        self.by_epoch.contains_key(&epoch)
+    }
 }
 
 /// A write a client submitted to a leader and has not heard about yet.

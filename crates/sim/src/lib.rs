@@ -113,6 +113,11 @@ pub struct SimConfig {
     pub tick_ms: u64,
     pub init_limit: u64,
     pub sync_limit: u64,
+    /// Dynamic reconfiguration: peers run with reconfigEnabled, `spares` extra servers start
+    /// as joiners, and a client submits random reconfigurations to the leader meanwhile.
+    pub reconfig: bool,
+    /// Joiners (numbered after the observers): running, not members, ready to be added.
+    pub spares: usize,
     /// Record a trace of every event (used to print the tail of a failing run).
     pub trace: bool,
     /// How many of the last trace lines a failure carries.
@@ -133,6 +138,8 @@ impl SimConfig {
             tick_ms: 100,
             init_limit: 10,
             sync_limit: 5,
+            reconfig: false,
+            spares: 0,
             trace: false,
             trace_lines: 400,
         }
@@ -146,11 +153,24 @@ impl SimConfig {
         SimConfig::new(seed, voters, observers)
     }
 
+    /// A run with random reconfigurations: the shape follows from the seed as in
+    /// [`SimConfig::for_seed`], plus two to four joiners. `SIM_RECONFIG=1 SIM_SEED=s` replays it.
+    pub fn for_reconfig_seed(seed: u64) -> SimConfig {
+        let mut cfg = SimConfig::for_seed(seed);
+        cfg.reconfig = true;
+        cfg.spares = 2 + ((seed / 12) % 3) as usize;
+        cfg
+    }
+
     fn describe(&self) -> String {
-        format!(
+        let mut s = format!(
             "{} voters, {} observers, {} ms of faults, {} ms to settle",
             self.voters, self.observers, self.fault_ms, self.settle_ms
-        )
+        );
+        if self.reconfig {
+            s.push_str(&format!(", reconfigurations with {} joiners", self.spares));
+        }
+        s
     }
 }
 
@@ -171,6 +191,12 @@ pub struct Stats {
     pub notifications_dropped: u64,
     pub snapshots_sent: u64,
     pub truncations: u64,
+    /// Reconfigurations submitted to a leader, by outcome.
+    pub reconfigs_proposed: u64,
+    pub reconfigs_acknowledged: u64,
+    pub reconfigs_rejected: u64,
+    /// Reconfigurations the ensemble committed (whoever proposed them).
+    pub reconfigs_committed: u64,
 }
 
 impl Stats {
@@ -189,6 +215,10 @@ impl Stats {
         self.notifications_dropped += o.notifications_dropped;
         self.snapshots_sent += o.snapshots_sent;
         self.truncations += o.truncations;
+        self.reconfigs_proposed += o.reconfigs_proposed;
+        self.reconfigs_acknowledged += o.reconfigs_acknowledged;
+        self.reconfigs_rejected += o.reconfigs_rejected;
+        self.reconfigs_committed += o.reconfigs_committed;
     }
 }
 
@@ -196,6 +226,8 @@ impl Stats {
 #[derive(Debug, Clone)]
 pub struct Failure {
     pub seed: u64,
+    /// A run with reconfigurations ([`SimConfig::for_reconfig_seed`]).
+    pub reconfig: bool,
     pub setup: String,
     pub at_ms: u64,
     pub message: String,
@@ -212,7 +244,8 @@ impl fmt::Display for Failure {
         )?;
         writeln!(
             f,
-            "reproduce: SIM_SEED={} cargo test -p zkrs-sim --release --test seeds -- --nocapture",
+            "reproduce: {}SIM_SEED={} cargo test -p zkrs-sim --release --test seeds -- --nocapture",
+            if self.reconfig { "SIM_RECONFIG=1 " } else { "" },
             self.seed
         )?;
         if !self.trace.is_empty() {

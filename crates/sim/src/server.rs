@@ -2,6 +2,7 @@
 //! its data tree.
 
 use crate::net::ConnId;
+use config::QuorumConfig;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use tree::{DataTree, Txn};
@@ -25,6 +26,9 @@ pub struct Disk {
     /// Truncations and snapshot loads so far: an fsync report from before one is stale
     /// (the zxid it names may have been cut and logged again), as in the server runtime.
     pub resets: u64,
+    /// The dynamic configuration file: the configuration last activated (none yet: the
+    /// server boots with its initial one). Written when activated, read at restart.
+    pub config: Option<Arc<QuorumConfig>>,
 }
 
 impl Disk {
@@ -81,10 +85,17 @@ pub struct Server {
     pub parked: BTreeMap<u64, (ConnId, Vec<Packet>)>,
     /// Inputs produced while executing outputs, stepped right after.
     pub deferred: VecDeque<Input>,
+    /// The configuration the server was first started with (its static file).
+    pub initial: Arc<QuorumConfig>,
+    /// The highest active configuration version seen so far, across crashes (a checker's
+    /// record, not the server's).
+    pub config_version: i64,
+    /// The active configuration last checked (to check each one once).
+    pub config_checked: Option<Arc<QuorumConfig>>,
 }
 
 impl Server {
-    pub fn new(id: u64, peer: Peer, genesis: &DataTree) -> Server {
+    pub fn new(id: u64, peer: Peer, genesis: &DataTree, initial: Arc<QuorumConfig>) -> Server {
         Server {
             id,
             up: true,
@@ -103,7 +114,30 @@ impl Server {
             paused_until: 0,
             parked: BTreeMap::new(),
             deferred: VecDeque::new(),
+            initial,
+            config_version: 0,
+            config_checked: None,
         }
+    }
+
+    /// The configuration the server boots with: its dynamic file, else its initial one; and
+    /// the last reconfig in its log that is newer (proposed, not activated: ZooKeeper's
+    /// `.dynamic.next`).
+    pub fn boot_configs(&self) -> (Arc<QuorumConfig>, Option<Arc<QuorumConfig>>) {
+        let active = self
+            .disk
+            .config
+            .clone()
+            .unwrap_or_else(|| self.initial.clone());
+        let last_seen = self
+            .disk
+            .log
+            .iter()
+            .rev()
+            .filter(|(z, _)| *z > active.version)
+            .find_map(|(_, d)| zab::reconfig::config_of_txn(d))
+            .map(Arc::new);
+        (active, last_seen)
     }
 
     /// Rebuilds the tree from the genesis state and `disk.log[..upto]`.

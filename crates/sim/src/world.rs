@@ -6,8 +6,8 @@ use crate::net::{Conn, ConnId, Partition, Segment};
 use crate::rng::Rng;
 use crate::server::{Server, Snapshot};
 use crate::{Failure, SimConfig, Stats};
-use config::{parse_properties, QuorumConfig};
-use jute::{CreateTxn, SetDataTxn, TxnHeader};
+use config::{parse_properties, HostPort, LearnerType, QuorumConfig, QuorumSystem, ServerSpec};
+use jute::{CreateTxn, ErrorCode, SetDataTxn, TxnHeader};
 use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
@@ -18,6 +18,7 @@ use std::sync::Arc;
 use tree::{DataTree, Txn};
 use zab::election::{Notification, ServerState};
 use zab::peer::{Input, Output, Peer, Persisted};
+use zab::reconfig::{next_config, ReconfigContext, ReconfigRequest};
 use zab::wire::{Packet, ProposalData};
 
 /// Every server is ticked this often (the peer keeps its own Zab tick of `tick_ms`).
@@ -28,6 +29,8 @@ const EVENT_BUDGET: u64 = 30_000_000;
 const FINAL_WRITE_MS: u64 = 10_000;
 /// The client id of the register workload's txns.
 const CLIENT_ID: i64 = 0x5eed;
+/// The client id of the reconfiguration client's txns.
+const RECONFIG_CLIENT_ID: i64 = 0xc0f;
 
 type Res = Result<(), String>;
 
@@ -66,6 +69,8 @@ enum Ev {
     Notification {
         to: u64,
         n: Notification,
+        /// The sender's active configuration, which notifications carry (reconfig runs).
+        config: Option<Arc<QuorumConfig>>,
     },
     Connect {
         conn: ConnId,
@@ -104,6 +109,8 @@ enum Ev {
         inc: u32,
     },
     ClientOp,
+    /// The reconfiguration client submits a request.
+    Reconfig,
 }
 
 #[derive(Debug)]
@@ -148,6 +155,7 @@ pub(crate) fn run_once(cfg: &SimConfig, trace: Option<usize>) -> Result<Stats, F
     }));
     let fail = |at_ms: u64, message: String, shared: &Rc<RefCell<Shared>>| Failure {
         seed: cfg.seed,
+        reconfig: cfg.reconfig,
         setup: match shared.borrow().profile {
             Some(p) => format!("{}; {p:?}", cfg.describe()),
             None => cfg.describe(),
@@ -195,7 +203,19 @@ struct World {
     now: u64,
     seq: u64,
     queue: BinaryHeap<Scheduled>,
+    /// The initial membership.
     quorum: Arc<QuorumConfig>,
+    /// The configuration of the last reconfig the ensemble committed (the initial membership
+    /// before any): committed txns must stay durable on a quorum of it.
+    current: Arc<QuorumConfig>,
+    /// Every reconfig the ensemble committed, by zxid (= version), with its configuration.
+    reconfigs: BTreeMap<i64, Arc<QuorumConfig>>,
+    /// Reconfigs submitted to a leader and not yet acknowledged or abandoned.
+    pending_reconfigs: Vec<PendingWrite>,
+    /// Acknowledged reconfigs: (request id, zxid).
+    acked_reconfigs: Vec<(u64, i64)>,
+    /// The next port number a port change hands out.
+    next_port: u16,
     genesis: DataTree,
     servers: Vec<Server>,
     conns: BTreeMap<ConnId, Conn>,
@@ -221,27 +241,44 @@ impl World {
                 cfg.voters, cfg.observers
             ));
         }
+        let members = (cfg.voters + cfg.observers) as u64;
+        let line = |id: u64, role: &str| {
+            // reconfig runs name client ports: incremental joiners need them
+            let client = if cfg.reconfig {
+                format!(";10.0.0.{id}:2181")
+            } else {
+                String::new()
+            };
+            format!("server.{id}=10.0.0.{id}:2888:3888{role}{client}\n")
+        };
         let mut text = String::new();
-        for id in 1..=(cfg.voters + cfg.observers) as u64 {
+        for id in 1..=members {
             let role = if id as usize > cfg.voters {
                 ":observer"
             } else {
                 ""
             };
-            text.push_str(&format!(
-                "server.{id}=10.0.0.{id}:{}:{}{role}\n",
-                2888, 3888
-            ));
+            text.push_str(&line(id, role));
         }
-        let props = parse_properties(&text, "sim").map_err(|e| e.to_string())?;
-        let quorum = Arc::new(QuorumConfig::from_properties(&props)?);
+        let parse = |text: &str| -> Result<Arc<QuorumConfig>, String> {
+            let props = parse_properties(text, "sim").map_err(|e| e.to_string())?;
+            Ok(Arc::new(QuorumConfig::from_properties(&props)?))
+        };
+        let quorum = parse(&text)?;
         let genesis = genesis_tree(cfg.keys)?;
-        let servers = (1..=(cfg.voters + cfg.observers) as u64)
-            .map(|id| {
-                let peer = new_peer(cfg, id, &quorum, Persisted::default(), 0);
-                Server::new(id, peer, &genesis)
-            })
-            .collect();
+        let spares = if cfg.reconfig { cfg.spares as u64 } else { 0 };
+        let mut servers = Vec::new();
+        for id in 1..=members + spares {
+            // a joiner starts with the members and itself as an observer (the manual's safe
+            // way): it follows without a vote until a reconfig adds it
+            let initial = if id <= members {
+                quorum.clone()
+            } else {
+                parse(&(text.clone() + &line(id, ":observer")))?
+            };
+            let peer = new_peer(cfg, id, &initial, None, Persisted::default(), 0);
+            servers.push(Server::new(id, peer, &genesis, initial));
+        }
         let tracing = cfg.trace || shared.borrow().cap.is_some();
         let mut rng = Rng::new(cfg.seed);
         let profile = Profile::draw(&mut rng);
@@ -253,7 +290,12 @@ impl World {
             now: 0,
             seq: 0,
             queue: BinaryHeap::new(),
+            current: quorum.clone(),
             quorum,
+            reconfigs: BTreeMap::new(),
+            pending_reconfigs: Vec::new(),
+            acked_reconfigs: Vec::new(),
+            next_port: 10_000,
             genesis,
             servers,
             conns: BTreeMap::new(),
@@ -337,6 +379,10 @@ impl World {
             self.at(first, Ev::Fault);
         }
         self.at(1_000, Ev::ClientOp);
+        if self.cfg.reconfig {
+            let first = self.rng.between(1_000, 4_000);
+            self.at(first, Ev::Reconfig);
+        }
         self.run_until(self.cfg.fault_ms)?;
         self.trace(|| "=== faults stop: heal, restart every server ===".into());
         self.heal_everything()?;
@@ -394,9 +440,19 @@ impl World {
                     self.at(self.now + TICK_EVERY_MS, Ev::Tick { server, inc });
                 }
             }
-            Ev::Notification { to, n } => {
+            Ev::Notification { to, n, config } => {
                 if self.server(to).up {
                     self.trace(|| format!("s{to} <- notification {}", short(&n)));
+                    // as the server runtime: a newer configuration first, then the vote
+                    let ours = self.server(to).peer.config().version;
+                    if let Some(config) = config.filter(|c| c.version > ours) {
+                        let (inc, v) = (self.server(to).incarnation, config.version);
+                        self.trace(|| format!("s{to} sees configuration 0x{v:x}"));
+                        self.step(to, Input::ConfigSeen((*config).clone()))?;
+                        if !self.server(to).up || self.server(to).incarnation != inc {
+                            return Ok(());
+                        }
+                    }
                     self.step(to, Input::Notification(n))?;
                 }
             }
@@ -484,6 +540,13 @@ impl World {
                     self.at(next, Ev::ClientOp);
                 }
             }
+            Ev::Reconfig => {
+                if self.workload_on {
+                    self.reconfig_op()?;
+                    let next = self.now + self.rng.between(300, 4_000);
+                    self.at(next, Ev::Reconfig);
+                }
+            }
         }
         Ok(())
     }
@@ -553,6 +616,18 @@ impl World {
                     s.disk.epochs = p;
                 }
                 Output::Serving(on) => self.serving(id, on)?,
+                Output::ConfigActivated(config) => {
+                    // the dynamic file: written when activated, read back at restart
+                    let s = self.server(id);
+                    let before = s.disk.config.as_ref().map_or(0, |c| c.version);
+                    if config.version <= before {
+                        return Err(format!(
+                            "server {id} activates configuration 0x{:x} after 0x{before:x}",
+                            config.version
+                        ));
+                    }
+                    s.disk.config = Some(config);
+                }
                 Output::Role(state) => {
                     let s = self.server(id);
                     s.role = state;
@@ -571,6 +646,7 @@ impl World {
                     }
                     // a leader's pending writes are indeterminate once its term ends
                     self.clients.abandon(id);
+                    self.pending_reconfigs.retain(|w| w.server != id);
                 }
                 // forwarded requests, revalidations, session touches: no sessions here
                 _ => {}
@@ -595,11 +671,22 @@ impl World {
         } else {
             1
         };
+        let config = self
+            .cfg
+            .reconfig
+            .then(|| self.server(from).peer.config().clone());
         for _ in 0..copies {
             // each copy on its own delay: notifications reorder freely
             let (lo, hi) = self.profile.network;
             let at = self.now + self.delay(lo, hi * 2);
-            self.at(at, Ev::Notification { to, n: n.clone() });
+            self.at(
+                at,
+                Ev::Notification {
+                    to,
+                    n: n.clone(),
+                    config: config.clone(),
+                },
+            );
         }
     }
 
@@ -936,6 +1023,34 @@ impl World {
                 }
                 self.stats.writes_acknowledged += 1;
             }
+            self.acknowledge_reconfigs(id, gen, zxid)?;
+        }
+        Ok(())
+    }
+
+    /// The leader committed up to `zxid` in term `role_gen`: its reconfigs up to there are
+    /// acknowledged to the client.
+    fn acknowledge_reconfigs(&mut self, id: u64, role_gen: u64, zxid: i64) -> Res {
+        let (done, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending_reconfigs)
+            .into_iter()
+            .partition(|w| w.server == id && w.role_gen == role_gen && w.zxid <= zxid);
+        self.pending_reconfigs = rest;
+        for w in done {
+            let s = &self.servers[(id - 1) as usize];
+            let held = s.disk.position(w.zxid).map(|i| &s.disk.log[i].1);
+            if held.is_none_or(|d| {
+                d.header.client_id != RECONFIG_CLIENT_ID || d.header.cxid as u64 != w.id
+            }) {
+                return Err(format!(
+                    "reconfig {} acknowledged at 0x{:x}, but server {id} holds {} there",
+                    w.id,
+                    w.zxid,
+                    held.map_or("nothing".into(), describe_txn)
+                ));
+            }
+            self.trace(|| format!("reconfig {} at 0x{:x} acknowledged by s{id}", w.id, w.zxid));
+            self.stats.reconfigs_acknowledged += 1;
+            self.acked_reconfigs.push((w.id, w.zxid));
         }
         Ok(())
     }
@@ -1094,18 +1209,50 @@ impl World {
         let s = &self.servers[(id - 1) as usize];
         let (z, d) = &s.disk.log[i];
         if self.committed.record(*z, d, id)? {
-            self.check_durable_on_quorum(*z, d, &format!("server {id} commits"))?;
+            let when = format!("server {id} commits");
+            self.check_durable_on_quorum(*z, d, &when)?;
+            if d.header.txn_type == jute::op::RECONFIG {
+                let (z, d) = (*z, d.clone());
+                self.reconfig_committed(z, &d, &when)?;
+            }
         }
         Ok(())
     }
 
-    /// A committed txn stays durable on a quorum of voters, whatever crashes, truncations and
-    /// snapshots happen: otherwise the next crashes can lose it.
+    /// A reconfig joined the committed sequence: it needed a quorum of the old configuration
+    /// (checked by the caller) and of the new one; from now on committed txns must stay
+    /// durable on a quorum of the new one, which must already hold every one of them.
+    fn reconfig_committed(&mut self, zxid: i64, data: &ProposalData, when: &str) -> Res {
+        let Some(mut next) = zab::reconfig::config_of_txn(data) else {
+            return Err(format!(
+                "{when} reconfig 0x{zxid:x} ({}), which carries no configuration",
+                describe_txn(data)
+            ));
+        };
+        next.version = zxid;
+        let next = Arc::new(next);
+        self.trace(|| format!("=== configuration 0x{zxid:x} committed ==="));
+        self.stats.reconfigs_committed += 1;
+        self.reconfigs.insert(zxid, next.clone());
+        self.current = next;
+        let mut i = 0;
+        while let Some((z, d)) = self.committed.get(i) {
+            self.check_durable_on_quorum(*z, d, &format!("{when} reconfig 0x{zxid:x}"))?;
+            i += 1;
+        }
+        Ok(())
+    }
+
+    /// A committed txn stays durable on a quorum of the voters of the configuration last
+    /// committed, whatever crashes, truncations and snapshots happen: otherwise the next
+    /// crashes can lose it (a reconfig moves that duty to its configuration's voters only
+    /// once it commits, and then they already hold every earlier txn).
     fn check_durable_on_quorum(&self, zxid: i64, data: &ProposalData, when: &str) -> Res {
+        let config = &self.current;
         let holders: BTreeSet<u64> = self
             .servers
             .iter()
-            .filter(|s| self.quorum.is_voter(s.id))
+            .filter(|s| config.is_voter(s.id))
             .filter(|s| {
                 s.disk
                     .position(zxid)
@@ -1113,14 +1260,68 @@ impl World {
             })
             .map(|s| s.id)
             .collect();
-        if self.quorum.contains_quorum(&holders) {
+        if config.contains_quorum(&holders) {
             Ok(())
         } else {
             Err(format!(
-                "{when}: committed 0x{zxid:x} ({}) is durable only on {holders:?}, not a quorum",
-                describe_txn(data)
+                "{when}: committed 0x{zxid:x} ({}) is durable only on {holders:?}, not a quorum \
+                 of configuration 0x{:x} (voters {:?})",
+                describe_txn(data),
+                config.version,
+                config.voters().map(|v| v.id).collect::<Vec<_>>()
             ))
         }
+    }
+
+    /// A server's active configuration is its initial one, the initial membership versioned
+    /// by an established epoch (ZooKeeper versions the first configuration with the NEWLEADER
+    /// zxid), or the configuration of a committed reconfig (same members, quorum system and
+    /// version); and its version never goes back, crashes included.
+    fn check_config(&mut self, id: u64) -> Res {
+        let s = &self.servers[(id - 1) as usize];
+        let config = s.peer.config();
+        if s.config_checked
+            .as_ref()
+            .is_some_and(|c| Arc::ptr_eq(c, config))
+        {
+            return Ok(());
+        }
+        let v = config.version;
+        if v < s.config_version {
+            return Err(format!(
+                "server {id}'s active configuration went back from version 0x{:x} to 0x{v:x}",
+                s.config_version
+            ));
+        }
+        let same =
+            |a: &QuorumConfig, b: &QuorumConfig| a.members == b.members && a.system == b.system;
+        let ok = if let Some(committed) = self.reconfigs.get(&v) {
+            same(committed, config)
+        } else if **config == *s.initial {
+            true
+        } else {
+            v != 0
+                && v & 0xffff_ffff == 0
+                && same(config, &self.quorum)
+                && self.leaders.has(v >> 32)
+        };
+        if !ok {
+            let where_ = match self.reconfigs.get(&v) {
+                Some(c) => format!(
+                    "the reconfig committed at 0x{v:x} carries {}",
+                    c.to_dynamic_lines().replace('\n', " ")
+                ),
+                None => "no reconfig was committed there".into(),
+            };
+            return Err(format!(
+                "server {id} activates configuration 0x{v:x} ({}) but {where_}",
+                config.to_dynamic_lines().replace('\n', " ")
+            ));
+        }
+        let s = self.server(id);
+        s.config_version = v;
+        s.config_checked = Some(s.peer.config().clone());
+        Ok(())
     }
 
     // ----- invariants -----
@@ -1144,6 +1345,10 @@ impl World {
                 s.peer.state()
             ));
         }
+        if self.cfg.reconfig {
+            self.check_config(id)?;
+        }
+        let s = &self.servers[(id - 1) as usize];
         if s.serving && s.verified < s.applied {
             for i in s.verified..s.applied {
                 let (z, d) = &s.disk.log[i];
@@ -1298,6 +1503,7 @@ impl World {
         let inc = s.incarnation;
         self.trace(|| format!("s{id} CRASHES, log kept up to position {keep}"));
         self.clients.abandon(id);
+        self.pending_reconfigs.retain(|w| w.server != id);
         let conns: Vec<ConnId> = self
             .conns
             .iter()
@@ -1329,18 +1535,22 @@ impl World {
     }
 
     fn restart(&mut self, id: u64) -> Res {
-        let (cfg, quorum, genesis, now) = (
-            self.cfg.clone(),
-            self.quorum.clone(),
-            self.genesis.clone(),
-            self.now,
-        );
+        let (cfg, genesis, now) = (self.cfg.clone(), self.genesis.clone(), self.now);
         let s = self.server(id);
         s.up = true;
         s.paused_until = 0;
         s.disk.fsync_done_ms = now;
-        // the peer treats its whole log as its history (ZooKeeper replays the log at start)
-        s.peer = new_peer(&cfg, id, &quorum, s.disk.epochs, s.disk.last_zxid());
+        // the peer treats its whole log as its history (ZooKeeper replays the log at start),
+        // its configuration is the dynamic file's, and a newer reconfig in its log is proposed
+        let (config, last_seen) = s.boot_configs();
+        s.peer = new_peer(
+            &cfg,
+            id,
+            &config,
+            last_seen,
+            s.disk.epochs,
+            s.disk.last_zxid(),
+        );
         let len = s.disk.log.len();
         s.rebuild_tree(&genesis, len)?;
         s.verified = s.verified.min(len);
@@ -1446,6 +1656,406 @@ impl World {
         self.clients.check_read(key, value, epoch, leader)
     }
 
+    // ----- the reconfiguration client -----
+
+    /// A server line for `id` in the simulation's address scheme.
+    fn spec(id: u64, role: LearnerType, quorum_port: u16, election_port: u16) -> ServerSpec {
+        let host = format!("10.0.0.{id}");
+        ServerSpec {
+            id,
+            quorum: HostPort {
+                host: host.clone(),
+                port: quorum_port,
+            },
+            election_port,
+            role,
+            client: Some(HostPort { host, port: 2181 }),
+        }
+    }
+
+    fn fresh_port(&mut self) -> u16 {
+        self.next_port = if self.next_port >= 60_000 {
+            10_000
+        } else {
+            self.next_port + 1
+        };
+        self.next_port
+    }
+
+    /// Draws a request against `base` (the leader's last configuration seen): what it asks
+    /// for, and the membership it must produce (None when it must be refused for its
+    /// arguments alone).
+    fn draw_reconfig(
+        &mut self,
+        leader: u64,
+        base: &QuorumConfig,
+        synced: &BTreeSet<u64>,
+    ) -> (String, ReconfigRequest, Option<QuorumConfig>) {
+        let all = self.ids();
+        let members: Vec<u64> = base.members.keys().copied().collect();
+        let others: Vec<u64> = members.iter().copied().filter(|m| *m != leader).collect();
+        let outsiders: Vec<u64> = all
+            .iter()
+            .copied()
+            .filter(|id| !base.members.contains_key(id))
+            .collect();
+        let voters = base.voters().count();
+        let entry = |rng: &mut Rng, spec: &ServerSpec| {
+            if rng.chance(0.5) {
+                format!("server.{}={}", spec.id, spec.to_config_value())
+            } else {
+                format!("{}={}", spec.id, spec.to_config_value())
+            }
+        };
+        let incremental = |joining: Vec<String>, leaving: Vec<u64>| ReconfigRequest {
+            joining: (!joining.is_empty()).then(|| joining.join(",")),
+            leaving: (!leaving.is_empty()).then(|| {
+                leaving
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            }),
+            new_members: None,
+            from_config: -1,
+        };
+        let mut next = base.clone();
+        next.version = 0;
+        match self.rng.below(100) {
+            0..=14 if !others.is_empty() => {
+                let id = *self.rng.pick(&others).expect("not empty");
+                next.members.remove(&id);
+                (
+                    format!("remove {id}"),
+                    incremental(vec![], vec![id]),
+                    Some(next),
+                )
+            }
+            15..=24 => {
+                next.members.remove(&leader);
+                (
+                    format!("remove the leader {leader}"),
+                    incremental(vec![], vec![leader]),
+                    Some(next),
+                )
+            }
+            25..=44 if !outsiders.is_empty() => {
+                let id = *self.rng.pick(&outsiders).expect("not empty");
+                let role = if voters < 7 && self.rng.chance(0.7) {
+                    LearnerType::Participant
+                } else {
+                    LearnerType::Observer
+                };
+                let spec = Self::spec(id, role, 2888, 3888);
+                let e = entry(&mut self.rng, &spec);
+                next.members.insert(id, spec);
+                (
+                    format!("add {id} as {role:?}"),
+                    incremental(vec![e], vec![]),
+                    Some(next),
+                )
+            }
+            45..=57 => {
+                let id = *self
+                    .rng
+                    .pick(&members)
+                    .expect("a configuration has members");
+                let mut spec = base.members[&id].clone();
+                spec.role = match spec.role {
+                    LearnerType::Participant => LearnerType::Observer,
+                    LearnerType::Observer => LearnerType::Participant,
+                };
+                let e = entry(&mut self.rng, &spec);
+                let what = format!("make {id} {:?}", spec.role);
+                next.members.insert(id, spec);
+                (what, incremental(vec![e], vec![]), Some(next))
+            }
+            58..=65 => {
+                let id = *self
+                    .rng
+                    .pick(&members)
+                    .expect("a configuration has members");
+                let mut spec = base.members[&id].clone();
+                match self.rng.below(3) {
+                    0 => spec.quorum.port = self.fresh_port(),
+                    1 => spec.election_port = self.fresh_port(),
+                    _ => {
+                        spec.quorum.port = self.fresh_port();
+                        spec.election_port = self.fresh_port();
+                    }
+                }
+                let e = entry(&mut self.rng, &spec);
+                let what = format!(
+                    "move {id} to ports {}:{}",
+                    spec.quorum.port, spec.election_port
+                );
+                next.members.insert(id, spec);
+                (what, incremental(vec![e], vec![]), Some(next))
+            }
+            66..=79 => {
+                let (what, request, next) = self.draw_bulk(leader, base, None);
+                (what, request, Some(next))
+            }
+            80..=86 => {
+                // leaves no participant: refused whatever else holds
+                let ids: Vec<u64> = base.voters().map(|s| s.id).collect();
+                for id in &ids {
+                    next.members.remove(id);
+                }
+                (
+                    format!("remove every voter {ids:?}"),
+                    incremental(vec![], ids),
+                    Some(next),
+                )
+            }
+            87..=93 => {
+                // voters that are not connected and synced: never a quorum of the new config
+                let strangers: Vec<u64> = all
+                    .iter()
+                    .copied()
+                    .filter(|id| !synced.contains(id))
+                    .collect();
+                let (what, request, next) = self.draw_bulk(leader, base, Some(&strangers));
+                (format!("{what} (unsynced voters)"), request, Some(next))
+            }
+            _ => {
+                // conditional on a version that is not the last seen
+                let id = *self.rng.pick(&members).expect("members");
+                next.members.remove(&id);
+                let mut request = incremental(vec![], vec![id]);
+                request.from_config = base.version + self.rng.between(1, 3) as i64;
+                (
+                    format!("remove {id} if at version 0x{:x}", request.from_config),
+                    request,
+                    Some(next),
+                )
+            }
+        }
+    }
+
+    /// A bulk request: a random membership over every server (voters only among `voters_from`
+    /// when given), majority or hierarchical.
+    fn draw_bulk(
+        &mut self,
+        leader: u64,
+        base: &QuorumConfig,
+        voters_from: Option<&[u64]>,
+    ) -> (String, ReconfigRequest, QuorumConfig) {
+        let mut members = BTreeMap::new();
+        let mut voters = Vec::new();
+        for id in self.ids() {
+            let eligible = voters_from.is_none_or(|v| v.contains(&id));
+            // the first eligible stranger is always a voter
+            let first = voters_from.is_some() && eligible && voters.is_empty();
+            let keep = first || self.rng.chance(0.7) || (id == leader && voters_from.is_none());
+            if !keep {
+                continue;
+            }
+            let vote = eligible && voters.len() < 7 && (first || self.rng.chance(0.7));
+            let role = if vote {
+                voters.push(id);
+                LearnerType::Participant
+            } else {
+                LearnerType::Observer
+            };
+            // keep the ports a member has (or, rarely, move it)
+            let (qp, ep) = match base.members.get(&id) {
+                Some(s) if !self.rng.chance(0.1) => (s.quorum.port, s.election_port),
+                _ => (2888, 3888),
+            };
+            members.insert(id, Self::spec(id, role, qp, ep));
+        }
+        if voters.is_empty() {
+            // at least one participant
+            let pool: Vec<u64> = match voters_from {
+                Some(v) if !v.is_empty() => v.to_vec(),
+                _ => vec![leader],
+            };
+            let id = *self.rng.pick(&pool).expect("not empty");
+            let spec = members
+                .remove(&id)
+                .unwrap_or_else(|| Self::spec(id, LearnerType::Participant, 2888, 3888));
+            members.insert(
+                id,
+                ServerSpec {
+                    role: LearnerType::Participant,
+                    ..spec
+                },
+            );
+            voters.push(id);
+        }
+        let mut lines: Vec<String> = members
+            .values()
+            .map(|s| format!("server.{}={}", s.id, s.to_config_value()))
+            .collect();
+        let system = if self.rng.chance(0.5) {
+            let k = self.rng.between(1, 3.min(voters.len() as u64));
+            let mut groups: BTreeMap<u64, BTreeSet<u64>> = BTreeMap::new();
+            for (i, id) in voters.iter().enumerate() {
+                // every group gets a voter, the rest at random
+                let g = if (i as u64) < k {
+                    i as u64 + 1
+                } else {
+                    self.rng.between(1, k)
+                };
+                groups.entry(g).or_default().insert(*id);
+            }
+            let mut weights = BTreeMap::new();
+            for id in &voters {
+                let w = if self.rng.chance(0.1) {
+                    0
+                } else {
+                    self.rng.between(1, 3)
+                };
+                weights.insert(*id, w);
+            }
+            for (g, ids) in &groups {
+                let list: Vec<String> = ids.iter().map(u64::to_string).collect();
+                lines.push(format!("group.{g}={}", list.join(":")));
+            }
+            for (id, w) in &weights {
+                lines.push(format!("weight.{id}={w}"));
+            }
+            QuorumSystem::Hierarchical { groups, weights }
+        } else {
+            QuorumSystem::Majority
+        };
+        let what = format!(
+            "bulk {} voters {voters:?} of {:?}",
+            if system == QuorumSystem::Majority {
+                "majority"
+            } else {
+                "hierarchical"
+            },
+            members.keys().collect::<Vec<_>>()
+        );
+        let request = ReconfigRequest {
+            joining: None,
+            leaving: None,
+            new_members: Some(lines.join(",")),
+            from_config: if self.rng.chance(0.3) {
+                base.version
+            } else {
+                -1
+            },
+        };
+        let next = QuorumConfig {
+            members,
+            system,
+            version: 0,
+        };
+        (what, request, next)
+    }
+
+    /// The reconfiguration client: submits a random request to a serving leader, checks that
+    /// it is accepted or refused as ZooKeeper would, and proposes what is accepted.
+    fn reconfig_op(&mut self) -> Res {
+        let leaders = self.serving_leaders();
+        let Some(&leader) = self.rng.pick(&leaders) else {
+            return Ok(());
+        };
+        let s = &self.servers[(leader - 1) as usize];
+        let active = s.peer.config().clone();
+        let last_seen = s.peer.last_seen_config().clone();
+        let Some(synced) = s.peer.synced_followers() else {
+            return Err(format!("serving leader {leader} has no synced followers"));
+        };
+        let (what, request, membership) = self.draw_reconfig(leader, &last_seen, &synced);
+        // what ZooKeeper answers, in its order of checks
+        let expected: Result<QuorumConfig, ErrorCode> = match membership {
+            _ if last_seen.version != active.version => Err(ErrorCode::ReconfigInProgress),
+            _ if request.from_config != -1 && request.from_config != last_seen.version => {
+                Err(ErrorCode::BadVersion)
+            }
+            _ if request.new_members.is_none() && last_seen.system != QuorumSystem::Majority => {
+                Err(ErrorCode::BadArguments)
+            }
+            None => Err(ErrorCode::BadArguments),
+            Some(next) if next.voters().count() == 0 => Err(ErrorCode::BadArguments),
+            Some(next) if !next.contains_quorum(&synced) => Err(ErrorCode::NewConfigNoQuorum),
+            Some(next) => Ok(next),
+        };
+        let context = ReconfigContext {
+            active: &active,
+            last_seen: &last_seen,
+            standalone_enabled: false,
+            synced: &synced,
+        };
+        let got = next_config(&context, &request);
+        let id = self.clients.next_id();
+        self.trace(|| {
+            format!(
+                "client reconfig {id} at s{leader} (config 0x{:x}, synced {synced:?}): {what}: {:?}",
+                last_seen.version,
+                got.as_ref().map(|_| "accepted").map_err(|e| e.code)
+            )
+        });
+        let next = match (expected, got) {
+            (Ok(want), Ok(next)) if want.members == next.members && want.system == next.system => {
+                next
+            }
+            (Err(want), Err(e)) if want == e.code => {
+                self.stats.reconfigs_rejected += 1;
+                return Ok(());
+            }
+            (want, got) => {
+                return Err(format!(
+                    "reconfig {what} ({request:?}) at leader {leader}: expected {}, got {}",
+                    match want {
+                        Ok(c) => c.to_dynamic_lines().replace('\n', " "),
+                        Err(code) => format!("{code:?}"),
+                    },
+                    match got {
+                        Ok(c) => c.to_dynamic_lines().replace('\n', " "),
+                        Err(e) => format!("{:?} ({})", e.code, e.reason),
+                    }
+                ))
+            }
+        };
+        let Some(zxid) = self.server(leader).peer.next_zxid() else {
+            return Err(format!("serving leader {leader} has no next zxid"));
+        };
+        let mut next = next;
+        next.version = zxid;
+        let txn = Txn::Reconfig(SetDataTxn {
+            path: tree::CONFIG_PATH.to_owned(),
+            data: Some(next.to_config_text().into_bytes()),
+            version: -1,
+        });
+        let data = ProposalData {
+            header: TxnHeader {
+                client_id: RECONFIG_CLIENT_ID,
+                cxid: id as i32,
+                zxid,
+                time: self.now as i64,
+                txn_type: jute::op::RECONFIG,
+            },
+            txn: txn.body(),
+            digest: None,
+        };
+        let Some((got, out)) = self.server(leader).peer.propose(data) else {
+            return Err(format!("established leader {leader} refuses a reconfig"));
+        };
+        if got != zxid {
+            return Err(format!(
+                "leader {leader} said the next zxid was 0x{zxid:x} but proposed at 0x{got:x}"
+            ));
+        }
+        self.stats.reconfigs_proposed += 1;
+        let s = &self.servers[(leader - 1) as usize];
+        self.pending_reconfigs.push(PendingWrite {
+            id,
+            key: 0,
+            zxid,
+            server: leader,
+            role_gen: s.role_gen,
+            invoked_ms: self.now,
+            floor: self.clients.floor(),
+        });
+        self.outputs(leader, out)?;
+        self.check_server(leader)
+    }
+
     // ----- after the storm -----
 
     fn states(&self) -> String {
@@ -1515,26 +2125,67 @@ impl World {
                 return Err(format!("acknowledged write {w} at 0x{zxid:x} was lost"));
             }
         }
+        for (r, zxid) in &self.acked_reconfigs {
+            if !self.reconfigs.contains_key(zxid) {
+                return Err(format!("acknowledged reconfig {r} at 0x{zxid:x} was lost"));
+            }
+        }
+        if self.cfg.reconfig {
+            // everyone runs the configuration last committed (the initial membership, maybe
+            // versioned differently by different epochs, when no reconfig committed)
+            let current = &self.current;
+            if !current.is_voter(leader) {
+                return Err(format!(
+                    "server {leader} leads but is no voter of configuration 0x{:x}",
+                    current.version
+                ));
+            }
+            for s in &self.servers {
+                let c = s.peer.config();
+                let agrees = c.members == current.members
+                    && c.system == current.system
+                    && (self.reconfigs.is_empty() || c.version == current.version);
+                if !agrees {
+                    return Err(format!(
+                        "server {} runs configuration 0x{:x} ({}), the ensemble committed 0x{:x} \
+                         ({}) last",
+                        s.id,
+                        c.version,
+                        c.to_dynamic_lines().replace('\n', " "),
+                        current.version,
+                        current.to_dynamic_lines().replace('\n', " ")
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 }
 
+/// Builds a peer as the server runtime does (ensemble_setup): reconfigEnabled as the run
+/// says, and a proposed configuration from before a restart.
 fn new_peer(
     cfg: &SimConfig,
     id: u64,
-    quorum: &Arc<QuorumConfig>,
+    config: &Arc<QuorumConfig>,
+    last_seen: Option<Arc<QuorumConfig>>,
     persisted: Persisted,
     last_zxid: i64,
 ) -> Peer {
-    Peer::new(
+    let peer = Peer::new(
         id,
-        quorum.clone(),
+        config.clone(),
         persisted,
         last_zxid,
         cfg.tick_ms,
         cfg.init_limit,
         cfg.sync_limit,
     )
+    .with_reconfig_enabled(cfg.reconfig);
+    match last_seen {
+        Some(next) if cfg.reconfig => peer.with_last_seen(next),
+        _ => peer,
+    }
 }
 
 fn key_path(key: usize) -> String {

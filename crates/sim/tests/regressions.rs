@@ -140,5 +140,38 @@ fn a_learner_applies_a_syncs_txns_only_once_the_epoch_is_established() {
     passes(9771);
 }
 
+// ----- found with random reconfigurations (SimConfig::for_reconfig_seed) -----
+
+fn passes_with_reconfigurations(seed: u64) {
+    if let Err(f) = run(&SimConfig::for_reconfig_seed(seed)) {
+        panic!("{f}");
+    }
+}
+
+/// zab::leader: NEWLEADER carried the configuration of a reconfig the leader had proposed
+/// and not yet committed; a learner that synced meanwhile activated it at UPTODATE ("server
+/// 6 activates configuration 0x10000001b ... but no reconfig was committed there"). Fixed:
+/// NEWLEADER carries a pending configuration only when it comes from the leader's history
+/// (unit test `a_learner_synced_during_a_reconfig_gets_the_active_configuration_with_newleader`).
+#[test]
+fn a_learner_never_activates_a_reconfig_still_in_flight() {
+    for seed in [4, 8, 21, 79] {
+        passes_with_reconfigurations(seed);
+    }
+}
+
+/// zab::leader: a leader whose history ended with a reconfig no earlier leader committed
+/// committed it with its history but never activated it: it went on requiring both quorums,
+/// refused every later reconfig as in progress, and ran an older configuration than its
+/// learners (NEWLEADER told them). Fixed: activated once the epoch is established, with a
+/// designated leader, as ZooKeeper's Leader.lead does (unit test
+/// `a_reconfig_of_the_history_is_activated_once_the_epoch_is_established`).
+#[test]
+fn a_leader_activates_the_reconfig_its_history_ends_with() {
+    for seed in [84, 24, 30, 60, 70, 71, 74] {
+        passes_with_reconfigurations(seed);
+    }
+}
+
 // ----- open -----
 // None at the moment: a seed that fails goes here, run through `open_bug`, until fixed.

@@ -9,7 +9,8 @@
 //! - `SIM_SEEDS=n`: seeds per ensemble size (default [`DEFAULT_SEEDS`], some 20 s in release
 //!   mode on two cores; `SIM_SEEDS=7000`, the thorough run, takes about three minutes).
 //! - `SIM_FIRST_SEED=f`: start the seed range at `f` (explore fresh seeds).
-//! - `SIM_SEED=s`: run only seed `s`, and print its trace tail if it fails.
+//! - `SIM_SEED=s`: run only seed `s`, and print its trace tail if it fails
+//!   (`SIM_TRACE_LINES=n` lines of it; `SIM_RECONFIG=1`: the run with reconfigurations).
 //!
 //! A failure prints its seed; `SIM_SEED=<seed> cargo test -p zkrs-sim --release --test seeds
 //! -- --nocapture` replays it exactly.
@@ -27,6 +28,13 @@ const DEFAULT_SEEDS: u64 = 700;
 /// other failing seed does. A known seed that passes is reported so it can be removed.
 const KNOWN_OPEN: &[(u64, &str)] = &[];
 
+/// Seeds per ensemble size of the runs with random reconfigurations
+/// ([`SimConfig::for_reconfig_seed`]); `SIM_RECONFIG_SEEDS=n` (else `SIM_SEEDS`) overrides.
+const DEFAULT_RECONFIG_SEEDS: u64 = 200;
+
+/// KNOWN_OPEN for the runs with reconfigurations.
+const KNOWN_OPEN_RECONFIG: &[(u64, &str)] = &[];
+
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().map(|v| {
         v.trim()
@@ -37,11 +45,25 @@ fn env_u64(name: &str) -> Option<u64> {
 
 /// Runs the seeds `s` with `s % 3 == size_class` (3, 5 or 7 voters).
 fn run_size_class(size_class: u64) {
+    run_seeds(size_class, false);
+}
+
+/// Runs the seeds of one size class, with reconfigurations or without.
+fn run_seeds(size_class: u64, reconfig: bool) {
     if std::env::var("SIM_SEED").is_ok() {
         eprintln!("SIM_SEED is set: only `one_seed_from_env` runs");
         return;
     }
-    let count = env_u64("SIM_SEEDS").unwrap_or(DEFAULT_SEEDS);
+    let (count, known_open) = if reconfig {
+        (
+            env_u64("SIM_RECONFIG_SEEDS")
+                .or_else(|| env_u64("SIM_SEEDS"))
+                .unwrap_or(DEFAULT_RECONFIG_SEEDS),
+            KNOWN_OPEN_RECONFIG,
+        )
+    } else {
+        (env_u64("SIM_SEEDS").unwrap_or(DEFAULT_SEEDS), KNOWN_OPEN)
+    };
     let first = env_u64("SIM_FIRST_SEED").unwrap_or(0);
     // the first seed at or after `first` in this size class
     let start = first + (size_class + 3 - first % 3) % 3;
@@ -49,15 +71,20 @@ fn run_size_class(size_class: u64) {
     let mut total = Stats::default();
     let mut failures = Vec::new();
     for seed in (0..count).map(|i| start + 3 * i) {
-        match run(&SimConfig::for_seed(seed)) {
+        let config = if reconfig {
+            SimConfig::for_reconfig_seed(seed)
+        } else {
+            SimConfig::for_seed(seed)
+        };
+        match run(&config) {
             Ok(stats) => {
                 total.add(&stats);
-                if KNOWN_OPEN.iter().any(|(s, _)| *s == seed) {
+                if known_open.iter().any(|(s, _)| *s == seed) {
                     eprintln!("seed {seed} of KNOWN_OPEN passes now: remove it from the list");
                 }
             }
-            Err(f) if KNOWN_OPEN.iter().any(|(s, _)| *s == seed) => {
-                let (_, what) = KNOWN_OPEN.iter().find(|(s, _)| *s == seed).expect("listed");
+            Err(f) if known_open.iter().any(|(s, _)| *s == seed) => {
+                let (_, what) = known_open.iter().find(|(s, _)| *s == seed).expect("listed");
                 eprintln!("seed {seed} fails on an open bug ({what}): {}", f.message);
             }
             Err(f) => {
@@ -72,9 +99,14 @@ fn run_size_class(size_class: u64) {
         }
     }
     let voters = SimConfig::for_seed(start).voters;
+    let kind = if reconfig {
+        " with reconfigurations"
+    } else {
+        ""
+    };
     eprintln!(
-        "{voters} voters: {count} seeds from {start} in {:.1} s: {} writes acknowledged, {} \
-         reads checked, {} epochs, {} crashes, {} partitions, {} pauses, {} snapshots",
+        "{voters} voters{kind}: {count} seeds from {start} in {:.1} s: {} writes acknowledged, \
+         {} reads checked, {} epochs, {} crashes, {} partitions, {} pauses, {} snapshots",
         started.elapsed().as_secs_f64(),
         total.writes_acknowledged,
         total.reads_checked,
@@ -84,12 +116,29 @@ fn run_size_class(size_class: u64) {
         total.pauses,
         total.snapshots_sent
     );
+    if reconfig {
+        eprintln!(
+            "{voters} voters{kind}: reconfigs {} proposed, {} acknowledged, {} refused as \
+             expected, {} committed",
+            total.reconfigs_proposed,
+            total.reconfigs_acknowledged,
+            total.reconfigs_rejected,
+            total.reconfigs_committed
+        );
+    }
+    let replay = if reconfig { "SIM_RECONFIG=1 " } else { "" };
     assert!(
         failures.is_empty(),
-        "{} of {count} seeds failed with {voters} voters: {failures:?} (replay one with \
-         SIM_SEED=<seed>)",
+        "{} of {count} seeds failed with {voters} voters{kind}: {failures:?} (replay one with \
+         {replay}SIM_SEED=<seed>)",
         failures.len()
     );
+    if reconfig {
+        assert!(
+            total.reconfigs_committed > count,
+            "reconfigurations barely happened: {total:?}"
+        );
+    }
     assert!(
         total.writes_acknowledged > count * 100,
         "the workload barely ran: {total:?}"
@@ -112,12 +161,34 @@ fn seven_voters() {
 }
 
 #[test]
+fn three_voters_with_reconfigurations() {
+    run_seeds(0, true);
+}
+
+#[test]
+fn five_voters_with_reconfigurations() {
+    run_seeds(1, true);
+}
+
+#[test]
+fn seven_voters_with_reconfigurations() {
+    run_seeds(2, true);
+}
+
+#[test]
 fn one_seed_from_env() {
     let Some(seed) = env_u64("SIM_SEED") else {
         return;
     };
-    let mut config = SimConfig::for_seed(seed);
+    let mut config = if env_u64("SIM_RECONFIG").unwrap_or(0) != 0 {
+        SimConfig::for_reconfig_seed(seed)
+    } else {
+        SimConfig::for_seed(seed)
+    };
     config.trace = true;
+    if let Some(lines) = env_u64("SIM_TRACE_LINES") {
+        config.trace_lines = lines as usize;
+    }
     match run(&config) {
         Ok(stats) => eprintln!("seed {seed} passed: {stats:#?}"),
         Err(f) => panic!("{f}"),

@@ -103,6 +103,8 @@ pub struct Leader {
     /// Set while our own history (up to this zxid) is logged but not yet durable: until it is,
     /// we neither write the new current epoch nor count ourselves in the NEWLEADER quorum.
     history_pending: Option<i64>,
+    /// The last zxid of the history we lead with (committed once the epoch is established).
+    history_end: i64,
 }
 
 impl Leader {
@@ -143,6 +145,7 @@ impl Leader {
             init_limit_ticks: 2 * sync_limit_ticks,
             phase_started_tick: 0,
             history_pending: None,
+            history_end: ours.last_zxid,
         }
     }
 
@@ -176,6 +179,7 @@ impl Leader {
             out.push(LeaderAction::StoreCurrentEpoch(epoch));
             self.activate_initial_version(&mut out);
             out.push(LeaderAction::Established);
+            self.activate_history_reconfig(&mut out);
         }
         out
     }
@@ -211,11 +215,17 @@ impl Leader {
             .all(|c| c.contains_quorum(ids))
     }
 
-    /// The configuration NEWLEADER carries: the last one proposed, else the active one
-    /// (versioned with the NEWLEADER zxid if it has no version yet).
+    /// The configuration NEWLEADER carries, which the learner activates at UPTODATE: the one
+    /// a reconfig of our history proposed (committed with that history once the epoch is
+    /// established, before any UPTODATE), else the active one (versioned with the NEWLEADER
+    /// zxid if it has no version yet). Not one we proposed since and is still in flight: it
+    /// may never commit, and the learner receives it among the outstanding proposals and
+    /// activates it at its COMMITANDACTIVATE like everyone else.
     fn last_seen_config(&self) -> QuorumConfig {
-        if let Some((_, next)) = &self.pending_reconfig {
-            return (**next).clone();
+        if let Some((zxid, next)) = &self.pending_reconfig {
+            if *zxid <= self.history_end {
+                return (**next).clone();
+            }
         }
         let mut config = (*self.config).clone();
         if self.version_initial_config {
@@ -460,6 +470,34 @@ impl Leader {
         for id in self.learners_in(LearnerState::Synced) {
             self.activate(id, out);
         }
+        self.activate_history_reconfig(out);
+    }
+
+    /// The epoch is established: a reconfig of our history, committed with it, is activated
+    /// now (ZooKeeper's Leader.lead after waitForNewLeaderAck), with a designated leader among
+    /// the voters of its configuration that acked NEWLEADER. When that is not us, we commit
+    /// nothing more and hand off. (The learners activate it at UPTODATE: NEWLEADER carried it.)
+    fn activate_history_reconfig(&mut self, out: &mut Vec<LeaderAction>) {
+        let next = match &self.pending_reconfig {
+            Some((zxid, next)) if *zxid <= self.history_end => next.clone(),
+            _ => return,
+        };
+        self.pending_reconfig = None;
+        let designated = crate::reconfig::designated_leader(
+            self.my_id,
+            &self.config,
+            &next,
+            &self.newleader_acks,
+            &[],
+        );
+        self.config = next.clone();
+        if designated != self.my_id {
+            self.allowed_to_commit = false;
+        }
+        out.push(LeaderAction::Activate {
+            config: next,
+            designated,
+        });
     }
 
     /// The epoch is established: a first configuration becomes version NEWLEADER's zxid.
@@ -908,6 +946,113 @@ mod tests {
             "a leader that handed off commits nothing more: {out:?}"
         );
         assert!(leader.on_packet(2, Packet::Ack { zxid: z2 }).is_empty());
+    }
+
+    /// Found by the simulator (reconfig seed 4): NEWLEADER carried the configuration of a
+    /// reconfig still in flight, and the learner activated it at UPTODATE, before (and even
+    /// without) its commit.
+    #[test]
+    fn a_learner_synced_during_a_reconfig_gets_the_active_configuration_with_newleader() {
+        let mut leader = established_leader();
+        let next = "server.1=h:1:2\nserver.2=h:3:4\nserver.3=h:5:6\nserver.4=h:7:8\n";
+        let (z1, _) = leader.propose(reconfig_txn(next)).unwrap();
+        // server 4, a joiner following without a vote, syncs while the reconfig is pending
+        leader.on_learner_info(4, 1, false);
+        let out = leader.on_packet(
+            4,
+            Packet::AckEpoch {
+                last_zxid: 1 << 32,
+                current_epoch: 1,
+            },
+        );
+        let newleader = out
+            .iter()
+            .find_map(|a| match a {
+                LeaderAction::Send {
+                    to: 4,
+                    packet: Packet::NewLeader { config, .. },
+                } => Some(String::from_utf8(config.clone().unwrap()).unwrap()),
+                _ => None,
+            })
+            .expect("NEWLEADER");
+        assert_eq!(newleader, config().to_config_text(), "not the proposed one");
+        assert!(
+            out.contains(&LeaderAction::Send {
+                to: 4,
+                packet: Packet::Proposal {
+                    zxid: z1,
+                    data: {
+                        let mut d = reconfig_txn(next);
+                        d.header.zxid = z1;
+                        d
+                    }
+                }
+            }),
+            "the reconfig comes among the outstanding proposals: {out:?}"
+        );
+    }
+
+    /// Found by the simulator (reconfig seed 84): a leader whose history ended with a reconfig
+    /// that no one committed committed it with its history but never activated it, so it
+    /// kept needing both quorums and refused every later reconfig as in progress, while its
+    /// learners (told by NEWLEADER) ran the new configuration.
+    #[test]
+    fn a_reconfig_of_the_history_is_activated_once_the_epoch_is_established() {
+        const E1: i64 = 1 << 32;
+        let ours = StateSummary {
+            current_epoch: 1,
+            last_zxid: E1 + 5,
+        };
+        let establish = |next_text: &str| {
+            let mut next = crate::reconfig::parse_config_text(next_text).unwrap();
+            next.version = E1 + 5;
+            let mut leader = Leader::new(3, config(), 1, ours, vec![], 5)
+                .with_reconfig_enabled(true)
+                .with_pending_reconfig(E1 + 5, Arc::new(next));
+            let mut all = leader.start();
+            for sid in [1, 2] {
+                all.extend(leader.on_learner_info(sid, 1, false));
+            }
+            for sid in [1, 2] {
+                all.extend(leader.on_packet(
+                    sid,
+                    Packet::AckEpoch {
+                        last_zxid: E1 + 5,
+                        current_epoch: 1,
+                    },
+                ));
+                all.extend(leader.on_packet(sid, Packet::Ack { zxid: 2 << 32 }));
+            }
+            assert!(leader.is_established());
+            (leader, all)
+        };
+        let grown = "server.1=h:1:2\nserver.2=h:3:4\nserver.3=h:5:6\nserver.4=h:7:8:observer\n";
+        let (mut leader, all) = establish(grown);
+        assert!(
+            all.iter().any(|a| matches!(
+                a,
+                LeaderAction::Activate { config, designated: 3 } if config.version == E1 + 5
+            )),
+            "{all:?}"
+        );
+        assert_eq!(leader.configs().0.version, E1 + 5);
+        assert!(leader.configs().1.is_none(), "nothing pending any more");
+        let (z, _) = leader.propose(plain_txn()).unwrap();
+        leader.on_durable(z);
+        let out = leader.on_packet(1, Packet::Ack { zxid: z });
+        assert!(out.contains(&LeaderAction::Commit(z)), "{out:?}");
+        // a history that removes the leader: it hands off to a voter that acked NEWLEADER
+        let (_, all) = establish("server.1=h:1:2\nserver.2=h:3:4\n");
+        assert!(
+            all.iter().any(|a| matches!(
+                a,
+                LeaderAction::Activate {
+                    designated: 1 | 2,
+                    ..
+                }
+            )),
+            "{all:?}"
+        );
     }
 
     #[test]

@@ -325,6 +325,10 @@ impl Peer {
             let zxid = history;
             self.logged.retain(|z, _| *z <= zxid);
             self.last_logged = zxid;
+            if self.last_seen.as_ref().is_some_and(|c| c.version > zxid) {
+                // the reconfig that proposed it is cut with the rest
+                self.last_seen = None;
+            }
             out.push(Output::Truncate { zxid });
         }
         match state {
@@ -804,5 +808,128 @@ impl Peer {
         }
         self.last_committed = zxid;
         out.push(Output::Commit { zxid, txns });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::election::Vote;
+    use config::parse_properties;
+
+    const E1: i64 = 1 << 32;
+    const E2: i64 = 2 << 32;
+    const THREE: &str = "server.1=h:1:2\nserver.2=h:3:4\nserver.3=h:5:6\n";
+
+    fn reconfig_txn(zxid: i64, text: &str) -> ProposalData {
+        ProposalData {
+            header: jute::TxnHeader {
+                client_id: 1,
+                cxid: 1,
+                zxid,
+                time: 0,
+                txn_type: jute::op::RECONFIG,
+            },
+            txn: jute::Jute::encode(&jute::SetDataTxn {
+                path: "/zookeeper/config".into(),
+                data: Some(text.as_bytes().to_vec()),
+                version: -1,
+            }),
+            digest: None,
+        }
+    }
+
+    /// Found reading `become_` while diagnosing reconfig seed 84 of the simulator: a follower
+    /// logged a reconfig, lost its leader before the txn was durable and won the next
+    /// election; becoming leader cut the txn from its log but still took its configuration as
+    /// pending, to commit (and, since the fix for seed 84, activate) a configuration no one
+    /// had decided.
+    #[test]
+    fn a_new_leader_that_cuts_an_unsynced_reconfig_forgets_its_configuration() {
+        let config = Arc::new(
+            QuorumConfig::from_properties(&parse_properties(THREE, "t").unwrap()).unwrap(),
+        );
+        let persisted = Persisted {
+            accepted_epoch: 1,
+            current_epoch: 1,
+        };
+        let mut peer = Peer::new(3, config, persisted, E1, 100, 10, 5).with_reconfig_enabled(true);
+        peer.start(0);
+        // 1 leads epoch 2 with 2 following: 3 joins them
+        let vote = Vote {
+            leader: 1,
+            zxid: E1,
+            election_epoch: 1,
+            peer_epoch: 1,
+        };
+        for (sender, state) in [(1, ServerState::Leading), (2, ServerState::Following)] {
+            peer.step(
+                1,
+                Input::Notification(Notification {
+                    sender,
+                    state,
+                    vote,
+                }),
+            );
+        }
+        assert_eq!(peer.state(), ServerState::Following);
+        peer.step(2, Input::ConnectedToLeader);
+        let from_leader = [
+            Packet::LeaderInfo {
+                zxid: E2,
+                protocol_version: crate::wire::LEARNER_PROTOCOL_VERSION,
+            },
+            Packet::Diff { zxid: E1 },
+            Packet::NewLeader {
+                zxid: E2,
+                config: None,
+            },
+            Packet::UpToDate,
+        ];
+        for packet in from_leader {
+            peer.step(3, Input::Packet { from: 1, packet });
+        }
+        assert!(peer.is_serving());
+        // a reconfig is logged, not yet durable, when the leader goes away
+        let moved = THREE.replace("h:1:2", "h:7:8");
+        let out = peer.step(
+            4,
+            Input::Packet {
+                from: 1,
+                packet: Packet::Proposal {
+                    zxid: E2 + 1,
+                    data: reconfig_txn(E2 + 1, &moved),
+                },
+            },
+        );
+        assert!(out.iter().any(|o| matches!(o, Output::ConfigProposed(_))));
+        assert_eq!(peer.last_seen_config().version, E2 + 1);
+        let out = peer.step(5, Input::Disconnected { peer: 1 });
+        let mine = out
+            .iter()
+            .find_map(|o| match o {
+                Output::SendNotification { notification, .. } => Some(notification.vote),
+                _ => None,
+            })
+            .expect("looking again");
+        // 1 and 2 back us: we lead
+        for sender in [1, 2] {
+            peer.step(
+                6,
+                Input::Notification(Notification {
+                    sender,
+                    state: ServerState::Looking,
+                    vote: mine,
+                }),
+            );
+        }
+        let out = peer.step(1_000, Input::Tick);
+        assert_eq!(peer.state(), ServerState::Leading, "{out:?}");
+        assert!(out.contains(&Output::Truncate { zxid: E1 }), "{out:?}");
+        assert_eq!(
+            peer.last_seen_config().version,
+            peer.config().version,
+            "the cut reconfig is not pending"
+        );
     }
 }
