@@ -354,6 +354,7 @@ def metrics(acks, t0, warmup, run):
     hi = bisect.bisect_left(acks, t0 + run)
     # from the last ack before t0 to the end of the run (a stall that lasts to the end counts)
     gap, gap_from = longest_gap(acks[max(lo, at0 - 1):hi] + [t0 + run])
+    censored = gap_from + gap >= t0 + run  # still stalled at the end: the gap is a lower bound
     pre_gap, _ = longest_gap(acks[lo:at0])
     post_ops = statistics.median(post) / BUCKET
 
@@ -374,6 +375,7 @@ def metrics(acks, t0, warmup, run):
         "post_ops_per_s": post_ops,
         "longest_gap_s": gap,
         "longest_gap_from_s": gap_from - t0,
+        "longest_gap_to_end": censored,
         "pre_longest_gap_s": pre_gap,
         "time_to_90_s": time_back(pre_median),
         # 90% of the lower of the levels before and after (adding a voter lowers the level for good)
@@ -394,6 +396,15 @@ def median_of(trials, key):
         values = [float("inf") if v is None else v for v in values]
     values = [v for v in values if v is not None]
     return statistics.median(values) if values else None
+
+
+def summarize(trials):
+    out = {key: median_of(trials, key) for key in FIGURES}
+    # the median gap is a lower bound when at least half of the trials were still stalled at the end
+    out["longest_gap_to_end"] = 2 * sum(t["longest_gap_to_end"] for t in trials) >= len(trials)
+    out["stalls_over_1s"] = sum(t["longest_gap_s"] > 1.0 for t in trials)
+    out["trials"] = len(trials)
+    return out
 
 
 def representative(trials):
@@ -442,7 +453,8 @@ def tables(summary, kinds, args):
             cells = [SCENARIOS[scenario]]
             for key, fmt in rows:
                 vals = {k: summary[scenario][k][key] for k in kinds}
-                cells += [fmt(vals[k]) for k in kinds]
+                cells += [("≥ " if key == "longest_gap_s" and summary[scenario][k]["longest_gap_to_end"] else "")
+                          + fmt(vals[k]) for k in kinds]
                 if compare:
                     cells.append(ratio(vals["zkrs"], vals["zk"]))
             out.append("| " + " | ".join(cells) + " |")
@@ -451,19 +463,23 @@ def tables(summary, kinds, args):
     ops = lambda v: "n/a" if v is None else f"{v:.0f}"  # noqa: E731
     table(["longest gap ms", "time back to 90% ms", "time to 90% of the settled level ms"],
           [("longest_gap_s", ms), ("time_to_90_s", ms), ("time_to_90_settled_s", ms)])
+    out.append("“not back”: not back within the run; “≥”: still stalled at the end of the run in at least half "
+               "of the trials (the gap runs to the end).\n")
     table(["ops/s before", "ops/s after"], [("pre_ops_per_s", ops), ("post_ops_per_s", ops)])
     share = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
     header = ["scenario"]
     for k in kinds:
         header += [f"{NAMES[k]} min bucket after t0 / before", f"{NAMES[k]} same before t0 (noise)",
-                   f"{NAMES[k]} longest gap before t0 ms", f"{NAMES[k]} reconfig reply ms"]
+                   f"{NAMES[k]} longest gap before t0 ms", f"{NAMES[k]} reconfig reply ms",
+                   f"{NAMES[k]} trials with a gap > 1 s"]
     out.append("| " + " | ".join(header) + " |")
     out.append("|" + "---|" * len(header))
     for scenario in summary:
         cells = [SCENARIOS[scenario]]
         for k in kinds:
             s = summary[scenario][k]
-            cells += [share(s["dip"]), share(s["pre_dip"]), ms(s["pre_longest_gap_s"]), ms(s["reconfig_reply_s"])]
+            cells += [share(s["dip"]), share(s["pre_dip"]), ms(s["pre_longest_gap_s"]), ms(s["reconfig_reply_s"]),
+                      f"{s['stalls_over_1s']} of {s['trials']}"]
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out)
 
@@ -608,8 +624,8 @@ def main():
                       f"other processes {r['foreign_cpu_cores']:.2f} cores, load {r['loadavg_after']:.2f}",
                       file=sys.stderr, flush=True)
 
-    summary = {s: {k: {key: median_of([t for t in results["trials"] if t["kind"] == k and t["scenario"] == s], key)
-                       for key in FIGURES} for k in kinds} for s in scenarios}
+    summary = {s: {k: summarize([t for t in results["trials"] if t["kind"] == k and t["scenario"] == s])
+                   for k in kinds} for s in scenarios}
     results["summary"] = summary
     results["load_after"] = os.getloadavg()[0]
     print(tables(summary, kinds, args))
