@@ -32,6 +32,34 @@
 //! elect a leader again, serve on every server, commit a new write, and hold every
 //! acknowledged write on every server.
 //!
+//! **Dynamic reconfiguration** ([`SimConfig::for_reconfig_seed`], `reconfig: true`): peers
+//! run with reconfigEnabled, as the server runtime builds them; a few extra servers start as
+//! joiners (their initial configuration is the members plus themselves as observers, the
+//! manual's safe way) and follow without a vote until added. Election notifications carry
+//! the sender's active configuration (a looking server adopts a newer one); the disk keeps
+//! the last activated configuration (the dynamic file, written at `ConfigActivated`), and a
+//! restart boots with it plus, as proposed ("last seen"), a newer reconfig still in its log.
+//! Meanwhile, with all the faults above, a reconfiguration client submits random requests to
+//! a serving leader: incremental removals of a follower or of the leader, additions of
+//! joiners as participants or observers, role changes, quorum and election port changes;
+//! bulk replacements of the whole membership, majority or hierarchical (groups, weights, some
+//! zero); conditional ones on the current or a stale version; and invalid ones (no
+//! participant left, voters not connected and synced). Each is validated by
+//! `zab::reconfig::next_config` and must give exactly the configuration (or the ZooKeeper
+//! error code: ReconfigInProgress, BadVersion, BadArguments, NewConfigNoQuorum) the
+//! simulator computes on its own; what is accepted is proposed as a reconfig txn and
+//! acknowledged when the same leader term commits it. Checked on top of the above:
+//! - every server's active configuration is its initial one, the initial membership versioned
+//!   by an established epoch, or the configuration of a committed reconfig (members, quorum
+//!   system and version equal);
+//! - a server's active configuration version never decreases, across crashes too;
+//! - a reconfig commits with a quorum of the old and of the new configuration durable, and
+//!   from then on every committed txn stays durable on a quorum of the configuration last
+//!   committed (checked for all of them at that moment, and at every truncation and
+//!   snapshot load); one leader per epoch holds across configuration changes;
+//! - every acknowledged write and reconfig is on every server at the end, every server runs
+//!   the configuration last committed, and the leader is one of its voters.
+//!
 //! ```no_run
 //! let stats = sim::run(&sim::SimConfig::for_seed(42)).unwrap_or_else(|f| panic!("{f}"));
 //! println!("{stats:?}");

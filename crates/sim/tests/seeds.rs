@@ -4,10 +4,14 @@
 //!
 //! The ensemble's shape follows from the seed: 3, 5 or 7 voters (seed % 3), and on half of
 //! the seeds one or two observers. Each test below runs the seeds of one size, so the sizes
-//! run in parallel.
+//! run in parallel. The `*_with_reconfigurations` tests run seeds of the same shapes plus two
+//! to four joiners, with random dynamic reconfigurations among the faults
+//! ([`SimConfig::for_reconfig_seed`]).
 //!
-//! - `SIM_SEEDS=n`: seeds per ensemble size (default [`DEFAULT_SEEDS`], some 20 s in release
-//!   mode on two cores; `SIM_SEEDS=7000`, the thorough run, takes about three minutes).
+//! - `SIM_SEEDS=n`: seeds per ensemble size (default [`DEFAULT_SEEDS`] without and
+//!   [`DEFAULT_RECONFIG_SEEDS`] with reconfigurations; `SIM_SEEDS=7000`, the thorough run,
+//!   takes some ten minutes on two cores).
+//! - `SIM_RECONFIG_SEEDS=n`: seeds per size with reconfigurations only (else `SIM_SEEDS`).
 //! - `SIM_FIRST_SEED=f`: start the seed range at `f` (explore fresh seeds).
 //! - `SIM_SEED=s`: run only seed `s`, and print its trace tail if it fails
 //!   (`SIM_TRACE_LINES=n` lines of it; `SIM_RECONFIG=1`: the run with reconfigurations).
@@ -30,10 +34,21 @@ const KNOWN_OPEN: &[(u64, &str)] = &[];
 
 /// Seeds per ensemble size of the runs with random reconfigurations
 /// ([`SimConfig::for_reconfig_seed`]); `SIM_RECONFIG_SEEDS=n` (else `SIM_SEEDS`) overrides.
-const DEFAULT_RECONFIG_SEEDS: u64 = 200;
+const DEFAULT_RECONFIG_SEEDS: u64 = 150;
 
 /// KNOWN_OPEN for the runs with reconfigurations.
-const KNOWN_OPEN_RECONFIG: &[(u64, &str)] = &[];
+const KNOWN_OPEN_RECONFIG: &[(u64, &str)] = &[
+    (
+        22,
+        "election deadlock: a server that votes only in the pending configuration backs itself, \
+         the others refuse it (zab::election::total_order asks the committed configuration)",
+    ),
+    (
+        68,
+        "election deadlock: a server that votes only in the pending configuration backs itself, \
+         the others refuse it (zab::election::total_order asks the committed configuration)",
+    ),
+];
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().map(|v| {

@@ -44,6 +44,11 @@ pub enum LearnerAction {
     /// Up to date with a leader whose last configuration is this one (sent with NEWLEADER):
     /// it is ours too when newer (it completes a reconfig an earlier leader did not finish).
     ActivateLeaderConfig(config::QuorumConfig),
+    /// NEWLEADER carried this configuration, proposed by a reconfig of the leader's history
+    /// (now in our log too): it is our last seen until UPTODATE activates it (ZooKeeper's
+    /// setLastSeenQuorumVerifier at NEWLEADER), so that it survives a leader that never
+    /// establishes its epoch.
+    LeaderConfigSeen(config::QuorumConfig),
     /// Give up on this leader and look for another.
     Fail(String),
 }
@@ -248,6 +253,15 @@ impl Learner {
                 // (UPTODATE): applied before, it could outlive an epoch that never was
                 self.early_commits.extend(committed);
                 self.synced.clear();
+                // a reconfig's configuration, once the txns that bring it are logged (the
+                // first configuration's version has a zero counter: no txn proposed it)
+                if let Some(config) = self
+                    .leader_config
+                    .as_ref()
+                    .filter(|c| c.version & 0xffff_ffff != 0)
+                {
+                    out.push(LeaderConfigSeen(config.clone()));
+                }
                 out
             }
             (Phase::NewLeader, Packet::Proposal { zxid, data }) => {
@@ -453,6 +467,38 @@ mod tests {
             zxid: E2,
             protocol_version: crate::wire::LEARNER_PROTOCOL_VERSION,
         }
+    }
+
+    /// Found by the simulator (reconfig seed 308): a learner took NEWLEADER's configuration
+    /// (a reconfig ending the leader's history) only at UPTODATE; the leader never
+    /// established its epoch, the learner later led with the reconfig in its history but not
+    /// as its last seen configuration, committed it and never activated it.
+    #[test]
+    fn newleader_makes_a_reconfigs_configuration_the_last_seen_one() {
+        let newleader = |version: i64| {
+            let mut l = Learner::new(2, LearnerRole::Follower, 1, 1, (1 << 32) + 5, 1 << 32);
+            l.start();
+            l.on_packet(leader_info());
+            l.on_packet(Packet::Diff {
+                zxid: (1 << 32) + 5,
+            });
+            let text = format!("server.1=h:1:2\nserver.2=h:3:4\nversion={version:x}");
+            l.on_packet(Packet::NewLeader {
+                zxid: E2,
+                config: Some(text.into_bytes()),
+            })
+        };
+        let out = newleader((1 << 32) + 5);
+        assert!(
+            matches!(out.last(), Some(LeaderConfigSeen(c)) if c.version == (1 << 32) + 5),
+            "{out:?}"
+        );
+        // a first configuration, versioned by an epoch: no reconfig proposed it
+        let out = newleader(E2);
+        assert!(
+            !out.iter().any(|a| matches!(a, LeaderConfigSeen(_))),
+            "{out:?}"
+        );
     }
 
     #[test]

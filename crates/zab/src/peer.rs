@@ -782,6 +782,13 @@ impl Peer {
                         }
                     }
                 }
+                LearnerAction::LeaderConfigSeen(config) => {
+                    if self.reconfig_enabled && config.version > self.last_seen_config().version {
+                        let config = Arc::new(config);
+                        self.last_seen = Some(config.clone());
+                        out.push(Output::ConfigProposed(config));
+                    }
+                }
                 LearnerAction::ActivateLeaderConfig(config) => {
                     if self.activate(Arc::new(config), None, out) {
                         return;

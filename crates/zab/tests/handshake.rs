@@ -116,7 +116,8 @@ impl Cluster {
                 LearnerAction::StoreAcceptedEpoch(_) | LearnerAction::StoreCurrentEpoch(_) => {}
                 LearnerAction::Fail(why) => panic!("learner {sid} gave up: {why}"),
                 LearnerAction::ActivateCommitted { .. }
-                | LearnerAction::ActivateLeaderConfig(_) => {}
+                | LearnerAction::ActivateLeaderConfig(_)
+                | LearnerAction::LeaderConfigSeen(_) => {}
             }
         }
     }
