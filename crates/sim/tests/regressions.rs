@@ -173,6 +173,30 @@ fn a_leader_activates_the_reconfig_its_history_ends_with() {
     }
 }
 
+/// zab::learner / zab::peer: a learner took NEWLEADER's configuration (a reconfig ending the
+/// leader's history) only at UPTODATE; that leader never established its epoch, the learner
+/// later led with the reconfig committed in its history (it came in a SNAP) but not as its
+/// last seen configuration, and never activated it: at the end everyone ran an older
+/// configuration than the one committed. Fixed: NEWLEADER makes it the last seen one at once
+/// (unit test `newleader_makes_a_reconfigs_configuration_the_last_seen_one`).
+#[test]
+fn a_learner_keeps_newleaders_reconfig_as_its_last_seen_configuration() {
+    passes_with_reconfigurations(308);
+}
+
+/// zab::leader / zab::broadcast: proposals made while a reconfig was pending waited for a
+/// quorum of the old configuration too, even after the reconfig committed; when it had made
+/// followers observers (or removed them), those quorums never came and nothing committed
+/// again ("the final write was not acknowledged"). Fixed: once the reconfig is active and we
+/// still lead, they need the new configuration's quorum only (unit test
+/// `after_a_reconfig_commits_the_later_proposals_need_only_the_new_quorum`).
+#[test]
+fn proposals_after_a_committed_reconfig_need_only_the_new_quorum() {
+    for seed in [471, 904, 1178] {
+        passes_with_reconfigurations(seed);
+    }
+}
+
 // ----- open -----
 
 /// zab::election (not ours to change here): after a reconfig is proposed and its leader

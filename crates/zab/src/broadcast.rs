@@ -118,6 +118,17 @@ impl CommitTracker {
             .collect()
     }
 
+    /// A reconfig committed and its configuration is active, with us still leading: the
+    /// proposals that followed it need a quorum of that configuration only. (Proposed while
+    /// it was pending, they waited for both; now that it is committed, no leader can be
+    /// elected without a quorum of the new configuration, which is what keeps them. Waiting
+    /// for the old one could last forever: its voters may be gone, or observers now.)
+    pub fn reconfig_activated(&mut self, config: Arc<QuorumConfig>) {
+        for p in self.outstanding.values_mut() {
+            p.configs = vec![config.clone()];
+        }
+    }
+
     /// Forgets a server's acks (it disconnected); they must be sent again after resync.
     pub fn forget(&mut self, sid: u64) {
         for p in self.outstanding.values_mut() {

@@ -672,6 +672,8 @@ impl Leader {
             if designated != self.my_id {
                 // ZooKeeper's allowedToCommit = false: the designated leader takes over
                 self.allowed_to_commit = false;
+            } else {
+                self.tracker.reconfig_activated(next.clone());
             }
             out.push(LeaderAction::Activate {
                 config: next,
@@ -989,6 +991,28 @@ mod tests {
                 }
             }),
             "the reconfig comes among the outstanding proposals: {out:?}"
+        );
+    }
+
+    /// Found by the simulator (reconfig seed 471): a reconfig left a single voter, the leader,
+    /// and made a follower an observer; the proposals made while it was pending still waited
+    /// for a quorum of the old configuration, which the new observer no longer acks: nothing
+    /// committed again.
+    #[test]
+    fn after_a_reconfig_commits_the_later_proposals_need_only_the_new_quorum() {
+        let mut leader = established_leader();
+        let (z1, _) = leader
+            .propose(reconfig_txn(
+                "server.1=h:1:2:observer\nserver.2=h:3:4:observer\nserver.3=h:5:6\n",
+            ))
+            .unwrap();
+        let (z2, _) = leader.propose(plain_txn()).unwrap();
+        leader.on_durable(z2);
+        let out = leader.on_packet(1, Packet::Ack { zxid: z1 });
+        assert!(out.contains(&LeaderAction::Commit(z1)), "{out:?}");
+        assert!(
+            out.contains(&LeaderAction::Commit(z2)),
+            "the leader alone is a quorum of the new configuration: {out:?}"
         );
     }
 
