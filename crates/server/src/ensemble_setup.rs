@@ -19,6 +19,8 @@ pub struct EnsembleSetup {
     pub last_seen: Option<Arc<QuorumConfig>>,
     quorum_bind: String,
     election_bind: String,
+    /// quorumListenOnAllIPs: bind 0.0.0.0 rather than the host of our server line.
+    listen_all: bool,
     bind_retries: u32,
 }
 
@@ -98,6 +100,7 @@ pub fn prepare(cfg: &mut ZooCfg) -> anyhow::Result<Option<EnsembleSetup>> {
         my_id,
         last_seen: cfg.last_seen_quorum.clone().map(Arc::new),
         quorum_bind: format!("{host}:{}", me.quorum.port),
+        listen_all,
         election_bind: format!("{host}:{}", me.election_port),
         bind_retries,
         quorum: Arc::new(quorum),
@@ -115,16 +118,20 @@ pub async fn start(
         .await
         .with_context(|| format!("cannot bind the quorum port {}", setup.quorum_bind))?;
     info!("quorum port listening on {}", setup.quorum_bind);
+    let (quorum_moves, quorum_moved) = tokio::sync::watch::channel(setup.quorum_bind.clone());
     tokio::spawn(crate::quorum_net::listen_quorum(
         listener,
+        quorum_moved,
         core_tx.clone(),
         cfg.jute_max_buffer,
     ));
+    let (election_moves, election_moved) = tokio::sync::watch::channel(setup.election_bind.clone());
     let election = crate::quorum_net::start_election(
         setup.my_id,
         setup.quorum.clone(),
         setup.election_bind.clone(),
         setup.bind_retries,
+        election_moved,
         core_tx.clone(),
     )
     .await?;
@@ -147,5 +154,10 @@ pub async fn start(
         Some(next) if cfg.reconfig_enabled => peer.with_last_seen(next.clone()),
         _ => peer,
     };
-    Ok(Ensemble::new(peer, election, core_tx, cfg.jute_max_buffer))
+    let listeners = crate::ensemble::PeerListeners {
+        quorum: quorum_moves,
+        election: election_moves,
+        listen_all: setup.listen_all,
+    };
+    Ok(Ensemble::new(peer, election, core_tx, cfg.jute_max_buffer).with_listeners(listeners))
 }

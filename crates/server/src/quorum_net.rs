@@ -221,18 +221,21 @@ async fn read_quorum_stream(
 /// the core ignores learners while it does not lead).
 pub async fn listen_quorum(
     listener: TcpListener,
+    mut moves: tokio::sync::watch::Receiver<String>,
     core: UnboundedSender<CoreMsg>,
     max_buffer: usize,
 ) {
+    let mut listener = listener;
     loop {
-        let (stream, remote) = match listener.accept().await {
-            Ok(a) => a,
-            Err(e) => {
-                warn!("quorum accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+        let (stream, remote) =
+            match crate::net::accept_or_move(&mut listener, &mut moves, "quorum").await {
+                Ok(a) => a,
+                Err(e) => {
+                    warn!("quorum accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
         debug!("quorum connection from {remote}");
         let (link, read) = new_link(stream);
         tokio::spawn(read_quorum_stream(
@@ -368,6 +371,7 @@ pub async fn start_election(
     config: Arc<QuorumConfig>,
     bind: String,
     bind_retries: u32,
+    mut moves: tokio::sync::watch::Receiver<String>,
     core: UnboundedSender<CoreMsg>,
 ) -> anyhow::Result<ElectionNet> {
     let mut attempt = 0;
@@ -386,8 +390,11 @@ pub async fn start_election(
     let (tx, rx) = mpsc::unbounded_channel();
     let accept_tx = tx.clone();
     tokio::spawn(async move {
+        let mut listener = listener;
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
+            let Ok((stream, _)) =
+                crate::net::accept_or_move(&mut listener, &mut moves, "election").await
+            else {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             };

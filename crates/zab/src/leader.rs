@@ -254,6 +254,12 @@ impl Leader {
         synced
     }
 
+    /// Leading because a reconfiguration designated us (see [`Discovery::after_hand_off`]).
+    pub fn after_hand_off(mut self) -> Self {
+        self.discovery.after_hand_off();
+        self
+    }
+
     /// Sets initLimit (in ticks): without a quorum for the epoch within it, the leader steps
     /// down, as ZooKeeper's getEpochToPropose / waitForEpochAck / waitForNewLeaderAck time out.
     pub fn with_init_limit(mut self, init_limit_ticks: u64) -> Self {
