@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import threading
 import time
 from collections import Counter
@@ -687,14 +688,14 @@ def test_standalone_enabled_limits(kind, cluster, clients):
 # -- growing and shrinking (ref i_grow_and_roles i1) -------------------------------------------------
 
 @pytest.mark.timeout(180)
-def test_grow_from_one_participant_to_three_and_shrink_back(kind, cluster, clients):
+def test_grow_from_one_participant_to_five_and_shrink_back(kind, cluster, clients):
     c = cluster(1)
     assert c.mode(1) == "leader", "standaloneEnabled=false: one participant leads"
     assert_config(c, 1, c.initial_lines, FIRST_VERSION, "single participant")
     client = clients(c, [1])
     version = FIRST_VERSION
     lines = list(c.initial_lines)
-    for sid in (2, 3):
+    for sid in (2, 3, 4, 5):
         c.add_joiner(sid, "participant")
         assert c.mode(sid) == "follower"
         new = reconfig(client, joining=c.spec(sid))
@@ -702,11 +703,11 @@ def test_grow_from_one_participant_to_three_and_shrink_back(kind, cluster, clien
         assert_committed(new, lines, version, f"-add {sid}")
         version = new.version
     wait_config_everywhere(c, lines, version)
-    assert sorted(c.modes().values()) == ["follower", "follower", "leader"]
-    write_and_check_everywhere(c, clients, "/grown", [1, 2, 3])
+    assert sorted(c.modes().values()) == ["follower"] * 4 + ["leader"]
+    write_and_check_everywhere(c, clients, "/grown", [1, 2, 3, 4, 5])
 
     leader = c.leader()
-    for sid in [s for s in (3, 2, 1) if s != leader]:
+    for sid in [s for s in (5, 4, 3, 2, 1) if s != leader]:
         lines.remove(c.spec(sid))
         new = reconfig(client, leaving=str(sid))
         assert_committed(new, lines, version, f"-remove {sid}")
@@ -715,7 +716,7 @@ def test_grow_from_one_participant_to_three_and_shrink_back(kind, cluster, clien
     assert c.mode(leader) == "leader"
     wait_config_everywhere(c, lines, version)
     # the single remaining voter commits alone; the removed ones still follow
-    write_and_check_everywhere(c, clients, "/shrunk", [1, 2, 3], through=leader)
+    write_and_check_everywhere(c, clients, "/shrunk", [1, 2, 3, 4, 5], through=leader)
 
 
 # -- client port change (ref b_incremental b6) ---------------------------------------------------------
@@ -760,6 +761,55 @@ def test_client_port_change_keeps_existing_sessions(kind, cluster, clients):
     version, hosts = result.lines[0].split(" ")
     assert version == f"{new.version:x}"
     assert sorted(hosts.split(",")) == sorted(f"127.0.0.1:{m.port}" for m in c.members.values())
+
+
+def accepts_connections(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.timeout(240)
+def test_follower_quorum_and_election_port_change_then_it_leads(kind, cluster, clients):
+    """"One can modify any of the ports of a server ... without rebooting the server": the
+    follower listens on its new quorum and election ports (the old ones close), and when it
+    later leads, learners reach it there."""
+    c = cluster(3)
+    leader = c.leader()
+    # the follower with the larger id: it wins the election between equally current servers
+    other, target = sorted(followers(c, leader))
+    old_quorum, old_election = c.members[target].quorum_port, c.members[target].election_port
+    c.members[target].quorum_port, c.members[target].election_port = free_port(), free_port()
+    admin = clients(c, [leader])
+    lines = [c.spec(sid) for sid in (1, 2, 3)]
+    new = reconfig(admin, joining=c.spec(target))
+    assert_committed(new, lines, FIRST_VERSION, "quorum and election port change")
+    new_quorum, new_election = c.members[target].quorum_port, c.members[target].election_port
+    wait_until(lambda: accepts_connections(new_election), 20, f"election port {new_election} to listen")
+    wait_until(lambda: not accepts_connections(old_election), 20, f"old election port {old_election} to close")
+    if kind == "zkrs":
+        # zkrs binds its quorum port for its whole life (ZooKeeper only while leading)
+        wait_until(lambda: accepts_connections(new_quorum), 20, f"quorum port {new_quorum} to listen")
+        wait_until(lambda: not accepts_connections(old_quorum), 20, f"old quorum port {old_quorum} to close")
+    # make the moved server lead: kill the leader, and then whoever else leads
+    c.ens.kill(leader, SIGKILL)
+    wait_until(lambda: c.leader() in (target, other), 60, "a leader among the two left")
+    if c.leader() == other:
+        c.relaunch(leader)
+        c.ens.wait_until_serving(leader, timeout=60)
+        c.ens.kill(other, SIGKILL)
+        wait_until(lambda: c.leader() is not None, 60, "a leader after the second kill")
+    assert c.leader() == target, c.modes()
+    assert accepts_connections(new_quorum), "the leader listens on its new quorum port"
+    at = clients(c, [target])
+    at.create("/moved-leader", b"x")
+    follower = [sid for sid in c.running() if sid != target][0]
+    c.wait_for_mode(follower, "follower", 60)
+    at_follower = clients(c, [follower])
+    at_follower.sync("/moved-leader")
+    assert at_follower.get("/moved-leader")[0] == b"x"
 
 
 # -- removing the leader (ref g_remove_leader) ---------------------------------------------------------
