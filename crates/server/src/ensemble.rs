@@ -31,6 +31,38 @@ struct PendingSync {
     path: String,
 }
 
+/// Where our quorum and election ports listen, movable by a reconfiguration.
+pub struct PeerListeners {
+    pub quorum: tokio::sync::watch::Sender<String>,
+    pub election: tokio::sync::watch::Sender<String>,
+    pub listen_all: bool,
+}
+
+impl PeerListeners {
+    /// Moves the listeners to the ports of our line in an activated configuration.
+    fn follow(&self, me: &config::ServerSpec) {
+        let host = if self.listen_all {
+            "0.0.0.0"
+        } else {
+            me.quorum.host.as_str()
+        };
+        let host = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host.to_string()
+        };
+        for (listener, port) in [
+            (&self.quorum, me.quorum.port),
+            (&self.election, me.election_port),
+        ] {
+            let address = format!("{host}:{port}");
+            if *listener.borrow() != address {
+                let _ = listener.send(address);
+            }
+        }
+    }
+}
+
 pub struct Ensemble {
     peer: Peer,
     started: Instant,
@@ -60,6 +92,7 @@ pub struct Ensemble {
     /// Truncations and snapshot loads of our log so far: a durability report counted
     /// before the latest one is stale (it may name a zxid cut and logged again since).
     log_resets: u64,
+    listeners: Option<PeerListeners>,
 }
 
 impl Ensemble {
@@ -87,7 +120,13 @@ impl Ensemble {
             deferred: Vec::new(),
             parked: HashMap::new(),
             log_resets: 0,
+            listeners: None,
         }
+    }
+
+    pub fn with_listeners(mut self, listeners: PeerListeners) -> Self {
+        self.listeners = Some(listeners);
+        self
     }
 
     fn now(&self) -> u64 {
@@ -401,10 +440,11 @@ impl ServerCore {
         let Some(z) = self.zab.as_ref() else {
             return;
         };
-        let my_client = config
-            .members
-            .get(&z.peer.my_id())
-            .and_then(|spec| spec.client.clone());
+        let me = config.members.get(&z.peer.my_id());
+        if let (Some(me), Some(listeners)) = (me, &z.listeners) {
+            listeners.follow(me);
+        }
+        let my_client = me.and_then(|spec| spec.client.clone());
         if let Some(address) = my_client {
             self.move_client_listener(&address);
         }

@@ -92,24 +92,7 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            changed = rebind_rx.changed() => {
-                if changed.is_err() {
-                    // the core is gone; keep serving the port we have until shutdown
-                    rebind_rx = tokio::sync::watch::channel(String::new()).1;
-                    continue;
-                }
-                let address = rebind_rx.borrow_and_update().clone();
-                // as ZooKeeper's reconfigure: connections already accepted stay open, only
-                // the listening socket moves; if the new address cannot be bound, keep the old
-                match TcpListener::bind(&address).await {
-                    Ok(new_listener) => {
-                        info!("client port moved to {address} by a reconfiguration");
-                        listener = new_listener;
-                    }
-                    Err(e) => warn!("cannot bind the new client address {address} (keeping {local}): {e}"),
-                }
-            }
-            accepted = listener.accept() => {
+            accepted = accept_or_move(&mut listener, &mut rebind_rx, "client") => {
                 let (stream, remote) = match accepted {
                     Ok(a) => a,
                     Err(e) => {
@@ -157,6 +140,36 @@ fn spawn_timers(
             }
         }
     })
+}
+
+/// The next connection on `listener`, which moves to each address `moves` announces (a
+/// reconfiguration changed one of our ports). As ZooKeeper does, only the listening socket
+/// moves: connections already accepted stay open. If the new address cannot be bound the old
+/// one is kept, with a warning.
+pub(crate) async fn accept_or_move(
+    listener: &mut TcpListener,
+    moves: &mut tokio::sync::watch::Receiver<String>,
+    what: &str,
+) -> std::io::Result<(TcpStream, SocketAddr)> {
+    loop {
+        tokio::select! {
+            changed = moves.changed() => {
+                if changed.is_err() {
+                    // nobody can move us any more
+                    return listener.accept().await;
+                }
+                let address = moves.borrow_and_update().clone();
+                match TcpListener::bind(&address).await {
+                    Ok(moved) => {
+                        info!("{what} port moved to {address} by a reconfiguration");
+                        *listener = moved;
+                    }
+                    Err(e) => warn!("cannot bind the new {what} address {address}, keeping the old one: {e}"),
+                }
+            }
+            accepted = listener.accept() => return accepted,
+        }
+    }
 }
 
 async fn serve_connection(

@@ -38,6 +38,8 @@ pub struct Discovery {
     connecting: BTreeSet<u64>,
     epoch_decided: bool,
     acked: BTreeSet<u64>,
+    /// Leading by a reconfiguration's hand-off: see [`Discovery::after_hand_off`].
+    after_hand_off: bool,
 }
 
 impl Discovery {
@@ -51,10 +53,20 @@ impl Discovery {
             connecting: BTreeSet::new(),
             epoch_decided: false,
             acked: BTreeSet::new(),
+            after_hand_off: false,
         };
         d.connecting.insert(my_id);
         d.acked.insert(my_id);
         d
+    }
+
+    /// This leader was designated by a reconfiguration, not elected. The designated leader
+    /// acknowledged the reconfig, and the old leader committed nothing after it, so whatever
+    /// a follower holds beyond our history in our own epoch was never committed (the old
+    /// leader's pipelined proposals): the follower is truncated rather than refused. Refusing
+    /// it would end the hand-off in a full election.
+    pub fn after_hand_off(&mut self) {
+        self.after_hand_off = true;
     }
 
     /// The epoch this leader will propose (final once [`Discovery::on_learner_info`] said so).
@@ -84,7 +96,9 @@ impl Discovery {
     /// epoch, which does not count as a vote) and last zxid. Ok(true) once a quorum acked.
     pub fn on_ack_epoch(&mut self, sid: u64, theirs: StateSummary) -> Result<bool, DiscoveryError> {
         if theirs.current_epoch != -1 {
-            if theirs.is_more_recent_than(&self.ours) {
+            let uncommitted_tail =
+                self.after_hand_off && theirs.current_epoch == self.ours.current_epoch;
+            if theirs.is_more_recent_than(&self.ours) && !uncommitted_tail {
                 return Err(DiscoveryError::FollowerAhead {
                     sid,
                     theirs,
@@ -166,6 +180,28 @@ mod tests {
         };
         assert!(matches!(
             d.on_ack_epoch(1, ahead),
+            Err(DiscoveryError::FollowerAhead { sid: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn after_a_hand_off_a_follower_ahead_in_our_epoch_is_truncated_not_refused() {
+        let ahead = StateSummary {
+            current_epoch: 3,
+            last_zxid: (3 << 32) + 10,
+        };
+        let mut d = Discovery::new(3, config(), 3, OURS);
+        d.after_hand_off();
+        assert_eq!(d.on_ack_epoch(1, ahead), Ok(true));
+        // a later epoch is still refused: that history is not the old leader's tail
+        let mut d = Discovery::new(3, config(), 4, OURS);
+        d.after_hand_off();
+        let later = StateSummary {
+            current_epoch: 4,
+            last_zxid: (4 << 32) + 1,
+        };
+        assert!(matches!(
+            d.on_ack_epoch(1, later),
             Err(DiscoveryError::FollowerAhead { sid: 1, .. })
         ));
     }

@@ -128,6 +128,8 @@ pub struct Peer {
     /// A configuration proposed by a reconfig we logged and not yet activated.
     last_seen: Option<Arc<QuorumConfig>>,
     reconfig_enabled: bool,
+    /// Set while [`Peer::hand_off`] installs the role a reconfiguration designated.
+    by_hand_off: bool,
     persisted: Persisted,
     tick_ms: u64,
     init_limit: u64,
@@ -160,6 +162,7 @@ impl Peer {
             config,
             last_seen: None,
             reconfig_enabled: false,
+            by_hand_off: false,
             persisted,
             tick_ms,
             init_limit,
@@ -362,6 +365,9 @@ impl Peer {
                 .with_init_limit(self.init_limit)
                 .with_durable(self.last_durable)
                 .with_reconfig_enabled(self.reconfig_enabled);
+                if self.by_hand_off {
+                    leader = leader.after_hand_off();
+                }
                 if let Some(next) = self.last_seen.clone() {
                     // a reconfig in our history that no one activated: we commit it with the
                     // rest, and it becomes active once a quorum of both configurations has
@@ -457,7 +463,9 @@ impl Peer {
         out.push(Output::DropQuorumConnections);
         out.push(Output::Serving(false));
         self.election_timer = None;
+        self.by_hand_off = true;
         self.become_(state, leader, out);
+        self.by_hand_off = false;
     }
 
     /// Makes `config` the active configuration when reconfig is enabled and it is newer
@@ -692,7 +700,9 @@ impl Peer {
                         return;
                     }
                 }
-                LeaderAction::StepDown(_) => {
+                LeaderAction::StepDown(why) => {
+                    // (logging is not I/O: the runtime's subscriber decides where it goes)
+                    tracing::info!("server {} stops leading: {why}", self.my_id);
                     out.extend(self.look());
                     return;
                 }
@@ -794,7 +804,8 @@ impl Peer {
                         return;
                     }
                 }
-                LearnerAction::Fail(_) => {
+                LearnerAction::Fail(why) => {
+                    tracing::info!("server {} stops following: {why}", self.my_id);
                     out.extend(self.look());
                     return;
                 }
