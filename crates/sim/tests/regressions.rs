@@ -197,42 +197,25 @@ fn proposals_after_a_committed_reconfig_need_only_the_new_quorum() {
     }
 }
 
-// ----- open -----
-
-/// (Seed 22 failed the same way until the fix for seed 471 moved its run.)
-/// zab::election (not ours to change here): after a reconfig is proposed and its leader
-/// fails before it commits, every server elects with both configurations. A server that is a
-/// voter only in the proposed one votes for itself (same history, higher id), while the
-/// others refuse that vote because `total_order` asks whether the candidate votes in the
-/// committed configuration alone; the proposed configuration's quorum needs that server:
-/// nobody is ever elected ("no progress: 0 established leaders"). ZooKeeper's
-/// totalOrderPredicate asks its committed verifier the same way. Fix to make in election.rs:
-/// a candidate is eligible when it votes in any configuration in force.
+/// Reconfig seed 68 (22 failed the same way before the fix for 471 moved its run): after a
+/// reconfig is proposed and its leader fails before it commits, every server elects with both
+/// configurations; a server that votes only in the proposed one backed itself while the
+/// others refused it (`total_order` asked the committed configuration alone, as ZooKeeper's
+/// totalOrderPredicate does), and the proposed configuration's quorum needed it: nobody was
+/// ever elected. Fixed: a candidate is eligible when it votes in any configuration in force.
 #[test]
 fn an_election_with_a_pending_configuration_elects_someone() {
-    let what = "election deadlock with a pending configuration";
-    if std::env::var("SIM_KNOWN_BUGS").is_err() {
-        eprintln!(
-            "skipping reconfig seeds [68] of an open bug ({what}); SIM_KNOWN_BUGS=1 runs them"
-        );
-        return;
-    }
     passes_with_reconfigurations(68);
 }
 
-/// zab::election (not ours to change here): a server whose log ends with a reconfig that the
-/// ensemble abandoned (its leader failed before it committed; the others elected without
-/// it) keeps that configuration as proposed and, looking, needs a quorum of it too to join
-/// the established leader; that leader's voters never provide it, and their configuration is
-/// not newer than ours to be adopted: the server looks forever ("server 3 is not serving").
-/// Seed 900 (diagnosed); 1140 and 1569 fail with the same symptom.
+/// Reconfig seeds 900, 1140, 1569: a server whose log ends with a reconfig the ensemble
+/// abandoned (its leader failed before it committed; the others elected without it) kept
+/// that configuration as proposed and, looking, needed a quorum of it too to join the
+/// established leader, whose voters never provided it: it looked forever. Fixed: a proposed
+/// configuration from an epoch before the established leader's counts as abandoned when
+/// joining it.
 #[test]
 fn a_server_with_an_abandoned_reconfig_in_its_log_rejoins() {
-    let what = "a server with an abandoned proposed configuration cannot join";
-    if std::env::var("SIM_KNOWN_BUGS").is_err() {
-        eprintln!("skipping reconfig seeds [900, 1140, 1569] of an open bug ({what}); SIM_KNOWN_BUGS=1 runs them");
-        return;
-    }
     for seed in [900, 1140, 1569] {
         passes_with_reconfigurations(seed);
     }

@@ -109,7 +109,13 @@ pub enum Action {
 }
 
 /// Which votes order ahead: higher peer epoch, then higher zxid, then higher server id.
-/// A proposed leader that cannot vote never wins.
+/// Only a voter of the committed configuration can be a candidate (ZooKeeper's
+/// totalOrderPredicate asks the same of its committed verifier). Every server agrees on
+/// that configuration (a newer committed one spreads through notifications), while a
+/// proposed one is known only to the servers that logged it: asking the proposed one too
+/// splits the votes between servers that know it and servers that do not (reconfig seed 28).
+/// A committed reconfig was acknowledged by a quorum of the committed configuration, so one
+/// of its voters holds it and wins on its zxid.
 pub fn total_order(new: &Vote, current: &Vote, config: &QuorumConfig) -> bool {
     if !config.is_voter(new.leader) {
         return false;
@@ -225,11 +231,15 @@ impl Election {
         &self.configs[0]
     }
 
-    /// Our own vote when we start looking: ourselves if we can vote, else nobody
-    /// (an observer only learns who leads). On the wire ZooKeeper's non-voters send
-    /// leader = zxid = peerEpoch = Long.MIN_VALUE; the runtime maps that leader to u64::MAX.
+    /// Our own vote when we start looking: ourselves if we can be a candidate (a voter of the
+    /// committed configuration, see [`total_order`]), else nobody: an observer only learns
+    /// who leads, and a voter of a proposed configuration only backs the best candidate it
+    /// hears (backing itself, which nobody else accepts, deadlocked elections that needed its
+    /// vote for the proposed configuration's quorum: reconfig seed 68). On the wire
+    /// ZooKeeper's non-voters send leader = zxid = peerEpoch = Long.MIN_VALUE; the runtime
+    /// maps that leader to u64::MAX.
     fn initial_vote(&self) -> Vote {
-        if self.is_voter(self.my_id) {
+        if self.committed().is_voter(self.my_id) {
             Vote {
                 leader: self.my_id,
                 zxid: self.my_zxid,
@@ -300,6 +310,20 @@ impl Election {
     /// Whether `sids`, agreeing on a vote, are a quorum of every configuration in force.
     fn quorum_of_all(&self, sids: &BTreeSet<u64>) -> bool {
         self.configs.iter().all(|c| c.contains_quorum(sids))
+    }
+
+    /// Whether `sids`, backing an established leader of `leader_epoch`, let us join it. A
+    /// proposed configuration from an epoch before the leader's was abandoned: that leader
+    /// was elected without it (a leader elected with the reconfig in its history activates
+    /// it at once, and would show its version), so only the committed configuration counts.
+    /// Demanding a quorum of the abandoned one too would keep us looking forever (reconfig
+    /// seeds 900, 1140, 1569); the leader's sync truncates the abandoned txn from our log.
+    fn joinable_by(&self, sids: &BTreeSet<u64>, leader_epoch: i64) -> bool {
+        let abandoned = |c: &QuorumConfig| (c.version >> 32) < leader_epoch;
+        self.configs
+            .iter()
+            .enumerate()
+            .all(|(i, c)| (i > 0 && abandoned(c)) || c.contains_quorum(sids))
     }
 
     fn agreeing(votes: &BTreeMap<u64, Vote>, vote: &Vote, looking: bool) -> BTreeSet<u64> {
@@ -432,7 +456,7 @@ impl Election {
                 if n.vote.leader == self.my_id {
                     agreeing.insert(self.my_id);
                 }
-                if self.quorum_of_all(&agreeing)
+                if self.joinable_by(&agreeing, n.vote.peer_epoch)
                     && self.leader_confirmed(n.vote.leader, n.vote.election_epoch)
                 {
                     self.logical_clock = n.vote.election_epoch;
