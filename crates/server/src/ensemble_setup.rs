@@ -151,7 +151,18 @@ pub async fn start(
     )
     .with_reconfig_enabled(cfg.reconfig_enabled);
     let peer = match &setup.last_seen {
-        Some(next) if cfg.reconfig_enabled => peer.with_last_seen(next.clone()),
+        // .dynamic.next is written when the reconfig is proposed, before its txn is durable:
+        // after a crash its txn may not be in the log, and then it was never ours to count
+        Some(next) if cfg.reconfig_enabled && next.version <= last_zxid => {
+            peer.with_last_seen(next.clone())
+        }
+        Some(next) if cfg.reconfig_enabled => {
+            info!(
+                "ignoring the proposed configuration 0x{:x} of the .next file: its txn is not in the log (last zxid 0x{last_zxid:x})",
+                next.version
+            );
+            peer
+        }
         _ => peer,
     };
     let listeners = crate::ensemble::PeerListeners {
