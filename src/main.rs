@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 mod bench;
+mod cli;
 mod ensemble;
 
 #[derive(Parser)]
@@ -28,6 +29,12 @@ enum Command {
     Ensemble(ensemble::EnsembleArgs),
     /// Load a server with a closed-loop workload and print the result as JSON.
     Bench(bench::BenchArgs),
+    /// A shell compatible with zkCli.sh: `zkrs cli -server HOST:PORT [CMD ARGS…]`.
+    #[command(disable_help_flag = true)]
+    Cli {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        args: Vec<String>,
+    },
     /// Print a transaction log file (log.<zxid>) readably, like ZooKeeper's TxnLogToolkit.
     Txnlog { file: PathBuf },
     /// Print a snapshot file (snapshot.<zxid>) readably, like ZooKeeper's SnapshotFormatter.
@@ -35,13 +42,19 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    let command = Cli::parse().command;
+    if let Command::Cli { args } = &command {
+        // no log output in the shell: what it prints is compared with zkCli.sh's
+        std::process::exit(cli::main(args.clone()));
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+    match command {
+        Command::Cli { .. } => Ok(()),
         Command::Server { config } => run_server(config),
         Command::Ensemble(args) => ensemble::run(args),
         Command::Txnlog { file } => {

@@ -145,6 +145,7 @@ impl ZooKeeperBuilder {
             internal_events: Mutex::new(None),
             connects: AtomicU64::new(0),
             failed_attempts: AtomicU64::new(0),
+            auth_failed: Default::default(),
         });
         let internal_rx = self.auto_rebalance.map(|_| {
             let (tx, rx) = mpsc::unbounded_channel();
@@ -422,6 +423,30 @@ impl ZooKeeper {
         Ok(self.client_path(jute::CreateResponse::decode_prefix(&body)?.path))
     }
 
+    /// Creates a znode holding null data (Java's create with a null byte array), as
+    /// zkCli's `create path` without data does.
+    pub async fn create_null(&self, path: &str, acl: &[Acl], mode: CreateMode) -> Result<String> {
+        if mode.is_ttl() {
+            return Err(Error::InvalidArgument(
+                "TTL modes need a ttl: use create_ttl".into(),
+            ));
+        }
+        validate_path(path, mode.is_sequential())?;
+        let req = jute::CreateRequest {
+            path: self.server_path(path),
+            data: None,
+            acl: acl.to_vec(),
+            flags: mode.flags(),
+        };
+        let opc = if mode.is_container() {
+            op::CREATE_CONTAINER
+        } else {
+            op::CREATE
+        };
+        let body = self.call(opc, encode(&req), None).await?;
+        Ok(self.client_path(jute::CreateResponse::decode_prefix(&body)?.path))
+    }
+
     /// create2: creates and returns the path and the new znode's Stat.
     pub async fn create2(
         &self,
@@ -608,17 +633,25 @@ impl ZooKeeper {
     }
 
     /// addAuthInfo: authenticates this session; remembered and re-sent after reconnects.
+    /// AuthFailed ends the session (state AuthFailed), as in Java's client.
     pub async fn add_auth(&self, scheme: &str, auth: &[u8]) -> Result<()> {
-        self.inner
-            .shared
-            .auth_infos
-            .lock()
-            .expect("lock")
-            .push((scheme.to_owned(), auth.to_vec()));
+        self.add_auth_info(scheme, Some(auth)).await
+    }
+
+    /// addAuthInfo with possibly null auth data (what zkCli's `addauth scheme` sends).
+    pub async fn add_auth_info(&self, scheme: &str, auth: Option<&[u8]>) -> Result<()> {
+        if let Some(a) = auth {
+            self.inner
+                .shared
+                .auth_infos
+                .lock()
+                .expect("lock")
+                .push((scheme.to_owned(), a.to_vec()));
+        }
         let p = jute::AuthPacket {
             auth_type: 0,
             scheme: scheme.into(),
-            auth: Some(auth.to_vec()),
+            auth: auth.map(<[u8]>::to_vec),
         };
         self.call(op::AUTH, encode(&p), None).await.map(|_| ())
     }

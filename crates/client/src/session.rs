@@ -115,14 +115,15 @@ impl WatchManager {
     }
 
     /// Consumes the one-shot watches an event triggers; returns (deliver to the user,
-    /// deliver to auto-rebalance).
+    /// deliver to auto-rebalance). As in Java's client, an event no watch of this session
+    /// asked for (e.g. one removed locally) is not delivered.
     fn trigger(&mut self, event_type: EventType, path: &str) -> (bool, bool) {
         if path == CONFIG_NODE && event_type == EventType::NodeDataChanged {
             let r = (
                 self.config_user
                     || self.data.contains(path)
                     || self.persistent.contains(path)
-                    || !self.persistent_recursive.is_empty(),
+                    || self.recursive_covers(path),
                 self.config_internal,
             );
             self.config_user = false;
@@ -130,22 +131,32 @@ impl WatchManager {
             self.data.remove(path);
             return r;
         }
-        match event_type {
+        let persistent = self.persistent.contains(path);
+        let wanted = match event_type {
             EventType::NodeCreated | EventType::NodeDataChanged => {
-                self.data.remove(path);
-                self.exist.remove(path);
+                let a = self.data.remove(path);
+                let b = self.exist.remove(path);
+                a || b || persistent || self.recursive_covers(path)
             }
             EventType::NodeDeleted => {
-                self.data.remove(path);
-                self.exist.remove(path);
-                self.child.remove(path);
+                let a = self.data.remove(path);
+                let b = self.exist.remove(path);
+                let c = self.child.remove(path);
+                a || b || c || persistent || self.recursive_covers(path)
             }
-            EventType::NodeChildrenChanged => {
-                self.child.remove(path);
-            }
-            _ => {}
-        }
-        (true, false)
+            // recursive watches are not told about children changes (their own events say it)
+            EventType::NodeChildrenChanged => self.child.remove(path) || persistent,
+            _ => true,
+        };
+        (wanted, false)
+    }
+
+    fn recursive_covers(&self, path: &str) -> bool {
+        self.persistent_recursive.iter().any(|w| {
+            w == path
+                || w == "/"
+                || (path.starts_with(w.as_str()) && path.as_bytes().get(w.len()) == Some(&b'/'))
+        })
     }
 
     pub fn to_set_watches(&self, relative_zxid: i64) -> jute::SetWatches2 {
@@ -186,6 +197,8 @@ pub struct Shared {
     pub connects: AtomicU64,
     /// Failed connection attempts (connect gives up after two rounds by default).
     pub failed_attempts: AtomicU64,
+    /// The server rejected our auth: the session is dead (Java's AUTH_FAILED state).
+    pub auth_failed: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -267,6 +280,9 @@ impl SessionTask {
                 Err(state) => break state,
                 Ok((stream, addr)) => match self.serve(stream, &addr).await {
                     Outcome::Closed => break KeeperState::Closed,
+                    _ if self.shared.auth_failed.load(Ordering::SeqCst) => {
+                        break KeeperState::AuthFailed
+                    }
                     Outcome::Lost | Outcome::Moved => {
                         self.shared.session.lock().expect("lock").connected_to = None;
                         self.shared.emit_state(KeeperState::Disconnected);
@@ -274,10 +290,11 @@ impl SessionTask {
                 },
             }
         };
-        if terminal != KeeperState::Closed {
-            self.shared.emit_state(terminal);
+        if matches!(terminal, KeeperState::Closed | KeeperState::AuthFailed) {
+            // already told (close and the auth reply emit their own event)
+            self.shared.state.send_replace(terminal);
         } else {
-            self.shared.state.send_replace(KeeperState::Closed);
+            self.shared.emit_state(terminal);
         }
         // requests queued behind the end of the session
         self.requests.close();
@@ -315,7 +332,7 @@ impl SessionTask {
             while let Ok(c) = self.control.try_recv() {
                 match c {
                     Control::Close(tx) => {
-                        self.shared.state.send_replace(KeeperState::Closed);
+                        self.shared.emit_state(KeeperState::Closed);
                         let _ = tx.send(());
                         return Err(KeeperState::Closed);
                     }
@@ -458,7 +475,8 @@ impl SessionTask {
                 c = self.control.recv() => match c {
                     Some(Control::Close(tx)) => {
                         self.close_session(&mut wr, &queues).await;
-                        self.shared.state.send_replace(KeeperState::Closed);
+                        // Java's client tells the default watcher too
+                        self.shared.emit_state(KeeperState::Closed);
                         let _ = tx.send(());
                         reader.abort();
                         fail_all(&queues, Error::ConnectionLoss);
@@ -611,6 +629,7 @@ async fn read_loop(
                     });
                 }
                 if failed {
+                    shared.auth_failed.store(true, Ordering::SeqCst);
                     shared.emit_state(KeeperState::AuthFailed);
                 }
             }

@@ -121,10 +121,17 @@ async fn expired_session_loses_its_ephemerals_and_watchers_hear_it() {
         .unwrap()
         .expect("ephemeral exists");
     assert_eq!(stat.ephemeral_owner, resp.session_id);
-    let ev = tokio::time::timeout(Duration::from_secs(5), events.recv())
-        .await
-        .expect("expiry within 5 s")
-        .unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            // the client also reports its connection state (event type None)
+            let ev = events.recv().await.unwrap();
+            if ev.event_type != client::EventType::None {
+                return ev;
+            }
+        }
+    })
+    .await
+    .expect("expiry within 5 s");
     assert_eq!(
         (ev.event_type, ev.path.as_deref()),
         (client::EventType::NodeDeleted, Some("/eph"))
@@ -219,13 +226,28 @@ async fn bad_input_closes_or_fails_one_connection_and_changes_nothing() {
     s.write_all(&frame(&[0, 0, 0])).await.unwrap();
     assert!(closed_by_server(&mut s).await);
 
-    // an invalid path is BadArguments
-    assert_eq!(
+    // an invalid path is BadArguments (sent raw: the client refuses it before sending)
+    let (mut s, _) = raw_session(addr, 0, vec![0; 16], 10_000).await;
+    let mut body = jute::RequestHeader {
+        xid: 9,
+        op_type: op::CREATE,
+    }
+    .encode();
+    jute::CreateRequest {
+        path: "no-slash".into(),
+        data: Some(Vec::new()),
+        acl: open_acl(),
+        flags: 0,
+    }
+    .write(&mut body);
+    s.write_all(&frame(&body)).await.unwrap();
+    let reply = jute::ReplyHeader::decode(&read_frame(&mut s).await.unwrap()[..16]).unwrap();
+    assert_eq!((reply.xid, reply.err), (9, ErrorCode::BadArguments.code()));
+    assert!(matches!(
         good.create("no-slash", b"", &open_acl(), CreateMode::Persistent)
-            .await
-            .unwrap_err(),
-        Error::BadArguments
-    );
+            .await,
+        Err(Error::InvalidArgument(_))
+    ));
     let after = good.exists("/keep", false).await.unwrap().unwrap();
     assert_eq!(before, after);
     assert_eq!(
