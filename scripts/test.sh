@@ -42,6 +42,9 @@ tests/ensemble/run.sh zk,zkrs
 step "dynamic reconfiguration: real processes (the manual's scenarios, error codes, zkCli.sh outputs, dynamic files vs ZooKeeper's, leader hand-off gaps), Apache ZooKeeper and zkrs"
 tests/reconfig/run.sh zk,zkrs
 
+step "zkrs cli vs zkCli.sh: the same scripts through both shells against Apache ZooKeeper and zkrs (standalone and reconfigEnabled ensembles)"
+tests/cli/run.sh zk,zkrs
+
 step "interop against a 3-server zkrs ensemble (kazoo checked against Apache ZooKeeper's recorded ensemble results)"
 tests/interop/run.sh zkrs ensemble
 

@@ -133,6 +133,7 @@ fn grow_3_to_5_moves_two_fifths_and_stays_uniform() {
             );
         }
     }
+    assert_uniform(&trials, "3 -> 5");
 }
 
 #[test]
