@@ -220,13 +220,21 @@ fn log_writer(
                 }
                 LogCommand::Roll => log.commit(force_sync).and_then(|_| log.roll()),
                 LogCommand::Truncate(zxid, done) => {
+                    // the file being appended to is cut from the writer's own index: cutting
+                    // an uncommitted tail (every hand-off under load) reads nothing
+                    let index = log.current_index();
                     let result = log
                         .commit(force_sync)
                         .and_then(|_| log.roll())
                         .and_then(|_| log.commit(force_sync))
                         .and_then(|_| {
-                            storage::datadir::truncate_after(&data_dir, &log_dir, zxid)
-                                .map_err(std::io::Error::other)
+                            storage::datadir::truncate_after_with_index(
+                                &data_dir,
+                                &log_dir,
+                                zxid,
+                                index.as_ref(),
+                            )
+                            .map_err(std::io::Error::other)
                         });
                     if result.is_ok() {
                         info!("log truncated after zxid 0x{zxid:x}");

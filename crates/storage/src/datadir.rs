@@ -307,6 +307,19 @@ pub fn truncate_after(
     log_dir: &Path,
     zxid: i64,
 ) -> Result<Vec<PathBuf>, StorageError> {
+    truncate_after_with_index(data_dir, log_dir, zxid, None)
+}
+
+/// [`truncate_after`], with the writer's index of one log file (the one it was appending
+/// to): that file is cut at the recorded offset without being read. Only the last file that
+/// starts at or before `zxid` can hold txns after it (zxids ascend across files), so at most
+/// that one is read.
+pub fn truncate_after_with_index(
+    data_dir: &Path,
+    log_dir: &Path,
+    zxid: i64,
+    known: Option<&txnlog::LogIndex>,
+) -> Result<Vec<PathBuf>, StorageError> {
     let snap_dir = version_dir(data_dir).map_err(|e| StorageError::io(data_dir, e))?;
     let txn_dir = version_dir(log_dir).map_err(|e| StorageError::io(log_dir, e))?;
     let mut touched = Vec::new();
@@ -315,15 +328,32 @@ pub fn truncate_after(
         touched.push(p.clone());
         Ok(())
     };
-    for (start, path) in logs_in(&txn_dir)? {
+    let logs = logs_in(&txn_dir)?;
+    let last_kept = logs.iter().rposition(|(start, _)| *start <= zxid);
+    for (i, (start, path)) in logs.into_iter().enumerate() {
         if start > zxid {
             remove(&path, &mut touched)?;
             continue;
         }
-        let log = txnlog::read_log(&path)?;
-        if let Some(i) = log.entries.iter().position(|e| e.zxid() > zxid) {
-            TxnLog::truncate_to(&txn_dir, &path, log.offsets[i])
-                .map_err(|e| StorageError::io(&path, e))?;
+        if Some(i) != last_kept {
+            continue; // a later file starts at or before zxid: this one ends before it
+        }
+        let cut = match known.filter(|k| k.path == path) {
+            Some(index) => index
+                .records
+                .iter()
+                .find(|(z, _)| *z > zxid)
+                .map(|(_, offset)| *offset),
+            None => {
+                let log = txnlog::read_log(&path)?;
+                log.entries
+                    .iter()
+                    .position(|e| e.zxid() > zxid)
+                    .map(|i| log.offsets[i])
+            }
+        };
+        if let Some(offset) = cut {
+            TxnLog::truncate_to(&txn_dir, &path, offset).map_err(|e| StorageError::io(&path, e))?;
             touched.push(path);
         }
     }

@@ -345,6 +345,17 @@ struct Current {
     pos: u64,
     /// The preallocated size of the file.
     size: u64,
+    /// (zxid, offset) of each record appended to this file: a truncation of the recent tail
+    /// (a learner cutting an uncommitted tail) then needs no read of the file.
+    index: Vec<(i64, u64)>,
+}
+
+/// Where the records of one log file start, as the writer recorded them.
+#[derive(Debug, Clone, Default)]
+pub struct LogIndex {
+    pub path: PathBuf,
+    /// (zxid, offset of its record), in file order.
+    pub records: Vec<(i64, u64)>,
 }
 
 /// The appender: files `log.<hex zxid of first txn>` in a directory, FileHeader{magic, version
@@ -431,6 +442,7 @@ impl TxnLog {
                 file: None,
                 pos: 0,
                 size: 0,
+                index: Vec::new(),
             });
             FileHeader {
                 magic: TXNLOG_MAGIC,
@@ -439,9 +451,20 @@ impl TxnLog {
             }
             .write(&mut self.buf);
         }
+        let cur = self.current.as_mut().expect("set above");
+        cur.index.push((zxid, cur.pos + self.buf.len() as u64));
         encode_record(entry, &mut self.buf);
         self.last_zxid = Some(zxid);
         Ok(())
+    }
+
+    /// The records of the file being appended to (None before the first append after
+    /// open or roll).
+    pub fn current_index(&self) -> Option<LogIndex> {
+        self.current.as_ref().map(|c| LogIndex {
+            path: c.path.clone(),
+            records: c.index.clone(),
+        })
     }
 
     /// Writes the buffered records and, when `fsync`, makes them durable (fdatasync of every

@@ -481,6 +481,35 @@ fn truncate_after_keeps_exactly_the_prefix() {
 }
 
 #[test]
+fn truncate_with_the_writers_index_cuts_where_reading_would() {
+    // the log thread's fast path: the file being appended to is cut from the writer's index
+    let b = random_builder(200, 11);
+    for cut in [0usize, 140, 141, 150, 199, 200] {
+        let dir = tempfile::tempdir().unwrap();
+        let v = datadir::version_dir(dir.path()).unwrap();
+        let mut log = TxnLog::open(&v, PRE_ALLOC).unwrap();
+        for (i, e) in b.entries.iter().enumerate() {
+            log.append(e).unwrap();
+            if (i + 1) % 140 == 0 {
+                log.commit(true).unwrap();
+                log.roll().unwrap();
+            }
+        }
+        let index = log.current_index().expect("appending to a file");
+        assert_eq!(index.records.len(), 60);
+        log.commit(true).unwrap();
+        log.roll().unwrap();
+        let zxid = if cut == 0 {
+            0
+        } else {
+            b.entries[cut - 1].zxid()
+        };
+        datadir::truncate_after_with_index(dir.path(), dir.path(), zxid, Some(&index)).unwrap();
+        assert_recovered(dir.path(), &b.entries[..cut]);
+    }
+}
+
+#[test]
 fn remove_logs_leaves_snapshots() {
     let b = random_builder(100, 9);
     let dir = tempfile::tempdir().unwrap();
