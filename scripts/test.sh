@@ -56,6 +56,9 @@ done
 step "crash test: SIGKILL under load, every acknowledged write survives"
 python3 tests/storage/crash_test.py --kills 20
 
+step "fuzzing: every decoder and parser that reads outside bytes, 15 s each (long run: scripts/fuzz.sh 1800)"
+scripts/fuzz.sh 15
+
 step "benchmark smoke runs (the full runs are documented in the README)"
 python3 bench/standalone.py --duration 1 --sessions 1,8
 python3 bench/storage.py --duration 1 --sessions 1,8 --znodes 20000
