@@ -15,7 +15,10 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = Notification::decode(data);
     if let Ok(Some((_raw, used))) = RawPacket::decode_prefix(data, 1 << 20) {
-        assert!(used <= data.len(), "a frame cannot be longer than the input");
+        assert!(
+            used <= data.len(),
+            "a frame cannot be longer than the input"
+        );
     }
     let _ = Packet::decode(data, Sender::Leader);
     let _ = Packet::decode(data, Sender::Learner);

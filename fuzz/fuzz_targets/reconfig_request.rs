@@ -35,7 +35,8 @@ fuzz_target!(|data: &[u8]| {
         synced: &synced,
     };
     if let Ok(next) = next_config(&context, &request) {
-        let again = parse_config_text(&next.to_config_text()).expect("an accepted config parses back");
+        let again =
+            parse_config_text(&next.to_config_text()).expect("an accepted config parses back");
         assert_eq!(again.members, next.members);
     }
 });
