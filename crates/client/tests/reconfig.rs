@@ -111,6 +111,14 @@ async fn reconfig_api(kind: Kind) {
     }
 
     // observer -> participant without a quorum: NewConfigNoQuorum with the two commands
+    // first a follower other than the one we are on goes down (before what follows, so that
+    // the leader has seen it go when the observer is proposed as a participant)
+    let on = common::port_of(&zk.connected_to().unwrap());
+    let leader = ens.wait_for_leader(Duration::from_secs(30));
+    let victim = (1..=3)
+        .find(|s| *s != leader && ens.port(*s) != on)
+        .unwrap();
+    ens.servers.get_mut(&victim).unwrap().kill();
     let (current, _) = zk.get_config(false).await.unwrap();
     ens.add_joiner(4, "observer", &text(&current));
     let as_observer = ens.servers[&4].spec("observer");
@@ -124,13 +132,6 @@ async fn reconfig_api(kind: Kind) {
     })
     .await
     .expect("server 4 observes");
-    // a follower other than the one we are on goes down
-    let on = common::port_of(&zk.connected_to().unwrap());
-    let leader = ens.wait_for_leader(Duration::from_secs(30));
-    let victim = (1..=3)
-        .find(|s| *s != leader && ens.port(*s) != on)
-        .unwrap();
-    ens.servers.get_mut(&victim).unwrap().kill();
     let as_participant = ens.servers[&4].spec("participant");
     let err = zk
         .reconfig(Some(&as_participant), None, None, -1)

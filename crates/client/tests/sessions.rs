@@ -11,6 +11,7 @@ use common::{port_of, Ensemble, Kind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -117,7 +118,19 @@ async fn failover(kind: Kind) {
         wait_node_event(&mut events).await,
         (EventType::NodeDataChanged, "/p".into())
     );
+    // update_server_list: a list without our server moves the session to the other one
+    let target = others.iter().find(|s| **s != second).unwrap().clone();
+    assert!(zk.update_server_list(&target).await.unwrap(), "must move");
+    wait_state(&mut events, KeeperState::Disconnected, 10).await;
+    wait_state(&mut events, KeeperState::SyncConnected, 30).await;
+    assert_eq!(zk.connected_to().as_deref(), Some(target.as_str()));
+    assert_eq!(zk.session_id(), id);
+    // a list that keeps our server and is no longer never moves it
+    assert!(!zk.update_server_list(&target).await.unwrap());
+    assert!(zk.exists("/eph", false).await.unwrap().is_some());
     zk.close().await.unwrap();
+    // `other` may be on another server: sync before reading (ZooKeeper's consistency model)
+    other.sync("/").await.unwrap();
     assert!(other.exists("/eph", false).await.unwrap().is_none());
     other.close().await.unwrap();
 }
@@ -133,10 +146,11 @@ async fn failover_keeps_session_and_watches_zkrs() {
 }
 
 /// A TCP proxy that can cut its connections and refuse new ones (a network partition
-/// between the client and the server).
+/// between the client and the server), or hold back what the server sends.
 struct Proxy {
     port: u16,
     cut: Arc<AtomicBool>,
+    hold: Arc<AtomicBool>,
     conns: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
@@ -145,22 +159,50 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let cut = Arc::new(AtomicBool::new(false));
+        let hold = Arc::new(AtomicBool::new(false));
         let conns: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
-        let (c, k) = (cut.clone(), conns.clone());
+        let (c, k, hd) = (cut.clone(), conns.clone(), hold.clone());
         tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
+            while let Ok((inbound, _)) = listener.accept().await {
                 if c.load(Ordering::SeqCst) {
                     continue; // dropped: refused
                 }
+                let hd = hd.clone();
                 let h = tokio::spawn(async move {
-                    if let Ok(mut out) = TcpStream::connect(("127.0.0.1", upstream)).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
-                    }
+                    let Ok(out) = TcpStream::connect(("127.0.0.1", upstream)).await else {
+                        return;
+                    };
+                    let (mut cr, mut cw) = inbound.into_split();
+                    let (mut sr, mut sw) = out.into_split();
+                    let up = async move {
+                        let _ = tokio::io::copy(&mut cr, &mut sw).await;
+                    };
+                    let down = async move {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            let n = match sr.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => n,
+                            };
+                            while hd.load(Ordering::SeqCst) {
+                                tokio::time::sleep(Duration::from_millis(5)).await;
+                            }
+                            if cw.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    };
+                    tokio::join!(up, down);
                 });
                 k.lock().unwrap().push(h);
             }
         });
-        Proxy { port, cut, conns }
+        Proxy {
+            port,
+            cut,
+            hold,
+            conns,
+        }
     }
 
     fn cut(&self, on: bool) {
@@ -233,29 +275,21 @@ async fn connection_loss_fails_in_flight_requests_only() {
     zk.create("/n", b"", &open_acl(), CreateMode::Persistent)
         .await
         .unwrap();
-    // the server answers quickly: hold the reply back by cutting at once after sending
+    // the server's replies are held back: this request is in flight when the link drops
+    proxy.hold.store(true, Ordering::SeqCst);
     let zk2 = zk.clone();
-    let inflight = tokio::spawn(async move {
-        let mut results = Vec::new();
-        for _ in 0..2000 {
-            results.push(zk2.get_data("/n", false).await);
-            if results.last().unwrap().is_err() {
-                break;
-            }
-        }
-        results
-    });
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    let inflight = tokio::spawn(async move { zk2.get_data("/n", false).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
     proxy.cut(true);
+    proxy.hold.store(false, Ordering::SeqCst);
     wait_state(&mut events, KeeperState::Disconnected, 10).await;
-    let results = inflight.await.unwrap();
-    assert_eq!(
-        results.last().unwrap().as_ref().unwrap_err(),
-        &Error::ConnectionLoss
-    );
+    assert_eq!(inflight.await.unwrap(), Err(Error::ConnectionLoss));
+    // a request made while disconnected waits for the reconnection
+    let zk3 = zk.clone();
+    let queued = tokio::spawn(async move { zk3.exists("/n", false).await });
     proxy.cut(false);
     wait_state(&mut events, KeeperState::SyncConnected, 15).await;
     assert_eq!(zk.session_id(), id);
-    assert!(zk.exists("/n", false).await.unwrap().is_some());
+    assert!(queued.await.unwrap().unwrap().is_some());
     zk.close().await.unwrap();
 }
