@@ -211,8 +211,18 @@ fn cons(ens: &Ensemble) -> BTreeMap<u64, usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_rebalance_after_growing_a_zkrs_ensemble_from_3_to_5() {
+    auto_rebalance(Kind::Zkrs).await;
+}
+
+/// The same against Apache ZooKeeper 3.8 (the oracle for the client's side of it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_rebalance_after_growing_a_zookeeper_ensemble_from_3_to_5() {
+    auto_rebalance(Kind::Zk).await;
+}
+
+async fn auto_rebalance(kind: Kind) {
     const SESSIONS: usize = 200;
-    let mut ens = Ensemble::start(Kind::Zkrs, 3);
+    let mut ens = Ensemble::start(kind, 3);
     let cs = ens.connect_string();
     let mut zks = Vec::new();
     for i in 0..SESSIONS {
@@ -231,7 +241,10 @@ async fn auto_rebalance_after_growing_a_zkrs_ensemble_from_3_to_5() {
     admin.add_auth("digest", SUPER_AUTH).await.unwrap();
     let before = per_server(&zks, &ens);
     let cons_before = cons(&ens);
-    println!("before: sessions per server {before:?}; cons {cons_before:?}");
+    println!(
+        "{}: before: sessions per server {before:?}; cons {cons_before:?}",
+        kind.name()
+    );
     let on_before: Vec<String> = zks.iter().map(|z| z.connected_to().unwrap()).collect();
 
     // two joiners started with the current configuration plus themselves, then one reconfig
@@ -275,7 +288,7 @@ async fn auto_rebalance_after_growing_a_zkrs_ensemble_from_3_to_5() {
         .zip(&on_before)
         .filter(|(z, was)| z.connected_to().as_ref() != Some(*was))
         .count();
-    println!("after: sessions per server {after:?}; cons {cons_after:?}; {moved} of {SESSIONS} sessions moved (expected 2/5 = 80)");
+    println!("{}: after: sessions per server {after:?}; cons {cons_after:?}; {moved} of {SESSIONS} sessions moved (expected 2/5 = 80)", kind.name());
     // the same sessions, all of them connected
     assert_eq!(zks.iter().map(|z| z.session_id()).collect::<Vec<_>>(), ids);
     assert_eq!(after.values().sum::<usize>(), SESSIONS);
