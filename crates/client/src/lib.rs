@@ -1027,8 +1027,17 @@ impl ZooKeeper {
         let result = self
             .reconfig(joining, leaving, new_members, from_config)
             .await?;
-        self.quorum_barrier().await?;
-        Ok(result)
+        // the barrier has no effect, so it can be retried: a reconfig that removes the
+        // server we are on (or the leader) drops our connection, and the barrier then runs
+        // once the session has reconnected
+        let mut attempts = 0;
+        loop {
+            match self.quorum_barrier().await {
+                Ok(_) => return Ok(result),
+                Err(Error::ConnectionLoss) if attempts < 5 => attempts += 1,
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// A quorum write without side effects; returns the zxid it committed at.
