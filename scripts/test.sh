@@ -56,6 +56,13 @@ done
 step "crash test: SIGKILL under load, every acknowledged write survives"
 python3 tests/storage/crash_test.py --kills 20
 
+step "nemesis: 5 zkrs servers in network namespaces under partitions, bad links, kill -9, SIGSTOP and reconfigs (seeds 1-3, 60 s each), registers checked for linearizability, queue/locks/counter; then bad clients (full schedule: tests/nemesis/run.py --full)"
+python3 tests/nemesis/test_checker.py
+nemesis_rc=0
+python3 tests/nemesis/run.py --ci || nemesis_rc=1
+python3 tests/nemesis/badclients.py || nemesis_rc=1
+[ "$nemesis_rc" = 0 ]
+
 step "fuzzing: every decoder and parser that reads outside bytes, 15 s each (long run: scripts/fuzz.sh 1800)"
 scripts/fuzz.sh 15
 

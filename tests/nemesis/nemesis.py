@@ -1,6 +1,7 @@
 """The nemesis: a seeded schedule of faults, and reconfigurations running during them.
 
-Faults (one at a time, each held for a few seconds, then healed, then a calm gap):
+Faults (one at a time, each held for 4-9 s, then healed, then a 2-4 s calm gap; every kind
+once per round of six, in a seeded order):
   partition     a random minority cut off from the majority
   isolate-leader the current leader cut off from everyone else
   bridge        two halves that cannot talk, joined by one server that sees both
@@ -48,9 +49,12 @@ class Nemesis(threading.Thread):
     def run(self):
         try:
             self.wait(2, 3)
+            cycle = []
             while not self.stop_event.is_set():
-                fault = self.rng.choice(FAULTS)
-                self.inject(fault)
+                if not cycle:  # every kind once per round, in a seeded order
+                    cycle = list(FAULTS)
+                    self.rng.shuffle(cycle)
+                self.inject(cycle.pop())
                 self.wait(2, 4)
         except Exception as e:  # noqa: BLE001
             self.error = repr(e)
