@@ -120,6 +120,12 @@ def wait_config_everywhere(c, lines, version, sids=None, timeout=20):
                    f"server {sid} to have config version {version:x}:\n{expected.decode()}")
 
 
+def mntr(c, sid):
+    """The mntr four-letter word of server sid as a dict."""
+    lines = c.four(sid, "mntr").splitlines()
+    return dict(line.split("\t", 1) for line in lines if "\t" in line)
+
+
 def followers(c, leader, sids=None):
     return [sid for sid in (sids or c.running()) if sid != leader and c.mode(sid) == "follower"]
 
@@ -605,6 +611,11 @@ def test_observer_to_participant_with_a_crashed_voter(kind, cluster, clients):
     leader = c.leader()
     crashed = followers(c, leader, [1, 2, 3])[0]
     c.ens.kill(crashed)
+    # the leader validates against the followers it still counts as synced: wait until it has
+    # noticed the crash (mntr's zk_synced_followers, 2 -> 1), or the reconfig may be proposed
+    # and then need a quorum that cannot answer
+    wait_until(lambda: mntr(c, leader).get("zk_synced_followers") == "1", 30,
+               "the leader to notice the crashed follower")
     # 3 synced voters of (1,2,3,4) are needed and an observer cannot acknowledge the state transfer
     reconfig_fails(client, NewConfigNoQuorumError, "observer -> participant with a voter down",
                    joining=c.spec(4, "participant"))

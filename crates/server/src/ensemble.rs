@@ -147,6 +147,13 @@ impl Ensemble {
         self.peer.my_id()
     }
 
+    /// Leader: learners connected and synced, and syncs waiting (mntr's leader lines).
+    pub fn leader_gauges(&self) -> Option<(zab::leader::LearnerCounts, usize)> {
+        self.peer
+            .learner_counts()
+            .map(|c| (c, self.leader_syncs.len()))
+    }
+
     /// The configuration in force (what /zookeeper/config shows).
     pub fn active_config(&self) -> &Arc<QuorumConfig> {
         self.peer.config()

@@ -306,6 +306,17 @@ fn monitor(core: &ServerCore, out: &mut String) {
     line("local_sessions", "0".into());
     line("uptime", (now_ms() - core.started_ms).max(0).to_string());
     line("max_latency", s.max().to_string());
+    if let Some((counts, pending_syncs)) = core.zab.as_deref().and_then(|z| z.leader_gauges()) {
+        // the leader's own lines, as ZooKeeper's leader adds them
+        line("learners", counts.learners.to_string());
+        line("synced_followers", counts.synced_followers.to_string());
+        line(
+            "synced_non_voting_followers",
+            counts.synced_non_voting_followers.to_string(),
+        );
+        line("synced_observers", counts.synced_observers.to_string());
+        line("pending_syncs", pending_syncs.to_string());
+    }
 }
 
 /// conf in the standalone format.

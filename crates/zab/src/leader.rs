@@ -69,6 +69,15 @@ struct LearnerInfo {
     last_heard_tick: u64,
 }
 
+/// See [`Leader::learner_counts`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LearnerCounts {
+    pub learners: usize,
+    pub synced_followers: usize,
+    pub synced_non_voting_followers: usize,
+    pub synced_observers: usize,
+}
+
 #[derive(Debug)]
 pub struct Leader {
     my_id: u64,
@@ -252,6 +261,29 @@ impl Leader {
             .collect();
         synced.insert(self.my_id);
         synced
+    }
+
+    /// ZooKeeper's leader gauges (mntr): learners connected; of the synced ones, followers
+    /// (voting or not), followers that do not vote in the active configuration, observers.
+    pub fn learner_counts(&self) -> LearnerCounts {
+        let mut counts = LearnerCounts {
+            learners: self.learners.len(),
+            ..LearnerCounts::default()
+        };
+        for (id, l) in &self.learners {
+            if l.state != LearnerState::Active {
+                continue;
+            }
+            if l.observer {
+                counts.synced_observers += 1;
+            } else {
+                counts.synced_followers += 1;
+                if !self.config.is_voter(*id) {
+                    counts.synced_non_voting_followers += 1;
+                }
+            }
+        }
+        counts
     }
 
     /// Leading because a reconfiguration designated us (see [`Discovery::after_hand_off`]).

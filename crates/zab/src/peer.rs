@@ -207,6 +207,14 @@ impl Peer {
         }
     }
 
+    /// Leader: ZooKeeper's learner gauges (see [`Leader::learner_counts`]).
+    pub fn learner_counts(&self) -> Option<crate::leader::LearnerCounts> {
+        match &self.role {
+            Role::Leading(l) => Some(l.learner_counts()),
+            _ => None,
+        }
+    }
+
     fn election_configs(&self) -> Vec<QuorumConfig> {
         let mut configs = vec![(*self.config).clone()];
         if let Some(next) = &self.last_seen {
