@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 export ZKRS_BIN="$ROOT/target/release/zkrs"
 
-step() { printf '\n==== %s ====\n' "$*"; }
+step() { printf "\n==== %s ==== (%ds since start)\n" "$*" "$SECONDS"; }
 
 step "dependencies"
 if ! [ -f /usr/share/java/zookeeper.jar ] || ! [ -x /usr/share/zookeeper/bin/zkCli.sh ] || ! ls /usr/lib/zookeeper/bin/cli_mt >/dev/null 2>&1 || ! command -v nc >/dev/null; then
