@@ -117,8 +117,30 @@ class NsCluster:
                 key, value = other.spec().split("=", 1)
                 m.cfg[key] = value
 
+    DISK = "512m"   # each dataDir is a tmpfs of this size, so that one can be filled up
+
+    @staticmethod
+    def clean_stale_mounts():
+        """Unmounts the dataDir tmpfs of an earlier run that was killed before its cleanup."""
+        with open("/proc/mounts") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) > 2 and fields[2] == "tmpfs" and "/nemesis-" in fields[1] \
+                        and fields[1].endswith("/data"):
+                    subprocess.run(["umount", "-l", fields[1]], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+
     def start(self, timeout=90):
-        self.network.setup()
+        self.network.setup()  # also removes the namespaces of an earlier run killed midway
+        self.clean_stale_mounts()
+        self.mounts = []
+        for m in self.members.values():
+            os.makedirs(m.data_dir, exist_ok=True)
+            r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={self.DISK}", "tmpfs", m.data_dir],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            if r.returncode != 0:
+                raise RuntimeError(f"cannot mount a tmpfs on {m.data_dir}: {r.stdout.strip()}")
+            self.mounts.append(m.data_dir)
         for m in self.members.values():
             m.launch()
         return self.wait_for_quorum(timeout)
@@ -131,7 +153,33 @@ class NsCluster:
                 m.proc.wait()
             if getattr(m, "log", None):
                 m.log.close()
+        for path in getattr(self, "mounts", []):
+            subprocess.run(["umount", "-l", path], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.mounts = []
         self.network.teardown()
+
+    # -- a full disk -------------------------------------------------------------------------
+
+    def fill_disk(self, sid):
+        """Fills server sid's dataDir filesystem (a tmpfs) to the last byte; returns the
+        filler's size."""
+        path = os.path.join(self.members[sid].data_dir, ".nemesis-filler")
+        written = 0
+        with open(path, "wb", buffering=0) as f:
+            for chunk in (1 << 20, 4096, 1):
+                block = b"\0" * chunk
+                try:
+                    while True:
+                        written += f.write(block)
+                except OSError:
+                    pass
+        return written
+
+    def free_disk(self, sid):
+        try:
+            os.unlink(os.path.join(self.members[sid].data_dir, ".nemesis-filler"))
+        except FileNotFoundError:
+            pass
 
     def cleanup(self, keep=False):
         self.stop()

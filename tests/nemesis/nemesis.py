@@ -1,7 +1,7 @@
 """The nemesis: a seeded schedule of faults, and reconfigurations running during them.
 
 Faults (one at a time, each held for 4-9 s, then healed, then a 2-4 s calm gap; every kind
-once per round of six, in a seeded order):
+once per round of seven, in a seeded order):
   partition     a random minority cut off from the majority
   isolate-leader the current leader cut off from everyone else
   bridge        two halves that cannot talk, joined by one server that sees both
@@ -10,6 +10,9 @@ once per round of six, in a seeded order):
   kill          kill -9 a server (the leader half of the time), restarted when healed
   pause         SIGSTOP a server (the leader half of the time) for longer than the session
                 timeout, then SIGCONT
+  disk-full     fill a server's dataDir (a 512 MB tmpfs) to the last byte (the leader half
+                of the time); healed by deleting the filler, and restarting the server if
+                it exited meanwhile (recorded)
 
 Reconfigurations (a thread of their own, every few seconds, through kazoo as the super
 user): remove a follower, remove the leader, turn a participant into an observer; the next
@@ -26,7 +29,7 @@ from kazoo.client import KazooClient
 from cluster import SUPER
 from workloads import FAST_RECONNECT, SESSION_TIMEOUT, classify
 
-FAULTS = ("partition", "isolate-leader", "bridge", "netem", "kill", "pause")
+FAULTS = ("partition", "isolate-leader", "bridge", "netem", "kill", "pause", "disk-full")
 
 
 class Coordinator:
@@ -44,6 +47,7 @@ class Nemesis(threading.Thread):
         self.c, self.rng, self.coord, self.now = cluster, random.Random(seed), coord, history_now
         self.stop_event = threading.Event()
         self.events = []
+        self.crashes = []
         self.error = None
 
     def run(self):
@@ -54,13 +58,24 @@ class Nemesis(threading.Thread):
                 if not cycle:  # every kind once per round, in a seeded order
                     cycle = list(FAULTS)
                     self.rng.shuffle(cycle)
+                self.check_crashes()
                 self.inject(cycle.pop())
                 self.wait(2, 4)
+            self.check_crashes()
         except Exception as e:  # noqa: BLE001
             self.error = repr(e)
 
     def wait(self, lo, hi):
         self.stop_event.wait(self.rng.uniform(lo, hi))
+
+    def check_crashes(self):
+        """A server that exited although no fault of ours ended it: recorded, restarted."""
+        with self.coord.lock:
+            faulted = set(self.coord.faulted)
+        for sid, m in self.c.members.items():
+            if sid not in faulted and m.proc is not None and m.proc.poll() is not None:
+                self.crashes.append({"server": sid, "t": self.now(), "exit": m.proc.returncode})
+                self.c.restart(sid)
 
     def pick(self, prefer_leader):
         with self.coord.lock:
@@ -95,7 +110,7 @@ class Nemesis(threading.Thread):
             net.partition([a, b])
         elif fault == "netem":
             ev["link"] = net.degrade(sids)
-        elif fault in ("kill", "pause"):
+        elif fault in ("kill", "pause", "disk-full"):
             sid = self.pick(prefer_leader=True)
             if sid is None:
                 return
@@ -103,6 +118,8 @@ class Nemesis(threading.Thread):
             ev["was_leader"] = self.c.members[sid].mode() == "leader"
             if fault == "kill":
                 self.c.kill(sid)
+            elif fault == "disk-full":
+                ev["filler_bytes"] = self.c.fill_disk(sid)
             else:
                 self.c.pause(sid)
                 hold = SESSION_TIMEOUT + self.rng.uniform(1, 3)
@@ -119,6 +136,13 @@ class Nemesis(threading.Thread):
             self.c.restart(ev["server"])
         elif fault == "pause":
             self.c.resume(ev["server"])
+        elif fault == "disk-full":
+            sid = ev["server"]
+            self.c.free_disk(sid)
+            m = self.c.members[sid]
+            if not m.running:  # the server gave up on its full disk: note how, restart it
+                ev["server_exited"] = m.proc.returncode
+                self.c.restart(sid)
         if "server" in ev:
             with self.coord.lock:
                 self.coord.faulted.discard(ev["server"])

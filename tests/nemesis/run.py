@@ -6,6 +6,7 @@ register / queue / lock / counter workloads checked afterwards (see checker.py).
     tests/nemesis/run.py --ci                  # bounded schedule: zkrs, seeds 1-3, 60 s each (~5 min)
     tests/nemesis/run.py --full                # the long schedule: seeds 1-20, 150 s each (~1 h)
     tests/nemesis/run.py --kind zk --seeds 1,2,3 --duration 60
+    tests/nemesis/run.py --servers 3 --seeds 1,2,3         # zkrs at ZooKeeper's size
     tests/nemesis/run.py --seeds 7 --duration 120 --keep   # keep history and logs even when clean
 
 Needs root (ip netns, veth, bridge, tc). Exit status 1 on any anomaly, lost acknowledged write
@@ -62,8 +63,8 @@ def recover(cluster, timeout=90):
     raise TimeoutError(f"no leader {timeout} s after healing: modes {cluster.modes()}")
 
 
-def one_run(kind, seed, duration, results, keep):
-    n = 5 if kind == "zkrs" else 3
+def one_run(kind, seed, duration, results, keep, servers=None):
+    n = servers or (5 if kind == "zkrs" else 3)
     started = time.monotonic()
     cluster = NsCluster(kind, n)
     summary = {"kind": kind, "seed": seed, "duration": duration, "servers": n}
@@ -118,6 +119,10 @@ def one_run(kind, seed, duration, results, keep):
         types = Counter(op["type"] for op in hist)
         recs = Counter(ev.get("type") for ev in rec.events if ev.get("action") != "read-config")
         client_errors = {c.name_: c.error for c in workload.clients if c.error}
+        disk_exits = [e for e in nem.events if "server_exited" in e]
+        summary["disk_full_exits"] = [(e["server"], e["server_exited"]) for e in disk_exits]
+        if nem.crashes:
+            problems.append(f"servers exited with no fault ending them: {nem.crashes}")
         if nem.error:
             problems.append(f"nemesis thread failed: {nem.error}")
         if rec.error:
@@ -142,7 +147,7 @@ def one_run(kind, seed, duration, results, keep):
         failed = bool(anomalies or lost or problems)
         summary["status"] = "FAIL" if failed else "ok"
         if failed or keep:
-            rundir = os.path.join(results, f"{kind}-seed{seed}")
+            rundir = os.path.join(results, f"{kind}{n}-seed{seed}")
             os.makedirs(rundir, exist_ok=True)
             hist_path = os.path.join(rundir, "history.json")
             with open(hist_path, "w") as f:
@@ -177,6 +182,7 @@ def main():
     ap.add_argument("--ci", action="store_true", help=f"zkrs, seeds {CI_SEEDS}, {CI_DURATION} s each")
     ap.add_argument("--full", action="store_true", help=f"seeds {FULL_SEEDS[0]}-{FULL_SEEDS[-1]}, {FULL_DURATION} s each")
     ap.add_argument("--results", default=os.path.join(HERE, "results", time.strftime("%Y%m%d-%H%M%S")))
+    ap.add_argument("--servers", type=int, help="ensemble size (default 5 for zkrs, 3 for zk)")
     ap.add_argument("--keep", action="store_true", help="keep history and logs of clean runs too")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -193,13 +199,21 @@ def main():
     t0 = time.monotonic()
     summaries = []
     for seed in seeds:
-        s = one_run(args.kind, seed, duration, args.results, args.keep)
+        try:
+            s = one_run(args.kind, seed, duration, args.results, args.keep, args.servers)
+        except Exception as e:  # noqa: BLE001 - the ensemble did not even start, say, or a harness bug
+            s = {"seed": seed, "status": "FAIL", "ops": 0, "ok": 0, "fail": 0, "info": 0, "faults": 0,
+                 "fault_kinds": {}, "reconfigs": 0, "reconfigs_ok": 0, "reconfigs_failed": 0,
+                 "reconfigs_indeterminate": 0, "anomalies": 0, "lost_writes": 0, "wall_s": 0,
+                 "by_workload": {}, "inconclusive": [], "problems": [f"run failed: {e!r}"]}
         summaries.append(s)
         log(f"{args.kind} seed {seed}: {s['status']}: {s['ops']} ops ({s['ok']} ok, {s['fail']} fail, "
             f"{s['info']} indeterminate), {s['faults']} faults {s['fault_kinds']}, {s['reconfigs']} reconfigs "
             f"({s['reconfigs_ok']} ok, {s['reconfigs_failed']} failed, {s['reconfigs_indeterminate']} "
             f"indeterminate), anomalies {s['anomalies']}, lost writes {s['lost_writes']}, {s['wall_s']} s")
         log(f"    workloads: {json.dumps(s['by_workload'])}")
+        if s.get("disk_full_exits"):
+            log(f"    servers that exited on a full disk (restarted when freed): {s['disk_full_exits']}")
         for p in s["problems"]:
             log(f"    PROBLEM: {p}")
         if s["inconclusive"]:
