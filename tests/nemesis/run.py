@@ -151,12 +151,18 @@ def one_run(kind, seed, duration, results, keep, servers=None):
             os.makedirs(rundir, exist_ok=True)
             hist_path = os.path.join(rundir, "history.json")
             with open(hist_path, "w") as f:
-                json.dump({"summary": summary, "anomalies": anomalies, "faults": nem.events,
+                json.dump({"summary": summary, "t0_utc": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(
+                    workload.history.wall0)) + f".{int(workload.history.wall0 * 1e6) % 1000000:06d}Z",
+                           "anomalies": anomalies, "faults": nem.events,
                            "reconfigs": rec.events, "suspensions": workload.suspensions(), "history": hist},
                           f, indent=1, default=str)
             for sid, m in cluster.members.items():
                 for path in m.log_files():
                     shutil.copy(path, os.path.join(rundir, f"server{sid}-{os.path.basename(path)}"))
+                # the transaction logs and snapshots (zkrs txnlog / snapshot print them)
+                data = os.path.join(m.data_dir, "version-2")
+                if os.path.isdir(data):
+                    shutil.copytree(data, os.path.join(rundir, f"server{sid}-data"), dirs_exist_ok=True)
             summary["kept"] = rundir
             if anomalies:
                 log(f"{len(anomalies)} anomalies, first ones:")

@@ -34,6 +34,7 @@ class History:
         self.ops = []
         self.lock = threading.Lock()
         self.t0 = time.monotonic()
+        self.wall0 = time.time()  # to line histories up with the servers' log timestamps
 
     def now(self):
         return time.monotonic() - self.t0
@@ -67,9 +68,16 @@ class Client(threading.Thread):
         sid = getattr(self.zk, "_session_id", None)
         return hex(sid) if sid else None
 
+    def server(self):
+        """The server this client is connected to right now (diagnostics only)."""
+        try:
+            return self.zk._connection._socket.getpeername()[0]
+        except Exception:  # noqa: BLE001
+            return None
+
     def invoke(self, f, key=None, value=None):
-        return {"process": self.name_, "session": self.session(), "f": f, "key": key, "value": value,
-                "invoke": self.history.now(), "complete": None, "type": None, "result": None}
+        return {"process": self.name_, "session": self.session(), "server": self.server(), "f": f, "key": key,
+                "value": value, "invoke": self.history.now(), "complete": None, "type": None, "result": None}
 
     def ok(self, op, result=None):
         op.update(type="ok", result=result, complete=self.history.now())
