@@ -160,6 +160,15 @@ pub fn check_syntax(tokens: &[String]) -> Result<(), CliError> {
 }
 
 /// CliWrapperException's texts for a KeeperException about `path`.
+/// `parent`'s child `name` as a full path.
+fn child_path(parent: &str, name: &str) -> String {
+    if parent == "/" {
+        format!("/{name}")
+    } else {
+        format!("{parent}/{name}")
+    }
+}
+
 fn keeper(e: Error, path: &str) -> CliError {
     let m = match &e {
         Error::NoNode => format!("Node does not exist: {path}"),
@@ -288,16 +297,7 @@ async fn visit_dfs(zk: &ZooKeeper, path: &str, order: &mut Vec<String>) {
         return;
     };
     children.sort();
-    let paths: Vec<String> = children
-        .iter()
-        .map(|c| {
-            if path == "/" {
-                format!("/{c}")
-            } else {
-                format!("{path}/{c}")
-            }
-        })
-        .collect();
+    let paths: Vec<String> = children.iter().map(|c| child_path(path, c)).collect();
     order.extend(paths.iter().cloned());
     for child in paths {
         Box::pin(visit_dfs(zk, &child, order)).await;
@@ -327,11 +327,7 @@ async fn run(
                         .map_err(|e| keeper(e, path))?;
                     children.sort();
                     for c in children {
-                        let child = if node == "/" {
-                            format!("/{c}")
-                        } else {
-                            format!("{node}/{c}")
-                        };
+                        let child = child_path(&node, &c);
                         queue.push_back(child.clone());
                         nodes.push(child);
                     }
@@ -698,11 +694,7 @@ async fn delete_recursive(zk: &ZooKeeper, path: &str, batch: usize) -> Result<bo
             Err(e) => return Err(e),
         };
         for c in children {
-            let child = if node == "/" {
-                format!("/{c}")
-            } else {
-                format!("{node}/{c}")
-            };
+            let child = child_path(&node, &c);
             queue.push_back(child.clone());
             tree.push(child);
         }

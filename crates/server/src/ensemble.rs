@@ -31,6 +31,17 @@ struct PendingSync {
     path: String,
 }
 
+/// The address a quorum or election port binds: our server line's host, or every interface
+/// with quorumListenOnAllIPs (IPv6 in brackets, as HostPort prints it).
+pub(crate) fn listen_address(listen_all: bool, host: &str, port: u16) -> String {
+    let host = if listen_all { "0.0.0.0" } else { host };
+    config::HostPort {
+        host: host.to_owned(),
+        port,
+    }
+    .to_string()
+}
+
 /// Where our quorum and election ports listen, movable by a reconfiguration.
 pub struct PeerListeners {
     pub quorum: tokio::sync::watch::Sender<String>,
@@ -41,21 +52,11 @@ pub struct PeerListeners {
 impl PeerListeners {
     /// Moves the listeners to the ports of our line in an activated configuration.
     fn follow(&self, me: &config::ServerSpec) {
-        let host = if self.listen_all {
-            "0.0.0.0"
-        } else {
-            me.quorum.host.as_str()
-        };
-        let host = if host.contains(':') && !host.starts_with('[') {
-            format!("[{host}]")
-        } else {
-            host.to_string()
-        };
         for (listener, port) in [
             (&self.quorum, me.quorum.port),
             (&self.election, me.election_port),
         ] {
-            let address = format!("{host}:{port}");
+            let address = listen_address(self.listen_all, &me.quorum.host, port);
             if *listener.borrow() != address {
                 let _ = listener.send(address);
             }

@@ -82,11 +82,7 @@ pub fn prepare(cfg: &mut ZooCfg) -> anyhow::Result<Option<EnsembleSetup>> {
         return Ok(None);
     }
     let listen_all = property(cfg, "quorumListenOnAllIPs") == Some("true");
-    let host = if listen_all {
-        "0.0.0.0"
-    } else {
-        me.quorum.host.as_str()
-    };
+    let bind = |port| crate::ensemble::listen_address(listen_all, &me.quorum.host, port);
     let bind_retries = match property(cfg, "electionPortBindRetry") {
         None => 3,
         Some(v) => v.trim().parse().with_context(|| {
@@ -99,9 +95,9 @@ pub fn prepare(cfg: &mut ZooCfg) -> anyhow::Result<Option<EnsembleSetup>> {
     Ok(Some(EnsembleSetup {
         my_id,
         last_seen: cfg.last_seen_quorum.clone().map(Arc::new),
-        quorum_bind: format!("{host}:{}", me.quorum.port),
+        quorum_bind: bind(me.quorum.port),
         listen_all,
-        election_bind: format!("{host}:{}", me.election_port),
+        election_bind: bind(me.election_port),
         bind_retries,
         quorum: Arc::new(quorum),
     }))

@@ -2017,22 +2017,16 @@ impl World {
         };
         let mut next = next;
         next.version = zxid;
-        let txn = Txn::Reconfig(SetDataTxn {
-            path: tree::CONFIG_PATH.to_owned(),
-            data: Some(next.to_config_text().into_bytes()),
-            version: -1,
-        });
-        let data = ProposalData {
-            header: TxnHeader {
+        let data = zab::reconfig::reconfig_proposal(
+            TxnHeader {
                 client_id: RECONFIG_CLIENT_ID,
                 cxid: id as i32,
                 zxid,
                 time: self.now as i64,
                 txn_type: jute::op::RECONFIG,
             },
-            txn: txn.body(),
-            digest: None,
-        };
+            &next.to_config_text(),
+        );
         let Some((got, out)) = self.server(leader).peer.propose(data) else {
             return Err(format!("established leader {leader} refuses a reconfig"));
         };

@@ -882,21 +882,16 @@ mod tests {
 
     /// A reconfig txn proposing `text` as the next configuration.
     fn reconfig_txn(text: &str) -> ProposalData {
-        ProposalData {
-            header: jute::TxnHeader {
+        crate::reconfig::reconfig_proposal(
+            jute::TxnHeader {
                 client_id: 1,
                 cxid: 1,
                 zxid: 0,
                 time: 0,
                 txn_type: jute::op::RECONFIG,
             },
-            txn: jute::Jute::encode(&jute::SetDataTxn {
-                path: "/zookeeper/config".into(),
-                data: Some(text.as_bytes().to_vec()),
-                version: -1,
-            }),
-            digest: None,
-        }
+            text,
+        )
     }
 
     fn plain_txn() -> ProposalData {

@@ -848,21 +848,16 @@ mod tests {
     const THREE: &str = "server.1=h:1:2\nserver.2=h:3:4\nserver.3=h:5:6\n";
 
     fn reconfig_txn(zxid: i64, text: &str) -> ProposalData {
-        ProposalData {
-            header: jute::TxnHeader {
+        crate::reconfig::reconfig_proposal(
+            jute::TxnHeader {
                 client_id: 1,
                 cxid: 1,
                 zxid,
                 time: 0,
                 txn_type: jute::op::RECONFIG,
             },
-            txn: jute::Jute::encode(&jute::SetDataTxn {
-                path: "/zookeeper/config".into(),
-                data: Some(text.as_bytes().to_vec()),
-                version: -1,
-            }),
-            digest: None,
-        }
+            text,
+        )
     }
 
     /// Found reading `become_` while diagnosing reconfig seed 84 of the simulator: a follower

@@ -22,6 +22,21 @@ pub fn config_of_txn(data: &ProposalData) -> Option<QuorumConfig> {
     Some(config)
 }
 
+/// The proposal of a reconfig txn that installs `text` (the inverse of [`config_of_txn`]):
+/// a SetDataTxn of /zookeeper/config with version -1, as ZooKeeper's leader writes it.
+pub fn reconfig_proposal(header: jute::TxnHeader, text: &str) -> ProposalData {
+    debug_assert_eq!(header.txn_type, jute::op::RECONFIG);
+    ProposalData {
+        header,
+        txn: jute::Jute::encode(&jute::SetDataTxn {
+            path: "/zookeeper/config".into(),
+            data: Some(text.as_bytes().to_vec()),
+            version: -1,
+        }),
+        digest: None,
+    }
+}
+
 /// Parses configuration text (`server.N=` lines, `group.`/`weight.`, `version=`) as carried
 /// by /zookeeper/config, NEWLEADER and election notifications.
 pub fn parse_config_text(text: &str) -> Result<QuorumConfig, String> {
