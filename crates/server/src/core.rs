@@ -3,6 +3,7 @@
 //! gives each session FIFO replies and makes a watch event reach a client before any read
 //! that could show the new data.
 
+use crate::outbox::Outbox;
 use crate::session::{session_password, ConnId, SessionTracker};
 use crate::stats::{ConnStats, ServerStats};
 use bytes::{BufMut, Bytes, BytesMut};
@@ -20,7 +21,8 @@ use tree::{DataTree, Prepared, Preparer, RequestContext, Txn, TxnResult};
 /// What a connection's writer task is told to do.
 #[derive(Debug)]
 pub enum Outgoing {
-    Frame(Bytes),
+    /// `reply`: it answers a request (the reader's flow control counts those).
+    Frame { frame: Bytes, reply: bool },
     /// Flush what was queued, then close the socket.
     Close,
 }
@@ -31,7 +33,11 @@ pub enum CoreMsg {
     Accepted {
         conn: ConnId,
         remote: SocketAddr,
-        tx: UnboundedSender<Outgoing>,
+        outbox: Outbox,
+    },
+    /// A connection whose requests wait for its reply backlog has drained it.
+    Writable {
+        conn: ConnId,
     },
     Connect {
         conn: ConnId,
@@ -73,13 +79,25 @@ pub enum CoreMsg {
 }
 
 pub(crate) struct Connection {
-    pub tx: UnboundedSender<Outgoing>,
+    pub outbox: Outbox,
+    /// Requests held while the connection's unsent replies are over the bound, in order.
+    pub deferred: VecDeque<DeferredRequest>,
     pub remote: SocketAddr,
     pub session_id: i64,
     pub auth: Vec<Id>,
     pub old_client: bool,
     pub stats: ConnStats,
     pub closing: bool,
+}
+
+/// A request as read, held while its connection's replies back up.
+#[derive(Debug)]
+pub(crate) struct DeferredRequest {
+    xid: i32,
+    op_type: i32,
+    request: Result<Request, JuteError>,
+    raw: Bytes,
+    received_ms: i64,
 }
 
 /// Who waits for a txn to be applied.
@@ -310,7 +328,12 @@ impl ServerCore {
 
     pub fn handle(&mut self, msg: CoreMsg) {
         match msg {
-            CoreMsg::Accepted { conn, remote, tx } => self.on_accepted(conn, remote, tx),
+            CoreMsg::Accepted {
+                conn,
+                remote,
+                outbox,
+            } => self.on_accepted(conn, remote, outbox),
+            CoreMsg::Writable { conn } => self.resume_deferred(conn),
             CoreMsg::Connect {
                 conn,
                 request,
@@ -323,7 +346,25 @@ impl ServerCore {
                 request,
                 raw,
                 received_ms,
-            } => self.on_request(conn, xid, op_type, request, raw, received_ms),
+            } => {
+                let request = DeferredRequest {
+                    xid,
+                    op_type,
+                    request,
+                    raw,
+                    received_ms,
+                };
+                match self.conns.get_mut(&conn) {
+                    // the client does not read its replies: hold its requests, in order
+                    Some(c) if !c.deferred.is_empty() || c.outbox.is_backlogged() => {
+                        c.deferred.push_back(request);
+                        if c.outbox.wake_core_when_drained() {
+                            self.resume_deferred(conn);
+                        }
+                    }
+                    _ => self.on_deferred_request(conn, request),
+                }
+            }
             CoreMsg::Closed { conn } => self.on_closed(conn),
             CoreMsg::FourLetter { conn, word, arg } => {
                 let text = match arg {
@@ -331,7 +372,7 @@ impl ServerCore {
                     None => crate::fourlw::run(self, conn, &word),
                 };
                 if let Some(c) = self.conns.get_mut(&conn) {
-                    let _ = c.tx.send(Outgoing::Frame(Bytes::from(text)));
+                    c.outbox.reply(Bytes::from(text));
                 }
                 self.close_conn(conn);
             }
@@ -366,18 +407,39 @@ impl ServerCore {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.stats.sent += 1;
             self.stats.packets_sent += 1;
-            let _ = c.tx.send(Outgoing::Frame(frame));
+            c.outbox.reply(frame);
+        }
+    }
+
+    fn on_deferred_request(&mut self, conn: ConnId, r: DeferredRequest) {
+        self.on_request(conn, r.xid, r.op_type, r.request, r.raw, r.received_ms)
+    }
+
+    /// Answers a connection's held requests while its reply backlog stays under the bound.
+    fn resume_deferred(&mut self, conn: ConnId) {
+        loop {
+            let Some(c) = self.conns.get_mut(&conn) else {
+                return;
+            };
+            if c.deferred.is_empty() {
+                return;
+            }
+            if c.outbox.is_backlogged() && !c.outbox.wake_core_when_drained() {
+                return;
+            }
+            let request = c.deferred.pop_front().expect("checked non-empty");
+            self.on_deferred_request(conn, request);
         }
     }
 
     pub(crate) fn close_conn(&mut self, conn: ConnId) {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.closing = true;
-            let _ = c.tx.send(Outgoing::Close);
+            c.outbox.close();
         }
     }
 
-    fn on_accepted(&mut self, conn: ConnId, remote: SocketAddr, tx: UnboundedSender<Outgoing>) {
+    fn on_accepted(&mut self, conn: ConnId, remote: SocketAddr, outbox: Outbox) {
         let ip = remote.ip();
         let count = self.conns_per_ip.entry(ip).or_insert(0);
         let max = self.cfg.max_client_cnxns;
@@ -386,7 +448,8 @@ impl ServerCore {
         self.conns.insert(
             conn,
             Connection {
-                tx,
+                outbox,
+                deferred: VecDeque::new(),
                 remote,
                 session_id: 0,
                 auth: vec![Id {
@@ -802,7 +865,11 @@ impl ServerCore {
                 path: ev.path,
             }
             .write(&mut b);
-            self.send(ev.watcher, finish_frame(b));
+            if let Some(c) = self.conns.get_mut(&ev.watcher) {
+                c.stats.sent += 1;
+                self.stats.packets_sent += 1;
+                c.outbox.notify(finish_frame(b));
+            }
         }
     }
 

@@ -726,7 +726,7 @@ mod tests {
         core.handle(CoreMsg::Accepted {
             conn: 7,
             remote,
-            tx,
+            outbox: crate::outbox::Outbox::new(tx),
         });
         assert_eq!(run_set_trace_mask(&mut core, 7, 511), "511");
         assert_eq!(run(&mut core, 7, "gtmk"), "511");

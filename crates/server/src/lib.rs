@@ -7,6 +7,7 @@ pub mod ensemble;
 mod ensemble_setup;
 pub mod fourlw;
 mod net;
+pub mod outbox;
 pub mod persist;
 pub mod quorum_net;
 pub mod session;

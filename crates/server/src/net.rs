@@ -3,12 +3,14 @@
 
 use crate::core::{now_ms, CoreMsg, Outgoing, ServerCore};
 use crate::fourlw::is_four_letter_word;
+use crate::outbox::{Flow, Outbox, MAX_UNANSWERED_BYTES, MAX_UNANSWERED_REQUESTS};
 use crate::session::ConnId;
 use anyhow::Context;
 use bytes::{Bytes, BytesMut};
 use config::ZooCfg;
 use jute::request::Request;
 use jute::{ConnectRequest, Jute};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -183,18 +185,20 @@ async fn serve_connection(
     let _ = stream.set_nodelay(true);
     let (rd, wr) = stream.into_split();
     let (out_tx, out_rx) = mpsc::unbounded_channel();
+    let outbox = Outbox::new(out_tx);
+    let flow = outbox.flow();
     if core_tx
         .send(CoreMsg::Accepted {
             conn,
             remote,
-            tx: out_tx,
+            outbox,
         })
         .is_err()
     {
         return;
     }
-    let writer = tokio::spawn(write_loop(wr, out_rx));
-    if let Err(reason) = read_loop(rd, conn, &core_tx, max_buffer, keep_raw).await {
+    let writer = tokio::spawn(write_loop(wr, out_rx, flow.clone(), conn, core_tx.clone()));
+    if let Err(reason) = read_loop(rd, conn, &core_tx, &flow, max_buffer, keep_raw).await {
         if !reason.is_empty() {
             info!("closing connection from {remote}: {reason}");
         }
@@ -208,13 +212,20 @@ async fn read_loop(
     rd: OwnedReadHalf,
     conn: ConnId,
     core_tx: &UnboundedSender<CoreMsg>,
+    flow: &Flow,
     max_buffer: usize,
     keep_raw: bool,
 ) -> Result<(), String> {
-    let mut rd = BufReader::with_capacity(64 * 1024, rd);
+    // small: an idle session costs this much; larger bodies are read past the buffer
+    let mut rd = BufReader::with_capacity(8 * 1024, rd);
     let mut body = Vec::new();
     let mut connected = false;
+    let mut unanswered = Unanswered::default();
     loop {
+        // stop reading (the socket pushes back) while too much waits for an answer
+        while unanswered.is_over_limit(flow.answered()) {
+            flow.wait_for_answers().await;
+        }
         let mut len_bytes = [0u8; 4];
         match rd.read_exact(&mut len_bytes).await {
             Ok(_) => {}
@@ -255,6 +266,7 @@ async fn read_loop(
                 .map_err(|e| format!("malformed connect request: {e}"))?;
             // clients before 3.4 send no readOnly byte, and must not get one back
             let old_client = body.len() < 45;
+            unanswered.read(body.len());
             core_tx
                 .send(CoreMsg::Connect {
                     conn,
@@ -274,6 +286,7 @@ async fn read_loop(
         let xid = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
         let op_type = i32::from_be_bytes([body[4], body[5], body[6], body[7]]);
         let request = Request::decode(op_type, &body[8..]);
+        unanswered.read(body.len());
         // a learner forwards writes to its leader as received
         let raw = if keep_raw {
             Bytes::copy_from_slice(&body[8..])
@@ -293,15 +306,57 @@ async fn read_loop(
     }
 }
 
-async fn write_loop(mut wr: OwnedWriteHalf, mut out_rx: UnboundedReceiver<Outgoing>) {
-    let mut batch = BytesMut::with_capacity(64 * 1024);
+/// The sizes of the requests read and not yet answered, oldest first (replies come in request
+/// order).
+#[derive(Default)]
+struct Unanswered {
+    sizes: VecDeque<usize>,
+    bytes: usize,
+    answered: u64,
+}
+
+impl Unanswered {
+    fn read(&mut self, size: usize) {
+        self.sizes.push_back(size);
+        self.bytes += size;
+    }
+
+    /// Forgets the requests answered since the last call (`answered` counts every reply
+    /// written), then says whether reading must wait. One request is always let through.
+    fn is_over_limit(&mut self, answered: u64) -> bool {
+        while self.answered < answered {
+            self.answered += 1;
+            match self.sizes.pop_front() {
+                Some(size) => self.bytes -= size,
+                None => break,
+            }
+        }
+        !self.sizes.is_empty()
+            && (self.sizes.len() >= MAX_UNANSWERED_REQUESTS || self.bytes >= MAX_UNANSWERED_BYTES)
+    }
+}
+
+async fn write_loop(
+    mut wr: OwnedWriteHalf,
+    mut out_rx: UnboundedReceiver<Outgoing>,
+    flow: Arc<Flow>,
+    conn: ConnId,
+    core_tx: UnboundedSender<CoreMsg>,
+) {
+    let mut batch = BytesMut::new();
     while let Some(first) = out_rx.recv().await {
         let mut close = false;
         let mut next = Some(first);
+        let mut replies = 0;
+        let mut queued = 0;
         // coalesce whatever is already queued into one write
         while let Some(item) = next {
             match item {
-                Outgoing::Frame(frame) => batch.extend_from_slice(&frame),
+                Outgoing::Frame { frame, reply } => {
+                    batch.extend_from_slice(&frame);
+                    queued += frame.len();
+                    replies += u64::from(reply);
+                }
                 Outgoing::Close => {
                     close = true;
                     break;
@@ -317,10 +372,44 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut out_rx: UnboundedReceiver<Outgoi
                 return;
             }
             batch.clear();
+            if batch.capacity() > 64 * 1024 {
+                // a big reply went out: do not keep its buffer for an idle connection
+                batch = BytesMut::new();
+            }
+        }
+        if flow.written(queued, replies) && core_tx.send(CoreMsg::Writable { conn }).is_err() {
+            return;
         }
         if close {
             let _ = wr.shutdown().await;
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reading_waits_for_answers_past_the_request_bounds() {
+        let mut unanswered = Unanswered::default();
+        assert!(!unanswered.is_over_limit(0));
+        for _ in 0..MAX_UNANSWERED_REQUESTS {
+            unanswered.read(20);
+        }
+        assert!(unanswered.is_over_limit(0));
+        assert!(!unanswered.is_over_limit(1), "one answer lets one more in");
+        unanswered.read(MAX_UNANSWERED_BYTES);
+        assert!(unanswered.is_over_limit(1));
+        assert!(
+            unanswered.is_over_limit(MAX_UNANSWERED_REQUESTS as u64),
+            "the big one waits"
+        );
+        assert!(!unanswered.is_over_limit(MAX_UNANSWERED_REQUESTS as u64 + 1));
+        // one request is always let through, however big
+        unanswered.read(2 * MAX_UNANSWERED_BYTES);
+        assert!(unanswered.is_over_limit(MAX_UNANSWERED_REQUESTS as u64 + 1));
+        assert!(!unanswered.is_over_limit(MAX_UNANSWERED_REQUESTS as u64 + 2));
     }
 }
