@@ -39,19 +39,13 @@ no JSON unless asked for; it only checks that everything runs and prints the tab
 """
 import argparse
 import asyncio
-import atexit
 import bisect
-import hashlib
 import json
 import logging
 import os
-import platform
-import shutil
 import statistics
 import struct
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -62,7 +56,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "harness"))
 sys.path.insert(0, os.path.join(REPO, "tests", "reconfig"))
 
 from cluster import INIT_LIMIT, SYNC_LIMIT, TICK_MS, Cluster  # noqa: E402
-from servers import zkrs_binary  # noqa: E402
+from common import machine, pin_zkrs_binary, provenance, wait_for_quiet  # noqa: E402
 
 NAMES = {"zk": "ZooKeeper", "zkrs": "zkrs"}
 SCENARIOS = {
@@ -429,12 +423,6 @@ def ratio(new, old):
     return f"{new / old:.2f}x"
 
 
-def machine():
-    with open("/proc/meminfo") as f:
-        mem_kib = int(next(line for line in f if line.startswith("MemTotal:")).split()[1])
-    return f"{platform.machine()}, {os.cpu_count()} cores (nproc), {mem_kib / 2**20:.1f} GiB RAM (MemTotal)"
-
-
 def tables(summary, kinds, args):
     compare = "zk" in kinds and "zkrs" in kinds
     out = []
@@ -518,47 +506,6 @@ def plot(results, kinds, path):
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def pin_zkrs_binary():
-    """Runs every trial with one copy of the zkrs binary, taken now: target/release/zkrs may be
-    rebuilt by someone else during the run. Returns the copy's path ($ZKRS_BIN is set to it)."""
-    source = zkrs_binary()
-    fd, copy = tempfile.mkstemp(prefix="zkrs-bench-")
-    os.close(fd)
-    shutil.copy2(source, copy)
-    os.environ["ZKRS_BIN"] = copy
-    atexit.register(os.unlink, copy)
-    return source
-
-
-def provenance(source):
-    """Which zkrs was measured: the repository's commit, whether crates/ or src/ had changes,
-    the binary's path, build time and sha256."""
-    def git(*a):
-        try:
-            return subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return None
-    with open(os.environ["ZKRS_BIN"], "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()
-    return {"commit": git("rev-parse", "--short", "HEAD"),
-            "uncommitted_sources": bool(git("status", "--porcelain", "--", "crates", "src", "Cargo.lock")),
-            "binary": source, "sha256": digest,
-            "binary_built": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(os.path.getmtime(source))) + " UTC"}
-
-
-def wait_for_quiet(max_wait):
-    load = os.getloadavg()[0]
-    deadline = time.monotonic() + max_wait
-    while load >= 1.0 and time.monotonic() < deadline:
-        print(f"# load average {load:.2f} >= 1.0: waiting for a quiet machine", file=sys.stderr, flush=True)
-        time.sleep(15)
-        load = os.getloadavg()[0]
-    if load >= 1.0:
-        print(f"# WARNING: the machine is busy (1-min load average {load:.2f}); figures may be noisy",
-              file=sys.stderr, flush=True)
-    return load
 
 
 def main():

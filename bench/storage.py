@@ -12,18 +12,9 @@ import argparse
 import sys
 import time
 
-from common import machine, zkrs_bench as bench
+from common import machine, rss_mib, zkrs_bench as bench
 from kazoo.client import KazooClient
 from servers import Server
-
-
-def rss_mib(pid, field="VmRSS"):
-    """Resident memory (VmRSS), or its peak so far (VmHWM), in MiB."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def time_to_serve(server, probe_path):

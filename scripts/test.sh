@@ -65,7 +65,6 @@ scripts/fuzz.sh 10
 step "benchmark smoke runs (the full runs are documented in the README)"
 python3 bench/standalone.py --duration 1 --sessions 1,8
 python3 bench/storage.py --duration 1 --sessions 1,8 --znodes 20000
-python3 bench/ensemble.py --quick
-python3 bench/reconfig.py --quick
+python3 bench/perf.py --smoke  # both 3-server ensembles, every workload of issue 7, bench/reconfig.py --quick included
 
 step "all tests passed"
