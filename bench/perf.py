@@ -32,7 +32,7 @@ Raw results: bench/results/perf.json; timelines plot: docs/perf-timelines.png. U
 
     python3 bench/perf.py [--kinds zk,zkrs] [--parts load,mixed,...] [--smoke] [--json F] [--plot F]
 
---smoke (CI): 1 s per load run, 100 watchers, 300 sessions in the storm, 20,000 znodes,
+--smoke (CI): 1 s per load run, 1 and 32 sessions, 100 watchers, 300 sessions in the storm, 20,000 znodes,
 1 trial of everything, reconfig.py --quick; JSON and plot go to a temporary directory.
 """
 import argparse
@@ -64,7 +64,7 @@ MIXED_SESSIONS = 32
 FULL = SimpleNamespace(sessions=[1, 32, 256], in_flight=4, duration=5.0, warmup=1.0, watchers=1000,
                        watch_trials=5, storm_sessions=10_000, znodes=1_000_000, batch=100, settle=8.0,
                        failover_trials=5, reconfig_trials=5, java_heap="2g")
-SMOKE = SimpleNamespace(sessions=[1, 32, 256], in_flight=4, duration=1.0, warmup=0.5, watchers=100,
+SMOKE = SimpleNamespace(sessions=[1, 32], in_flight=4, duration=1.0, warmup=0.5, watchers=100,
                         watch_trials=2, storm_sessions=300, znodes=20_000, batch=100, settle=1.0,
                         failover_trials=1, reconfig_trials=1, java_heap="2g")
 
@@ -234,6 +234,11 @@ def fmt_rss(rss):
     return " / ".join(f"{v:.0f}" for _, v in sorted(rss.items()))
 
 
+def fmt_ratio(r):
+    """Three significant digits, so that a ratio printed next to a target is never rounded onto it."""
+    return "n/a" if r is None else f"{r:#.3g}x"
+
+
 def find_load(res, workload, sessions):
     return next((r for r in res.get("load", []) if r["workload"] == workload and r["sessions"] == sessions), None)
 
@@ -254,7 +259,7 @@ class Table:
         if ratio is None:
             z, r = values.get("zk"), values.get("zkrs")
             ratio_value = r / z if z and r is not None else None
-            ratio = "n/a" if ratio_value is None else f"{ratio_value:.2f}x"
+            ratio = fmt_ratio(ratio_value)
         else:
             ratio_value = None
         status = ""
@@ -306,7 +311,7 @@ def table(results, kinds, p):
                   target=target_tput, met=at_least(3 if workload != "get" else 2))
             p50, p99 = val("p50_ms"), val("p99_ms")
             ratio = ("n/a" if None in (p99.get("zk"), p99.get("zkrs")) or not p99.get("zk") or not p50.get("zk")
-                     else f"{p50['zkrs'] / p50['zk']:.2f}x / {p99['zkrs'] / p99['zk']:.2f}x")
+                     else f"{fmt_ratio(p50['zkrs'] / p50['zk'])} / {fmt_ratio(p99['zkrs'] / p99['zk'])}")
             status = None
             if target_p99:
                 status = (lambda _, __, p99=p99: None if not p99.get("zk") or p99.get("zkrs") is None
@@ -360,7 +365,7 @@ def table(results, kinds, p):
             sums = {k: sum(v.values()) if v else None for k, v in vals.items()}
             z_, r_ = sums.get("zk"), sums.get("zkrs")
             t.add(label, vals, text=lambda v: "n/a" if v is None else fmt_rss(v),
-                  ratio="n/a" if not z_ or r_ is None else f"{r_ / z_:.2f}x",
+                  ratio=fmt_ratio(r_ / z_ if z_ and r_ is not None else None),
                   target="≤ 0.3×" if key == "rss_mib" else "",
                   met=(lambda _, __, z_=z_, r_=r_: None if not z_ or r_ is None else r_ / z_ <= 0.3))
         t.add(f"restart of all 3 servers with {count:,} znodes → first read s",
@@ -511,7 +516,16 @@ def main():
     results["load_after"] = os.getloadavg()[0]
 
     print(header(p, args, kinds))
-    print(table(results, kinds, p).render())
+    t = table(results, kinds, p)
+    print(t.render())
+    if results.get("reconfig"):
+        rs = results["reconfig"]["settings"]
+        print(f"\nreconfig rows: bench/reconfig.py's own ensembles (3 participants + a joiner, tickTime {rs['tickTime']}, "
+              f"initLimit {rs['initLimit']}, syncLimit {rs['syncLimit']}, forceSync=yes; {rs['sessions']} sessions × "
+              f"{rs['in_flight']} setData in flight; {rs['warmup']:g} s before the reconfig, {rs['run']:g} s after).")
+    checked = [status for _, _, status in t.targets if status != "n/a"]
+    if checked:
+        print(f"Targets: {checked.count('met')} met, {len(checked) - checked.count('met')} missed (of {len(t.targets)}).")
     z = results["zkrs_binary"]
     print(f"\nzkrs: {z['binary']} built {z['binary_built']} (sha256 {z['sha256'][:12]}), repository at "
           f"{z['commit']}{' with uncommitted changes in crates/ or src/' if z['uncommitted_sources'] else ''}. "

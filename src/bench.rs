@@ -485,16 +485,13 @@ async fn watch_fanout(args: &BenchArgs, servers: &[String]) -> anyhow::Result<Va
         "p99_ms": med("p99_ms"),
         "max_ms": med("max_ms"),
         // a trial where some event never came counts as longer than any other
-        "all_delivered_ms": if 2 * complete > trials.len() {
-            let mut v: Vec<f64> = trials
+        "all_delivered_ms": median(
+            trials
                 .iter()
                 .map(|t| t["all_delivered_ms"].as_f64().unwrap_or(f64::INFINITY))
-                .collect();
-            v.sort_by(f64::total_cmp);
-            Some(v[(v.len() - 1) / 2])
-        } else {
-            None
-        },
+                .collect()
+        )
+        .filter(|m| m.is_finite()),
         "set_reply_ms": med("set_reply_ms"),
         "per_trial": trials,
     });
