@@ -531,8 +531,10 @@ impl ServerCore {
         }
         if req.session_id == 0 {
             let session_id = self.sessions.create(timeout, now);
+            let me = self.zab.as_ref().map(|z| z.my_id());
             if let Some(s) = self.sessions.get_mut(session_id) {
                 s.conn = Some(conn);
+                s.owner = me;
             }
             if let Some(c) = self.conns.get_mut(&conn) {
                 c.session_id = session_id;
@@ -577,6 +579,11 @@ impl ServerCore {
         };
         let previous = session.conn.replace(conn);
         session.timeout_ms = timeout;
+        if let Some(me) = self.zab.as_ref().map(|z| z.my_id()) {
+            // the leader's record of where the session lives now (learners forget theirs
+            // when they lead)
+            session.owner = Some(me);
+        }
         if let Some(old) = previous.filter(|&old| old != conn) {
             self.close_conn(old);
         }
@@ -1009,6 +1016,22 @@ impl ServerCore {
         received_ms: i64,
     ) {
         let auth = self.conns[&conn].auth.clone();
+        if let Some(me) = self.zab.as_ref().map(|z| z.my_id()) {
+            if !matches!(request, Request::CloseSession)
+                && !self.sessions.check_owner(session_id, me)
+            {
+                // the client moved here from a server whose stale writes may still arrive
+                return self.submit_error(
+                    conn,
+                    xid,
+                    op_type,
+                    session_id,
+                    ErrorCode::SessionMoved,
+                    now,
+                    received_ms,
+                );
+            }
+        }
         let zxid = self.next_zxid();
         let ctx = self.context(&auth, session_id, xid, now);
         if matches!(request, Request::CloseSession) {

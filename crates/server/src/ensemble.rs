@@ -361,6 +361,12 @@ impl ServerCore {
                     z.links.clear();
                     z.pending_snapshot = None;
                 }
+                Output::DropLearner { peer } => {
+                    let z = self.zab.as_mut().expect("checked");
+                    if z.links.remove(&peer).is_some() {
+                        info!("dropping server {peer}: silent beyond syncLimit");
+                    }
+                }
                 Output::SendSnapshot { to } => self.send_snapshot(to),
                 Output::LoadSnapshot { zxid } => self.load_snapshot(zxid),
                 Output::Truncate { zxid } => self.truncate(zxid),
@@ -498,6 +504,8 @@ impl ServerCore {
                 self.zab.as_ref().expect("ensemble").peer.current_epoch()
             );
             if self.is_leading() {
+                // owners are learned again from where the clients are now
+                self.sessions.forget_owners();
                 // the sessions the leader inherits get a full timeout from now
                 let now = crate::core::now_ms();
                 let ids: Vec<i64> = self.sessions.iter().map(|s| s.id).collect();
@@ -744,6 +752,7 @@ impl ServerCore {
                 if valid {
                     if let Some(s) = self.sessions.get_mut(session_id) {
                         s.timeout_ms = timeout.max(0) as u32;
+                        s.owner = Some(from);
                     }
                 }
                 let z = self.zab.as_mut().expect("ensemble");
@@ -779,6 +788,7 @@ impl ServerCore {
                 self.sessions.add(session_id, timeout.max(0) as u32, now);
                 if let Some(s) = self.sessions.get_mut(session_id) {
                     s.creating = true;
+                    s.owner = Some(from);
                 }
                 let zxid = self.next_zxid();
                 let prepared = self.prep.create_session(session_id, timeout, zxid, now);
@@ -802,6 +812,14 @@ impl ServerCore {
         if !self.sessions.touch(session_id, now) {
             let zxid = self.next_zxid();
             self.submit(error(ErrorCode::SessionExpired, zxid), Origin::Internal);
+            return;
+        }
+        if !self.sessions.check_owner(session_id, from) {
+            // a write from before the client moved to another server (it sat in a partitioned
+            // link, say): applying it now would reorder the session's writes
+            warn!("session 0x{session_id:x} moved: refusing a write forwarded by server {from}");
+            let zxid = self.next_zxid();
+            self.submit(error(ErrorCode::SessionMoved, zxid), Origin::Internal);
             return;
         }
         let request = match Request::decode(r.op_type, &r.request) {

@@ -55,6 +55,10 @@ pub struct Session {
     pub closing: bool,
     /// createSession is not applied yet (so the session is not in snapshots).
     pub creating: bool,
+    /// Leader: the server whose connection the session was last attached to (created or
+    /// revalidated there), None until known. A write arriving through another server is a
+    /// stale one from before the client moved: ZooKeeper's SessionMovedException.
+    pub owner: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -111,6 +115,7 @@ impl SessionTracker {
                 conn: None,
                 closing: false,
                 creating: false,
+                owner: None,
             },
         );
     }
@@ -133,6 +138,30 @@ impl SessionTracker {
                 true
             }
             _ => false,
+        }
+    }
+
+    /// Leader: the session is now attached through `server`.
+    pub fn set_owner(&mut self, id: i64, server: u64) {
+        if let Some(s) = self.sessions.get_mut(&id) {
+            s.owner = Some(server);
+        }
+    }
+
+    /// Leader: may a write of this session come through `server`? An unknown owner becomes
+    /// `server` (a new leader learns owners from the first requests, as ZooKeeper's
+    /// SessionTrackerImpl.checkSession does).
+    pub fn check_owner(&mut self, id: i64, server: u64) -> bool {
+        match self.sessions.get_mut(&id) {
+            Some(s) => *s.owner.get_or_insert(server) == server,
+            None => true,
+        }
+    }
+
+    /// A new leader knows no owner yet.
+    pub fn forget_owners(&mut self) {
+        for s in self.sessions.values_mut() {
+            s.owner = None;
         }
     }
 
@@ -185,5 +214,28 @@ mod tests {
         assert_eq!(t.expired(2_600), vec![id]);
         t.get_mut(id).unwrap().closing = true;
         assert!(!t.touch(id, 2_600));
+    }
+
+    #[test]
+    fn a_session_moved_to_another_server_refuses_writes_from_the_old_one() {
+        let mut t = SessionTracker::new(5, 1_000, 100);
+        let id = t.create(1000, 1_000);
+        assert!(
+            t.check_owner(id, 3),
+            "unknown owner: the first server to ask owns it"
+        );
+        assert!(t.check_owner(id, 3));
+        t.set_owner(id, 5);
+        assert!(
+            !t.check_owner(id, 3),
+            "a stale write from the server it left"
+        );
+        assert!(t.check_owner(id, 5));
+        t.forget_owners();
+        assert!(t.check_owner(id, 4));
+        assert!(
+            t.check_owner(0x77, 4),
+            "unknown sessions are judged elsewhere"
+        );
     }
 }

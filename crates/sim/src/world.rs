@@ -595,6 +595,11 @@ impl World {
                         self.close_by(id, c);
                     }
                 }
+                Output::DropLearner { peer } => {
+                    if let Some(c) = self.server(id).conn_of.remove(&peer) {
+                        self.close_by(id, c);
+                    }
+                }
                 Output::SendSnapshot { to } => self.send_snapshot(id, to)?,
                 Output::LoadSnapshot { zxid } => self.load_snapshot(id, zxid)?,
                 Output::Truncate { zxid } => self.truncate(id, zxid)?,

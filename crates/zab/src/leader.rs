@@ -37,6 +37,9 @@ pub enum LeaderAction {
     Established,
     /// Stop leading (a follower is ahead, or the quorum is lost) and look again.
     StepDown(String),
+    /// This learner was silent beyond syncLimit and is forgotten: close its connection, so
+    /// that nothing it sent before (requests held up in a partitioned link) arrives later.
+    DropLearner(u64),
     /// A configuration is proposed (a reconfig txn was logged): count its quorum too.
     ConfigProposed(Arc<QuorumConfig>),
     /// This configuration is now active; `designated` leads it. When that is not us, we
@@ -568,6 +571,12 @@ impl Leader {
     }
 
     /// Receivers of live traffic: learners being synchronized or up to date.
+    /// Whether requests and revalidations from `sid` are taken: only from a learner this
+    /// leader tracks (one dropped as silent may still have packets in flight).
+    pub fn is_learner(&self, sid: u64) -> bool {
+        self.learners.contains_key(&sid)
+    }
+
     fn live(&self) -> impl Iterator<Item = (u64, &LearnerInfo)> {
         self.learners
             .iter()
@@ -758,6 +767,7 @@ impl Leader {
             .map(|(id, _)| *id)
             .collect();
         for id in silent {
+            out.push(LeaderAction::DropLearner(id));
             out.extend(self.on_learner_lost(id));
         }
         let last = self

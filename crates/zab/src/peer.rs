@@ -95,6 +95,11 @@ pub enum Output {
     },
     /// Leader: a learner reports these sessions as alive.
     TouchSessions(Vec<SessionTouch>),
+    /// Leader: close the connection of this learner, which was silent beyond syncLimit
+    /// (it may connect again).
+    DropLearner {
+        peer: u64,
+    },
     StoreEpochs(Persisted),
     /// A reconfig txn was logged: its configuration is proposed (ZooKeeper writes it to
     /// `<cfg>.dynamic.next` and connects to its new members).
@@ -563,6 +568,12 @@ impl Peer {
                 }
             }
             Input::Packet { from, packet } => match &mut self.role {
+                Role::Leading(leader)
+                    if matches!(packet, Packet::Request(_) | Packet::Revalidate { .. })
+                        && !leader.is_learner(from) =>
+                {
+                    // sent by a learner this leader dropped as silent: stale, not taken
+                }
                 Role::Leading(_)
                     if matches!(packet, Packet::Request(_) | Packet::Revalidate { .. }) =>
                 {
@@ -708,6 +719,7 @@ impl Peer {
                         return;
                     }
                 }
+                LeaderAction::DropLearner(peer) => out.push(Output::DropLearner { peer }),
                 LeaderAction::StepDown(why) => {
                     // (logging is not I/O: the runtime's subscriber decides where it goes)
                     tracing::info!("server {} stops leading: {why}", self.my_id);

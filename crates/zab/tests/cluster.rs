@@ -98,6 +98,7 @@ impl Net {
                     }
                 }
                 Output::DropQuorumConnections
+                | Output::DropLearner { .. }
                 | Output::Role(_)
                 | Output::Serving(_)
                 | Output::ConfigProposed(_)

@@ -78,6 +78,7 @@ impl Cluster {
                 LeaderAction::Established => self.established = true,
                 LeaderAction::StoreAcceptedEpoch(_) | LeaderAction::StoreCurrentEpoch(_) => {}
                 LeaderAction::StepDown(why) => panic!("leader stepped down: {why}"),
+                LeaderAction::DropLearner(sid) => panic!("leader dropped learner {sid}"),
                 // no reconfiguration here
                 LeaderAction::ConfigProposed(_) | LeaderAction::Activate { .. } => {}
             }
@@ -276,17 +277,20 @@ fn a_silent_follower_is_dropped_and_the_leader_steps_down_without_a_quorum() {
     );
     let out = leader.on_packet(1, Packet::Ack { zxid: 2 << 32 });
     assert!(out.contains(&LeaderAction::Established));
-    let mut stepped_down = false;
+    assert!(leader.is_learner(1), "its requests are taken");
+    let (mut stepped_down, mut dropped) = (false, false);
     for _ in 0..4 {
-        stepped_down |= leader
-            .on_tick()
-            .iter()
-            .any(|a| matches!(a, LeaderAction::StepDown(_)));
+        let out = leader.on_tick();
+        dropped |= out.contains(&LeaderAction::DropLearner(1));
+        stepped_down |= out.iter().any(|a| matches!(a, LeaderAction::StepDown(_)));
     }
     assert!(
         stepped_down,
         "follower 1 stayed silent longer than syncLimit"
     );
+    // its connection is closed, and whatever it sent before is not taken if it arrives late
+    assert!(dropped);
+    assert!(!leader.is_learner(1));
 }
 
 #[test]
