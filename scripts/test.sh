@@ -56,8 +56,12 @@ done
 step "crash test: SIGKILL under load, every acknowledged write survives"
 python3 tests/storage/crash_test.py --kills 20
 
-step "nemesis harness: the linearizability checker's own tests (the fault schedule, tests/nemesis/run.py --ci, and tests/nemesis/badclients.py are run by hand while their open findings are fixed: docs/RELIABILITY.md)"
+step "nemesis: the checker's tests, a stale forwarded write after a partition (ZooKeeper and zkrs), bad clients, then the bounded fault schedule (5 zkrs servers in network namespaces, seeds 1-3; the hour-long one: tests/nemesis/run.py --full)"
 python3 tests/nemesis/test_checker.py
+python3 tests/nemesis/stale_forward.py --kind zk
+python3 tests/nemesis/stale_forward.py --kind zkrs
+python3 tests/nemesis/badclients.py
+python3 tests/nemesis/run.py --ci
 
 step "fuzzing: every decoder and parser that reads outside bytes, 10 s each (long run: scripts/fuzz.sh 1800)"
 scripts/fuzz.sh 10

@@ -26,7 +26,7 @@ import time
 
 from kazoo.client import KazooClient
 
-from cluster import SUPER
+from cluster import CLIENT_PORT, ELECTION_PORT, QUORUM_PORT, SUPER
 from workloads import FAST_RECONNECT, SESSION_TIMEOUT, classify
 
 FAULTS = ("partition", "isolate-leader", "bridge", "netem", "kill", "pause", "disk-full")
@@ -165,6 +165,20 @@ def parse_config(data):
     return roles, version
 
 
+def quorum_ports(data):
+    """{sid: quorum port} of the committed configuration's server lines."""
+    ports = {}
+    for line in data.decode().split("\n"):
+        if line.startswith("server."):
+            key, value = line.split("=", 1)
+            ports[int(key[len("server."):])] = int(value.split(";")[0].split(":")[1])
+    return ports
+
+
+# "move-ports" flips a server's quorum and election ports between the usual ones and these
+MOVED_QUORUM_PORT, MOVED_ELECTION_PORT = QUORUM_PORT + 100, ELECTION_PORT + 100
+
+
 class Reconfigurer(threading.Thread):
     def __init__(self, cluster, seed, coord, history_now, interval=(3, 6)):
         super().__init__(name="reconfig", daemon=True)
@@ -173,12 +187,14 @@ class Reconfigurer(threading.Thread):
         self.stop_event = threading.Event()
         self.events = []
         self.error = None
+        self.ports = {}
         self.zk = KazooClient(hosts=cluster.hosts(), timeout=SESSION_TIMEOUT, auth_data=[SUPER],
                               connection_retry=FAST_RECONNECT)
 
     def config(self):
         self.zk.sync_async("/zookeeper/config").get(timeout=5)
         data, _ = self.zk.get_async("/zookeeper/config").get(timeout=5)
+        self.ports = quorum_ports(data)
         return parse_config(data)
 
     def run(self):
@@ -210,7 +226,7 @@ class Reconfigurer(threading.Thread):
             leader = self.c.leader()
             with self.coord.lock:
                 free = [s for s in self.c.members if s not in self.coord.faulted]
-            action = self.rng.choice(("remove-follower", "remove-leader", "to-observer"))
+            action = self.rng.choice(("remove-follower", "remove-leader", "to-observer", "move-ports"))
             if action == "remove-leader":
                 target = leader if leader in free else None
             else:
@@ -222,9 +238,19 @@ class Reconfigurer(threading.Thread):
                 self.coord.reconfigured.add(target)
             if action == "to-observer":
                 kwargs = {"joining": self.c.members[target].spec("observer"), "leaving": None}
+            elif action == "move-ports":
+                # the same server with other quorum and election ports, live (the manual's
+                # "Modifying server parameters"); the client port stays, for the workloads
+                moved = self.ports.get(target) == QUORUM_PORT
+                q, e = (MOVED_QUORUM_PORT, MOVED_ELECTION_PORT) if moved else (QUORUM_PORT, ELECTION_PORT)
+                host = self.c.members[target].host
+                kwargs = {"joining": f"server.{target}={host}:{q}:{e}:participant;{host}:{CLIENT_PORT}",
+                          "leaving": None}
             else:
                 kwargs = {"joining": None, "leaving": str(target)}
         ev = {"action": action, "server": target, "from_version": version, "invoke": self.now()}
+        if action == "move-ports":
+            ev["to_ports"] = kwargs["joining"].split("=", 1)[1].split(":")[1:3]
         try:
             data, _ = self.zk.reconfig_async(new_members=None, from_config=-1, **kwargs).get(timeout=15)
         except Exception as e:  # noqa: BLE001
