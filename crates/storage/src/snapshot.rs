@@ -69,6 +69,9 @@ fn seal(out: &mut Vec<u8>) {
 /// Writes the snapshot of a tree serialized in parts (a fuzzy snapshot's ACL section and
 /// nodes) without first concatenating them: header and sessions, the parts, then the seal,
 /// checksummed as they are written. Atomic like [`write`].
+/// How much of a snapshot is written between two fsyncs.
+const SYNC_EVERY_BYTES: usize = 4 << 20;
+
 pub fn write_parts(
     dir: &Path,
     zxid: i64,
@@ -87,13 +90,17 @@ pub fn write_parts(
     let path = dir.join(snapshot_name(zxid));
     let tmp = dir.join(format!("{}.tmp", snapshot_name(zxid)));
     let result = (|| {
-        let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp)?);
+        let mut f = std::fs::File::create(&tmp)?;
         f.write_all(&head)?;
         for part in tree_parts {
-            f.write_all(part)?;
+            // flushed a few MiB at a time: one fsync of a whole large snapshot at the end
+            // holds up the transaction log's fsyncs on the same disk for as long as it takes
+            for chunk in part.chunks(SYNC_EVERY_BYTES) {
+                f.write_all(chunk)?;
+                f.sync_data()?;
+            }
         }
         f.write_all(&tail)?;
-        let f = f.into_inner().map_err(|e| e.into_error())?;
         f.sync_all()?;
         drop(f);
         std::fs::rename(&tmp, &path)?;
