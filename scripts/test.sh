@@ -10,12 +10,12 @@ export ZKRS_BIN="$ROOT/target/release/zkrs"
 step() { printf "\n==== %s ==== (%ds since start)\n" "$*" "$SECONDS"; }
 
 step "dependencies"
-if ! [ -f /usr/share/java/zookeeper.jar ] || ! [ -x /usr/share/zookeeper/bin/zkCli.sh ] || ! ls /usr/lib/zookeeper/bin/cli_mt >/dev/null 2>&1 || ! command -v nc >/dev/null; then
+if ! [ -f /usr/share/java/zookeeper.jar ] || ! [ -x /usr/share/zookeeper/bin/zkCli.sh ] || ! ls /usr/lib/zookeeper/bin/cli_mt >/dev/null 2>&1 || ! command -v nc >/dev/null || ! ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq
-        apt-get install -y -qq zookeeper zookeeper-bin netcat-openbsd >/dev/null
+        apt-get install -y -qq zookeeper zookeeper-bin netcat-openbsd faketime >/dev/null
     else
-        echo "Apache ZooKeeper 3.8 is missing: run as root or apt-get install zookeeper zookeeper-bin netcat-openbsd" >&2
+        echo "Apache ZooKeeper 3.8 is missing: run as root or apt-get install zookeeper zookeeper-bin netcat-openbsd faketime" >&2
         exit 1
     fi
 fi
@@ -56,11 +56,13 @@ done
 step "crash test: SIGKILL under load, every acknowledged write survives"
 python3 tests/storage/crash_test.py --kills 20
 
-step "nemesis: the checker's tests, a stale forwarded write after a partition (ZooKeeper and zkrs), bad clients, then the bounded fault schedule (5 zkrs servers in network namespaces, seeds 1-3; the hour-long one: tests/nemesis/run.py --full)"
+step "nemesis: the checker's tests, a stale forwarded write after a partition (ZooKeeper and zkrs), bad clients, wall-clock jumps (ZooKeeper and zkrs), then the bounded fault schedule (5 zkrs servers in network namespaces, seeds 1-3; the hour-long one: tests/nemesis/run.py --full)"
 python3 tests/nemesis/test_checker.py
 python3 tests/nemesis/stale_forward.py --kind zk
 python3 tests/nemesis/stale_forward.py --kind zkrs
 python3 tests/nemesis/badclients.py
+python3 tests/nemesis/clock_jump.py --kind zk
+python3 tests/nemesis/clock_jump.py --kind zkrs
 python3 tests/nemesis/run.py --ci
 
 step "fuzzing: every decoder and parser that reads outside bytes, 10 s each (long run: scripts/fuzz.sh 1800)"

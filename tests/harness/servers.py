@@ -81,8 +81,9 @@ class Server:
     """One standalone server of `kind` ("zk" or "zkrs") on a free loopback port."""
 
     def __init__(self, kind, extra_cfg=None, port=None, workdir=None, container_check_ms=1000,
-                 java_heap="512m"):
+                 java_heap="512m", extra_env=None):
         self.java_heap = java_heap
+        self.extra_env = extra_env or {}
         assert kind in ("zk", "zkrs"), kind
         self.kind = kind
         # interval of the container/TTL reaper; the differential test raises it so that
@@ -146,7 +147,7 @@ class Server:
                 f.write(f"znode.container.checkIntervalMs={self.container_check_ms}\n")
         self.log = open(os.path.join(self.workdir, "server.out"), "ab")
         self.proc = subprocess.Popen(self.command(cfg_path), stdout=self.log, stderr=subprocess.STDOUT,
-                                     cwd=self.workdir)
+                                     cwd=self.workdir, env={**os.environ, **self.extra_env})
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:

@@ -196,6 +196,17 @@ pub struct ServerCore {
     client_listener: Option<tokio::sync::watch::Sender<String>>,
 }
 
+/// Milliseconds on a monotonic clock (since the first call): every timeout (session
+/// expiry) and latency is measured on it, so that a wall-clock jump cannot expire sessions or
+/// keep dead ones alive. ZooKeeper does the same with Time.currentElapsedTime.
+pub fn mono_ms() -> i64 {
+    static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    // starts at 1 s so that 0 never means "now"
+    ORIGIN.get_or_init(std::time::Instant::now).elapsed().as_millis() as i64 + 1_000
+}
+
+/// Wall-clock milliseconds: what txns and znodes record (TxnHeader.time, ctime/mtime, TTLs)
+/// and what session ids start from, as in ZooKeeper. Never used to measure a timeout.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -252,8 +263,8 @@ impl ServerCore {
         sessions: &[(i64, i32)],
         sink: Option<Box<dyn TxnSink>>,
     ) -> Self {
-        let now = now_ms();
-        let mut tracker = SessionTracker::new(0, now, cfg.tick_time);
+        let now = mono_ms();
+        let mut tracker = SessionTracker::new(0, now_ms(), cfg.tick_time);
         for &(id, timeout) in sessions {
             tracker.add(id, timeout.max(0) as u32, now);
         }
@@ -266,7 +277,7 @@ impl ServerCore {
             conns_per_ip: HashMap::new(),
             zxid,
             stats: ServerStats::default(),
-            started_ms: now,
+            started_ms: now_ms(),
             in_flight: VecDeque::new(),
             session_queues: HashMap::new(),
             sink,
@@ -510,7 +521,7 @@ impl ServerCore {
     }
 
     fn on_connect(&mut self, conn: ConnId, req: ConnectRequest, old_client: bool) {
-        let now = now_ms();
+        let now = mono_ms();
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -543,7 +554,7 @@ impl ServerCore {
             let zxid = self.next_zxid();
             let prepared = self
                 .prep
-                .create_session(session_id, timeout as i32, zxid, now);
+                .create_session(session_id, timeout as i32, zxid, now_ms());
             info!(
                 "Established session 0x{session_id:x} with negotiated timeout {timeout} for client {}",
                 self.conns[&conn].remote
@@ -628,7 +639,7 @@ impl ServerCore {
                 match self.sessions.get_mut(id) {
                     Some(s) => s.creating = false,
                     // created through another server of the ensemble
-                    None => self.sessions.add(id, t.time_out.max(0) as u32, now_ms()),
+                    None => self.sessions.add(id, t.time_out.max(0) as u32, mono_ms()),
                 }
             }
             Txn::CloseSession(_) => {
@@ -844,12 +855,12 @@ impl ServerCore {
         if op_type == op::AUTH {
             return;
         }
-        let now = now_ms();
-        let latency = (now - received_ms).max(0);
+        let latency = (mono_ms() - received_ms).max(0);
         self.stats.record_latency(latency);
         let zxid = self.tree.last_processed_zxid;
         if let Some(c) = self.conns.get_mut(&conn) {
-            c.stats.record(latency, zxid, now);
+            // (cons shows when, as a date)
+            c.stats.record(latency, zxid, now_ms());
         }
     }
 
@@ -926,7 +937,7 @@ impl ServerCore {
         if let Some(z) = self.zab.as_mut() {
             z.note_touch(session_id, &self.sessions);
         }
-        if !self.sessions.touch(session_id, now) {
+        if !self.sessions.touch(session_id, mono_ms()) {
             self.reply_error(conn, xid, ErrorCode::SessionExpired);
             self.close_conn(conn);
             return;
@@ -1321,7 +1332,7 @@ impl ServerCore {
 
     fn expire_sessions(&mut self) {
         let now = now_ms();
-        for session_id in self.sessions.expired(now) {
+        for session_id in self.sessions.expired(mono_ms()) {
             let timeout = self.sessions.get(session_id).map_or(0, |s| s.timeout_ms);
             info!("Expiring session 0x{session_id:x}, timeout of {timeout}ms exceeded");
             if let Some(s) = self.sessions.get_mut(session_id) {

@@ -424,7 +424,7 @@ impl ServerCore {
                     z.send_to(to, &Packet::PingReply { zxid, touches });
                 }
                 Output::TouchSessions(touches) => {
-                    let now = crate::core::now_ms();
+                    let now = crate::core::mono_ms();
                     for t in touches {
                         self.sessions.touch(t.session_id, now);
                     }
@@ -507,7 +507,7 @@ impl ServerCore {
                 // owners are learned again from where the clients are now
                 self.sessions.forget_owners();
                 // the sessions the leader inherits get a full timeout from now
-                let now = crate::core::now_ms();
+                let now = crate::core::mono_ms();
                 let ids: Vec<i64> = self.sessions.iter().map(|s| s.id).collect();
                 for id in ids {
                     self.sessions.touch(id, now);
@@ -708,7 +708,7 @@ impl ServerCore {
     }
 
     fn replace_state(&mut self, tree: DataTree, sessions: &[(i64, i32)]) {
-        let now = crate::core::now_ms();
+        let now = crate::core::mono_ms();
         self.tree = tree;
         self.zxid = self.tree.last_processed_zxid;
         self.in_flight.clear();
@@ -748,7 +748,7 @@ impl ServerCore {
                 session_id,
                 timeout,
             } => {
-                let valid = self.sessions.touch(session_id, crate::core::now_ms());
+                let valid = self.sessions.touch(session_id, crate::core::mono_ms());
                 if valid {
                     if let Some(s) = self.sessions.get_mut(session_id) {
                         s.timeout_ms = timeout.max(0) as u32;
@@ -768,6 +768,7 @@ impl ServerCore {
             return;
         }
         let now = crate::core::now_ms();
+        let mono = crate::core::mono_ms();
         let session_id = r.session_id;
         match r.op_type {
             op::SYNC => {
@@ -785,7 +786,7 @@ impl ServerCore {
                     .get(..4)
                     .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
                     .unwrap_or(0);
-                self.sessions.add(session_id, timeout.max(0) as u32, now);
+                self.sessions.add(session_id, timeout.max(0) as u32, mono);
                 if let Some(s) = self.sessions.get_mut(session_id) {
                     s.creating = true;
                     s.owner = Some(from);
@@ -809,7 +810,7 @@ impl ServerCore {
             _ => {}
         }
         let error = |code: ErrorCode, zxid: i64| error_txn(session_id, r.cxid, zxid, now, code);
-        if !self.sessions.touch(session_id, now) {
+        if !self.sessions.touch(session_id, mono) {
             let zxid = self.next_zxid();
             self.submit(error(ErrorCode::SessionExpired, zxid), Origin::Internal);
             return;
@@ -989,7 +990,7 @@ impl ServerCore {
                     info!("Invalid session 0x{session_id:x}, probably expired");
                     return self.reject_session(conn);
                 }
-                let now = crate::core::now_ms();
+                let now = crate::core::mono_ms();
                 if self.sessions.get(session_id).is_none() {
                     self.sessions.add(session_id, timeout, now);
                 }

@@ -618,7 +618,10 @@ fn expiry_sets<T: Copy + Ord>(
     let _ = writeln!(out, "Sets ({})/({}):", sets.len(), total);
     for (at, elems) in sets.iter_mut() {
         elems.sort_unstable();
-        let _ = writeln!(out, "{} expire at {}:", elems.len(), java_date(*at));
+        // expiry is on the monotonic clock: shown as a date the way ZooKeeper's
+        // Time.elapsedTimeToDate does
+        let wall = *at - crate::core::mono_ms() + crate::core::now_ms();
+        let _ = writeln!(out, "{} expire at {}:", elems.len(), java_date(wall));
         for e in elems {
             let _ = writeln!(out, "\t{}", show(*e));
         }

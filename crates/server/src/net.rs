@@ -1,7 +1,7 @@
 //! The tokio edge: the client port listener, one reader and one writer task per connection,
 //! the core task, and the timers that drive session expiry and container reaping.
 
-use crate::core::{now_ms, CoreMsg, Outgoing, ServerCore};
+use crate::core::{mono_ms, now_ms, CoreMsg, Outgoing, ServerCore};
 use crate::fourlw::is_four_letter_word;
 use crate::outbox::{Flow, Outbox, MAX_UNANSWERED_BYTES, MAX_UNANSWERED_REQUESTS};
 use crate::session::ConnId;
@@ -260,7 +260,7 @@ async fn read_loop(
         rd.read_exact(&mut body)
             .await
             .map_err(|e| format!("truncated packet: {e}"))?;
-        let received_ms = now_ms();
+        let received_ms = mono_ms();
         if !connected {
             let request = ConnectRequest::decode(&body)
                 .map_err(|e| format!("malformed connect request: {e}"))?;
