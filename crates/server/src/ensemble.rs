@@ -689,6 +689,7 @@ impl ServerCore {
         );
         let bytes = storage::snapshot::serialize(&tree, &sessions);
         self.replace_state(tree, &sessions);
+        crate::persist::release_free_memory();
         if let Some(sink) = self.sink.as_mut() {
             sink.reset_to_snapshot(zxid, bytes);
         }

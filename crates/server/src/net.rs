@@ -44,6 +44,7 @@ pub async fn run(
     let (core_tx, mut core_rx) = mpsc::unbounded_channel::<CoreMsg>();
 
     let restored = crate::persist::restore(&cfg)?;
+    crate::persist::release_free_memory();
     let snapshot_due = restored.snapshot_due;
     let sink =
         crate::persist::DiskSink::start(&cfg, restored.tree.last_processed_zxid, core_tx.clone())?;

@@ -349,3 +349,14 @@ pub fn write_epochs(
     }
     std::fs::File::open(&dir)?.sync_all()
 }
+
+/// Gives the heap memory freed after a recovery (the log files read whole, the decoded txns,
+/// the tables grown while replaying) back to the OS. glibc keeps it otherwise: measured with
+/// 1 M znodes, 895 MiB resident after a restart against 550 MiB before it.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own arenas; it takes no pointer of ours.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}

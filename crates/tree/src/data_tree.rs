@@ -77,7 +77,9 @@ pub struct TxnResult {
 
 #[derive(Debug, Clone)]
 pub struct DataTree {
-    pub(crate) nodes: HashMap<String, DataNode>,
+    /// Boxed: the table keeps twice as many slots as nodes after a resize, and a slot is a
+    /// pointer instead of a whole node (1 M znodes: about 100 MB less per server).
+    pub(crate) nodes: HashMap<String, Box<DataNode>>,
     pub(crate) acls: AclCache,
     pub(crate) ephemerals: HashMap<i64, BTreeSet<String>>,
     pub(crate) containers: BTreeSet<String>,
@@ -112,7 +114,11 @@ impl DataTree {
         let empty = || Some(Vec::new().into_boxed_slice());
         tree.nodes.insert(
             "/".into(),
-            DataNode::new(empty(), OPEN_UNSAFE_ACL_ID, StatPersisted::default()),
+            Box::new(DataNode::new(
+                empty(),
+                OPEN_UNSAFE_ACL_ID,
+                StatPersisted::default(),
+            )),
         );
         for p in [ZOOKEEPER_PATH, QUOTA_PATH, CONFIG_PATH] {
             tree.insert_builtin(
@@ -144,12 +150,14 @@ impl DataTree {
             .expect("parent inserted first")
             .children
             .insert(path::name(p).into());
-        self.nodes.insert(p.to_owned(), node);
+        self.nodes.insert(p.to_owned(), Box::new(node));
     }
 
     /// The node at `path`; "" is the root too, as in ZooKeeper's node table.
     pub fn node(&self, path: &str) -> Option<&DataNode> {
-        self.nodes.get(if path.is_empty() { "/" } else { path })
+        self.nodes
+            .get(if path.is_empty() { "/" } else { path })
+            .map(|n| &**n)
     }
 
     pub fn node_count(&self) -> usize {
@@ -411,7 +419,7 @@ impl DataTree {
         };
         let node = DataNode::new(data.clone().map(Vec::into_boxed_slice), acl_id, stat);
         rc.stat = Some(node.stat());
-        self.nodes.insert(p.to_owned(), node);
+        self.nodes.insert(p.to_owned(), Box::new(node));
         if ephemeral_owner::is_container(owner) {
             self.containers.insert(p.to_owned());
         } else if ephemeral_owner::ttl(owner).is_some() {

@@ -211,7 +211,7 @@ impl DataTree {
             tree.acls.add_usage(acl_id);
             tree.nodes.insert(
                 key,
-                DataNode::new(data.map(Vec::into_boxed_slice), acl_id, stat),
+                Box::new(DataNode::new(data.map(Vec::into_boxed_slice), acl_id, stat)),
             );
         }
         if first {
@@ -256,7 +256,7 @@ impl DataTree {
                 node.acl = self.acls.intern(&[acl::world_anyone(perms::READ)]);
                 node.stat.aversion = -1;
             }
-            self.nodes.insert(p.to_owned(), node);
+            self.nodes.insert(p.to_owned(), Box::new(node));
         }
     }
 }
