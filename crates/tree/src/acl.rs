@@ -1,10 +1,10 @@
 //! ACLs: the reference-counted ACL cache of ZooKeeper's snapshots, permission checks, the
 //! digest and ip schemes, and the expansion of `auth` ACLs.
 
+use crate::HashMap;
 use base64::Engine;
 use jute::{perms, Acl, ErrorCode, Id};
 use sha1::{Digest, Sha1};
-use std::collections::HashMap;
 use std::net::IpAddr;
 
 /// The cache id ZooKeeper uses for world:anyone:cdrwa on its internal nodes.

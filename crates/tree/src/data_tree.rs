@@ -6,10 +6,11 @@ use crate::acl::{self, AclCache, OPEN_UNSAFE_ACL_ID};
 use crate::path;
 use crate::txn::Txn;
 use crate::watch::{WatchEvent, WatchManager, WatchMode, WatcherId};
+use crate::{HashMap, HashSet};
 use jute::{
     ephemeral_owner, event, perms, Acl, ErrorCode, SetWatches2, Stat, StatPersisted, TxnHeader,
 };
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
 
 pub const ZOOKEEPER_PATH: &str = "/zookeeper";
 pub const QUOTA_PATH: &str = "/zookeeper/quota";
@@ -29,7 +30,7 @@ impl DataNode {
             data,
             acl,
             stat,
-            children: HashSet::new(),
+            children: HashSet::default(),
         }
     }
 
@@ -101,9 +102,9 @@ impl DataTree {
     /// /zookeeper/config (world:anyone:r, aclVersion -1).
     pub fn new() -> Self {
         let mut tree = DataTree {
-            nodes: HashMap::new(),
+            nodes: HashMap::default(),
             acls: AclCache::default(),
-            ephemerals: HashMap::new(),
+            ephemerals: HashMap::default(),
             containers: BTreeSet::new(),
             ttls: BTreeSet::new(),
             data_watches: WatchManager::default(),

@@ -6,13 +6,14 @@ use crate::acl;
 use crate::data_tree::DataTree;
 use crate::path;
 use crate::txn::Txn;
+use crate::HashMap;
 use jute::request::{Create, MultiOp, Request};
 use jute::{ephemeral_owner, op, perms, Acl, CreateMode, ErrorCode, Id, StatPersisted, TxnHeader};
 use jute::{
     CheckVersionTxn, CloseSessionTxn, CreateContainerTxn, CreateSessionTxn, CreateTtlTxn,
     CreateTxn, DeleteTxn, ErrorTxn, SetAclTxn, SetDataTxn,
 };
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 /// The state of a path as the in-flight txns leave it. `stat: None` means deleted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -265,7 +266,7 @@ impl Preparer {
                 error: Some(ErrorCode::MarshallingError),
             };
         }
-        self.journal = Some(HashMap::new());
+        self.journal = Some(HashMap::default());
         let mut txns = Vec::with_capacity(ops.len());
         let mut failure = None;
         for o in ops {

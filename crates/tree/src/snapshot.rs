@@ -12,8 +12,9 @@
 use crate::acl::{self, AclCache, OPEN_UNSAFE_ACL_ID};
 use crate::data_tree::{DataNode, DataTree, CONFIG_PATH, QUOTA_PATH, ZOOKEEPER_PATH};
 use crate::path;
+use crate::HashMap;
 use jute::{ephemeral_owner, perms, write_opt_buffer, write_str, Acl, Jute, Reader, StatPersisted};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 /// A snapshot written a few nodes at a time between requests, so that writes never stop
 /// for it: ZooKeeper's fuzzy snapshot. Nodes may change while it is taken; replaying the log
@@ -126,7 +127,7 @@ impl DataTree {
         let mut tree = DataTree::new();
         tree.nodes.clear();
         tree.acls = AclCache::default();
-        tree.ephemerals = HashMap::new();
+        tree.ephemerals = HashMap::default();
         tree.containers = BTreeSet::new();
         tree.ttls = BTreeSet::new();
         tree.last_processed_zxid = 0;

@@ -1,7 +1,7 @@
 //! Watches as ZooKeeper 3.8 keeps them: one table for data/exists watches and one for child
 //! watches, each mapping a path to its watchers and each (watcher, path) to a mode.
 
-use std::collections::{HashMap, HashSet};
+use crate::{HashMap, HashSet};
 
 /// Identifies whoever receives events: the runtime's connection id.
 pub type WatcherId = u64;
@@ -107,6 +107,10 @@ impl WatchManager {
     /// path are consumed. Recursive watches on ancestors fire for all but NodeChildrenChanged.
     pub fn trigger(&mut self, path: &str, event_type: i32) -> Vec<WatcherId> {
         let mut fired = Vec::new();
+        if self.by_path.is_empty() {
+            // no watch at all (a recovery replaying its log): not even a hash of the path
+            return fired;
+        }
         if let Some(watchers) = self.by_path.get_mut(path) {
             let mut consumed = Vec::new();
             for (&watcher, &mode) in watchers.iter() {
