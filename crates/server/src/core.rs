@@ -202,7 +202,11 @@ pub struct ServerCore {
 pub fn mono_ms() -> i64 {
     static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
     // starts at 1 s so that 0 never means "now"
-    ORIGIN.get_or_init(std::time::Instant::now).elapsed().as_millis() as i64 + 1_000
+    ORIGIN
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as i64
+        + 1_000
 }
 
 /// Wall-clock milliseconds: what txns and znodes record (TxnHeader.time, ctime/mtime, TTLs)
