@@ -81,7 +81,7 @@ pub enum CoreMsg {
 pub(crate) struct Connection {
     pub outbox: Outbox,
     /// Requests held while the connection's unsent replies are over the bound, in order.
-    pub deferred: VecDeque<DeferredRequest>,
+    pub deferred: VecDeque<ClientRequest>,
     pub remote: SocketAddr,
     pub session_id: i64,
     pub auth: Vec<Id>,
@@ -90,9 +90,9 @@ pub(crate) struct Connection {
     pub closing: bool,
 }
 
-/// A request as read, held while its connection's replies back up.
+/// A request as read from a client connection (held, in order, while its replies back up).
 #[derive(Debug)]
-pub(crate) struct DeferredRequest {
+pub(crate) struct ClientRequest {
     xid: i32,
     op_type: i32,
     request: Result<Request, JuteError>,
@@ -362,7 +362,7 @@ impl ServerCore {
                 raw,
                 received_ms,
             } => {
-                let request = DeferredRequest {
+                let request = ClientRequest {
                     xid,
                     op_type,
                     request,
@@ -370,14 +370,12 @@ impl ServerCore {
                     received_ms,
                 };
                 match self.conns.get_mut(&conn) {
-                    // the client does not read its replies: hold its requests, in order
+                    // the client does not read its replies: its requests wait, in order
                     Some(c) if !c.deferred.is_empty() || c.outbox.is_backlogged() => {
                         c.deferred.push_back(request);
-                        if c.outbox.wake_core_when_drained() {
-                            self.resume_deferred(conn);
-                        }
+                        self.resume_deferred(conn);
                     }
-                    _ => self.on_deferred_request(conn, request),
+                    _ => self.on_request(conn, request),
                 }
             }
             CoreMsg::Closed { conn } => self.on_closed(conn),
@@ -418,16 +416,27 @@ impl ServerCore {
         self.tree.last_processed_zxid
     }
 
+    /// Our myid in an ensemble: on the leader, the owner of the sessions connected here.
+    fn my_server_id(&self) -> Option<u64> {
+        self.zab.as_ref().map(|z| z.my_id())
+    }
+
+    /// Queues the answer to a request.
     pub(crate) fn send(&mut self, conn: ConnId, frame: Bytes) {
+        self.queue_frame(conn, frame, true)
+    }
+
+    /// `reply`: the frame answers a request; a watch notification does not.
+    fn queue_frame(&mut self, conn: ConnId, frame: Bytes, reply: bool) {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.stats.sent += 1;
             self.stats.packets_sent += 1;
-            c.outbox.reply(frame);
+            if reply {
+                c.outbox.reply(frame);
+            } else {
+                c.outbox.notify(frame);
+            }
         }
-    }
-
-    fn on_deferred_request(&mut self, conn: ConnId, r: DeferredRequest) {
-        self.on_request(conn, r.xid, r.op_type, r.request, r.raw, r.received_ms)
     }
 
     /// Answers a connection's held requests while its reply backlog stays under the bound.
@@ -443,7 +452,7 @@ impl ServerCore {
                 return;
             }
             let request = c.deferred.pop_front().expect("checked non-empty");
-            self.on_deferred_request(conn, request);
+            self.on_request(conn, request);
         }
     }
 
@@ -546,7 +555,7 @@ impl ServerCore {
         }
         if req.session_id == 0 {
             let session_id = self.sessions.create(timeout, now);
-            let me = self.zab.as_ref().map(|z| z.my_id());
+            let me = self.my_server_id();
             if let Some(s) = self.sessions.get_mut(session_id) {
                 s.conn = Some(conn);
                 s.owner = me;
@@ -589,15 +598,16 @@ impl ServerCore {
     /// A live session moves to `conn` (a reconnect): the connect is answered, and the
     /// session's previous connection, now stale, is closed.
     pub(crate) fn attach_session(&mut self, conn: ConnId, session_id: i64, timeout: u32) {
+        let me = self.my_server_id();
         let Some(session) = self.sessions.get_mut(session_id) else {
             return self.reject_session(conn);
         };
         let previous = session.conn.replace(conn);
         session.timeout_ms = timeout;
-        if let Some(me) = self.zab.as_ref().map(|z| z.my_id()) {
+        if me.is_some() {
             // the leader's record of where the session lives now (learners forget theirs
             // when they lead)
-            session.owner = Some(me);
+            session.owner = me;
         }
         if let Some(old) = previous.filter(|&old| old != conn) {
             self.close_conn(old);
@@ -887,11 +897,7 @@ impl ServerCore {
                 path: ev.path,
             }
             .write(&mut b);
-            if let Some(c) = self.conns.get_mut(&ev.watcher) {
-                c.stats.sent += 1;
-                self.stats.packets_sent += 1;
-                c.outbox.notify(finish_frame(b));
-            }
+            self.queue_frame(ev.watcher, finish_frame(b), false);
         }
     }
 
@@ -913,15 +919,14 @@ impl ServerCore {
         }
     }
 
-    fn on_request(
-        &mut self,
-        conn: ConnId,
-        xid: i32,
-        op_type: i32,
-        request: Result<Request, JuteError>,
-        raw: Bytes,
-        received_ms: i64,
-    ) {
+    fn on_request(&mut self, conn: ConnId, r: ClientRequest) {
+        let ClientRequest {
+            xid,
+            op_type,
+            request,
+            raw,
+            received_ms,
+        } = r;
         let now = now_ms();
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
@@ -1031,7 +1036,7 @@ impl ServerCore {
         received_ms: i64,
     ) {
         let auth = self.conns[&conn].auth.clone();
-        if let Some(me) = self.zab.as_ref().map(|z| z.my_id()) {
+        if let Some(me) = self.my_server_id() {
             if !matches!(request, Request::CloseSession)
                 && !self.sessions.check_owner(session_id, me)
             {
