@@ -135,3 +135,11 @@ def wait_for_quiet(max_wait):
         print(f"# WARNING: the machine is busy (1-min load average {load:.2f}); figures may be noisy",
               file=sys.stderr, flush=True)
     return load
+
+
+def comma_list(ap, value, allowed, flag):
+    """The comma-separated values given to `flag`, each one of `allowed` (else an argparse error)."""
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items or any(v not in allowed for v in items):
+        ap.error(f"{flag}: choose among {', '.join(allowed)}")
+    return items

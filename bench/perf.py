@@ -47,8 +47,8 @@ import tempfile
 import time
 from types import SimpleNamespace
 
-from common import (REPO, ensemble_bench, machine, pin_zkrs_binary, provenance, read_probe, rss_mib,
-                    wait_for_quiet)
+from common import (REPO, comma_list, ensemble_bench, machine, pin_zkrs_binary, provenance, read_probe,
+                    rss_mib, wait_for_quiet)
 from ensemble import Ensemble  # the harness's (tests/harness is first on sys.path: see common.py)
 from writes import SequentialWriter, connect
 
@@ -477,12 +477,8 @@ def main():
             setattr(p, key, getattr(args, key))
     if args.trials:
         p.watch_trials = p.failover_trials = p.reconfig_trials = args.trials
-    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
-    parts = [s.strip() for s in args.parts.split(",") if s.strip()]
-    if not kinds or any(k not in NAMES for k in kinds):
-        ap.error(f"--kinds: choose among {', '.join(NAMES)}")
-    if not parts or any(s not in PARTS for s in parts):
-        ap.error(f"--parts: choose among {', '.join(PARTS)}")
+    kinds = comma_list(ap, args.kinds, NAMES, "--kinds")
+    parts = comma_list(ap, args.parts, PARTS, "--parts")
     out_dir = tempfile.mkdtemp(prefix="perf-smoke-") if args.smoke else None
     args.json = args.json or (os.path.join(out_dir, "perf.json") if args.smoke
                               else os.path.join(REPO, "bench", "results", "perf.json"))

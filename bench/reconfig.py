@@ -56,7 +56,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "harness"))
 sys.path.insert(0, os.path.join(REPO, "tests", "reconfig"))
 
 from cluster import INIT_LIMIT, SYNC_LIMIT, TICK_MS, Cluster  # noqa: E402
-from common import machine, pin_zkrs_binary, provenance, wait_for_quiet  # noqa: E402
+from common import comma_list, machine, pin_zkrs_binary, provenance, wait_for_quiet  # noqa: E402
 
 NAMES = {"zk": "ZooKeeper", "zkrs": "zkrs"}
 SCENARIOS = {
@@ -529,12 +529,8 @@ def main():
     else:
         args.json = args.json or os.path.join(REPO, "bench", "results", "reconfig.json")
         args.plot = args.plot or os.path.join(REPO, "docs", "reconfig-timelines.png")
-    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
-    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
-    if not kinds or any(k not in NAMES for k in kinds):
-        ap.error(f"--kinds: choose among {', '.join(NAMES)}")
-    if not scenarios or any(s not in SCENARIOS for s in scenarios):
-        ap.error(f"--scenarios: choose among {', '.join(SCENARIOS)}")
+    kinds = comma_list(ap, args.kinds, NAMES, "--kinds")
+    scenarios = comma_list(ap, args.scenarios, SCENARIOS, "--scenarios")
     if args.trials < 1 or args.warmup < 1 or args.run < 1:
         ap.error("--trials, --warmup and --run must be at least 1")
     if args.plot:
