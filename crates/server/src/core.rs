@@ -1148,8 +1148,8 @@ impl ServerCore {
                     if !can(&self.tree, node, perms::READ) {
                         return Err(ErrorCode::NoAuth);
                     }
-                    b.put_i32(node.children.len() as i32);
-                    for child in &node.children {
+                    b.put_i32(node.num_children() as i32);
+                    for child in self.tree.child_names(node) {
                         jute::write_str(&mut b, child);
                     }
                     if with_stat {
@@ -1263,8 +1263,8 @@ impl ServerCore {
                                     err: 0,
                                 }
                                 .write(&mut b);
-                                b.put_i32(n.children.len() as i32);
-                                for child in &n.children {
+                                b.put_i32(n.num_children() as i32);
+                                for child in self.tree.child_names(n) {
                                     jute::write_str(&mut b, child);
                                 }
                             }

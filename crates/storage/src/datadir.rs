@@ -160,35 +160,16 @@ pub fn recover(data_dir: &Path, log_dir: &Path) -> Result<Recovered, StorageErro
     let mut prev: Option<i64> = None;
     let mut first_replayed = true;
     for (_, path) in logs_after(&logs, snap_zxid) {
-        let log = txnlog::read_log(&path)?;
-        if let Some(why) = &log.torn_tail {
-            if Some(&path) != newest_log.as_ref() {
-                return Err(StorageError::new(
-                    &path,
-                    log.valid_len,
-                    format!("{why} (not the newest log file, so this is not a torn write)"),
-                ));
-            }
-            TxnLog::truncate_to(&txn_dir, &path, log.valid_len).map_err(|e| {
-                StorageError::new(
-                    &path,
-                    log.valid_len,
-                    format!("cannot truncate the torn tail: {e}"),
-                )
-            })?;
-            torn_tail = Some(format!(
-                "{}: {why}; truncated to {} bytes",
-                path.display(),
-                log.valid_len
-            ));
-        }
-        for (entry, offset) in log.entries.iter().zip(&log.offsets) {
+        let bytes = txnlog::read_log_bytes(&path).map_err(|e| StorageError::io(&path, e))?;
+        // txns are applied as they are decoded; a corrupt record further on fails the whole
+        // recovery, so nothing applied before it is ever served
+        let end = txnlog::scan_log(&path, &bytes, |entry, offset| {
             let zxid = entry.zxid();
             if let Some(p) = prev {
                 if zxid <= p {
                     return Err(StorageError::new(
                         &path,
-                        *offset,
+                        offset,
                         format!(
                             "zxid {zxid:#x} follows {p:#x}: zxids must increase across the log"
                         ),
@@ -197,7 +178,7 @@ pub fn recover(data_dir: &Path, log_dir: &Path) -> Result<Recovered, StorageErro
             }
             prev = Some(zxid);
             if zxid <= snap_zxid {
-                continue;
+                return Ok(());
             }
             if first_replayed {
                 first_replayed = false;
@@ -219,6 +200,29 @@ pub fn recover(data_dir: &Path, log_dir: &Path) -> Result<Recovered, StorageErro
             }
             tree.process_txn(&entry.header, &entry.txn);
             last_zxid = zxid;
+            Ok(())
+        })?;
+        drop(bytes);
+        if let Some(why) = &end.torn_tail {
+            if Some(&path) != newest_log.as_ref() {
+                return Err(StorageError::new(
+                    &path,
+                    end.valid_len,
+                    format!("{why} (not the newest log file, so this is not a torn write)"),
+                ));
+            }
+            TxnLog::truncate_to(&txn_dir, &path, end.valid_len).map_err(|e| {
+                StorageError::new(
+                    &path,
+                    end.valid_len,
+                    format!("cannot truncate the torn tail: {e}"),
+                )
+            })?;
+            torn_tail = Some(format!(
+                "{}: {why}; truncated to {} bytes",
+                path.display(),
+                end.valid_len
+            ));
         }
     }
     // txns are applied through the same path as live ones: drop their watch events

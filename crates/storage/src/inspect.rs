@@ -256,7 +256,7 @@ pub fn node_paths(tree: &DataTree) -> Vec<String> {
     let mut stack = vec!["/".to_string()];
     while let Some(p) = stack.pop() {
         let Some(node) = tree.node(&p) else { continue };
-        let mut names: Vec<&str> = node.children.iter().map(|c| &**c).collect();
+        let mut names: Vec<&str> = tree.child_names(node).collect();
         names.sort_unstable();
         for name in names.into_iter().rev() {
             stack.push(tree::path::join(&p, name));

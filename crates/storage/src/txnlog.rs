@@ -63,6 +63,15 @@ pub fn encode_record(entry: &TxnEntry, out: &mut Vec<u8>) {
 /// ZooKeeper 3.6+ appends. The txn must re-encode to exactly the bytes read, so nothing is
 /// ever half-understood.
 pub fn decode_txn_bytes(bytes: &[u8]) -> Result<(TxnEntry, Option<TxnDigest>), String> {
+    decode_txn_bytes_with(bytes, &mut Vec::new())
+}
+
+/// [`decode_txn_bytes`] re-encoding into `scratch` (cleared first), a buffer the caller keeps
+/// across records.
+pub fn decode_txn_bytes_with(
+    bytes: &[u8],
+    scratch: &mut Vec<u8>,
+) -> Result<(TxnEntry, Option<TxnDigest>), String> {
     let mut r = Reader::new(bytes);
     let header = TxnHeader::read(&mut r).map_err(|e| format!("bad TxnHeader: {e}"))?;
     let rest = r.rest();
@@ -78,8 +87,10 @@ pub fn decode_txn_bytes(bytes: &[u8]) -> Result<(TxnEntry, Option<TxnDigest>), S
             header.txn_type
         )
     })?;
-    let body = txn.body();
-    if !rest.starts_with(&body) {
+    scratch.clear();
+    txn.write_body(scratch);
+    let body = &scratch[..];
+    if !rest.starts_with(body) {
         return Err(format!(
             "{} txn does not re-encode to the bytes read",
             op::name(header.txn_type)
@@ -175,14 +186,41 @@ fn data_regions(file: &File, len: u64) -> Vec<(u64, u64)> {
 
 /// [`read_log`] on bytes already in memory (`path` only names them in errors).
 pub fn parse_log(path: &Path, bytes: &[u8]) -> Result<LogFile, StorageError> {
-    let err = |offset: usize, message: String| StorageError::new(path, offset as u64, message);
-    let mut log = LogFile {
+    let mut entries = Vec::new();
+    let mut offsets = Vec::new();
+    let end = scan_log(path, bytes, |entry, offset| {
+        entries.push(entry);
+        offsets.push(offset);
+        Ok(())
+    })?;
+    Ok(LogFile {
         path: path.to_owned(),
-        entries: Vec::new(),
-        offsets: Vec::new(),
-        valid_len: 0,
-        torn_tail: None,
-    };
+        entries,
+        offsets,
+        valid_len: end.valid_len,
+        torn_tail: end.torn_tail,
+    })
+}
+
+/// How a scanned log ends: [`LogFile`]'s `valid_len` and `torn_tail`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LogEnd {
+    pub valid_len: u64,
+    pub torn_tail: Option<String>,
+}
+
+/// [`parse_log`] handing each valid entry with its record's offset to `on_entry` as it is
+/// decoded, so that a recovery applies a txn while its bytes are still in the cache and never
+/// holds a whole file of decoded txns. An error from `on_entry` stops the scan. Entries are
+/// handed over before a corrupt record further on is found: a caller that must not act on a
+/// corrupt file acts only once this returns Ok.
+pub fn scan_log(
+    path: &Path,
+    bytes: &[u8],
+    mut on_entry: impl FnMut(TxnEntry, u64) -> Result<(), StorageError>,
+) -> Result<LogEnd, StorageError> {
+    let err = |offset: usize, message: String| StorageError::new(path, offset as u64, message);
+    let mut log = LogEnd::default();
     let magic = TXNLOG_MAGIC.to_be_bytes();
     let nonzero_end = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
     let header = (bytes.len() >= HEADER_LEN as usize)
@@ -220,6 +258,7 @@ pub fn parse_log(path: &Path, bytes: &[u8]) -> Result<LogFile, StorageError> {
         ));
     }
     let mut pos = HEADER_LEN as usize;
+    let mut scratch = Vec::new();
     loop {
         log.valid_len = pos as u64;
         if pos >= nonzero_end {
@@ -228,10 +267,9 @@ pub fn parse_log(path: &Path, bytes: &[u8]) -> Result<LogFile, StorageError> {
         let problem = match check_record(bytes, pos) {
             Record::Valid { len } => {
                 let txn_bytes = &bytes[pos + 12..pos + 12 + len];
-                match decode_txn_bytes(txn_bytes) {
+                match decode_txn_bytes_with(txn_bytes, &mut scratch) {
                     Ok((entry, _digest)) => {
-                        log.entries.push(entry);
-                        log.offsets.push(pos as u64);
+                        on_entry(entry, pos as u64)?;
                         pos += 12 + len + 1;
                         continue;
                     }

@@ -3,10 +3,12 @@
 //! every server, which is what replication and recovery rely on.
 
 use crate::acl::{self, AclCache, OPEN_UNSAFE_ACL_ID};
+pub use crate::nodes::DataNode;
+use crate::nodes::Nodes;
 use crate::path;
 use crate::txn::Txn;
 use crate::watch::{WatchEvent, WatchManager, WatchMode, WatcherId};
-use crate::{HashMap, HashSet};
+use crate::HashMap;
 use jute::{
     ephemeral_owner, event, perms, Acl, ErrorCode, SetWatches2, Stat, StatPersisted, TxnHeader,
 };
@@ -15,56 +17,6 @@ use std::collections::BTreeSet;
 pub const ZOOKEEPER_PATH: &str = "/zookeeper";
 pub const QUOTA_PATH: &str = "/zookeeper/quota";
 pub const CONFIG_PATH: &str = "/zookeeper/config";
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DataNode {
-    pub data: Option<Box<[u8]>>,
-    pub acl: i64,
-    pub stat: StatPersisted,
-    pub children: HashSet<Box<str>>,
-}
-
-impl DataNode {
-    pub(crate) fn new(data: Option<Box<[u8]>>, acl: i64, stat: StatPersisted) -> Self {
-        DataNode {
-            data,
-            acl,
-            stat,
-            children: HashSet::default(),
-        }
-    }
-
-    pub fn stat(&self) -> Stat {
-        let s = &self.stat;
-        Stat {
-            czxid: s.czxid,
-            mzxid: s.mzxid,
-            ctime: s.ctime,
-            mtime: s.mtime,
-            version: s.version,
-            // stored: the count of child creations; shown: changes, i.e. creations plus
-            // deletions (every child not present any more was deleted once)
-            cversion: s
-                .cversion
-                .wrapping_mul(2)
-                .wrapping_sub(self.children.len() as i32),
-            aversion: s.aversion,
-            // containers and TTL nodes show no owner to clients
-            ephemeral_owner: if ephemeral_owner::is_session(s.ephemeral_owner) {
-                s.ephemeral_owner
-            } else {
-                0
-            },
-            data_length: self.data.as_ref().map_or(0, |d| d.len() as i32),
-            num_children: self.children.len() as i32,
-            pzxid: s.pzxid,
-        }
-    }
-
-    pub fn data(&self) -> Option<&[u8]> {
-        self.data.as_deref()
-    }
-}
 
 /// The outcome of applying one txn (ZooKeeper's ProcessTxnResult).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -78,9 +30,7 @@ pub struct TxnResult {
 
 #[derive(Debug, Clone)]
 pub struct DataTree {
-    /// Boxed: the table keeps twice as many slots as nodes after a resize, and a slot is a
-    /// pointer instead of a whole node (1 M znodes: about 100 MB less per server).
-    pub(crate) nodes: HashMap<String, Box<DataNode>>,
+    pub(crate) nodes: Nodes,
     pub(crate) acls: AclCache,
     pub(crate) ephemerals: HashMap<i64, BTreeSet<String>>,
     pub(crate) containers: BTreeSet<String>,
@@ -102,7 +52,12 @@ impl DataTree {
     /// /zookeeper/config (world:anyone:r, aclVersion -1).
     pub fn new() -> Self {
         let mut tree = DataTree {
-            nodes: HashMap::default(),
+            nodes: Nodes::with_root(DataNode::new(
+                "",
+                Some(&[]),
+                OPEN_UNSAFE_ACL_ID,
+                StatPersisted::default(),
+            )),
             acls: AclCache::default(),
             ephemerals: HashMap::default(),
             containers: BTreeSet::new(),
@@ -112,53 +67,52 @@ impl DataTree {
             events: Vec::new(),
             last_processed_zxid: 0,
         };
-        let empty = || Some(Vec::new().into_boxed_slice());
-        tree.nodes.insert(
-            "/".into(),
-            Box::new(DataNode::new(
-                empty(),
+        tree.ensure_builtin_nodes();
+        tree
+    }
+
+    /// Adds /zookeeper, /zookeeper/quota and /zookeeper/config where missing, as a fresh
+    /// ZooKeeper DataTree has them (/zookeeper/config world:anyone:r, aclVersion -1).
+    pub(crate) fn ensure_builtin_nodes(&mut self) {
+        for p in [ZOOKEEPER_PATH, QUOTA_PATH, CONFIG_PATH] {
+            let Some(parent) = path::parent(p).and_then(|parent| self.nodes.lookup(parent)) else {
+                continue;
+            };
+            if self.nodes.child(parent, path::name(p)).is_some() {
+                continue;
+            }
+            let mut node = DataNode::new(
+                path::name(p),
+                Some(&[]),
                 OPEN_UNSAFE_ACL_ID,
                 StatPersisted::default(),
-            )),
-        );
-        for p in [ZOOKEEPER_PATH, QUOTA_PATH, CONFIG_PATH] {
-            tree.insert_builtin(
-                p,
-                DataNode::new(empty(), OPEN_UNSAFE_ACL_ID, StatPersisted::default()),
             );
+            if p == CONFIG_PATH {
+                node.acl = self.acls.intern(&[acl::world_anyone(perms::READ)]);
+                node.stat.aversion = -1;
+            }
+            self.nodes.insert_child(parent, node);
         }
-        let read_only = tree.acls.intern(&[acl::world_anyone(perms::READ)]);
-        let config = tree.nodes.get_mut(CONFIG_PATH).expect("just inserted");
-        config.acl = read_only;
-        config.stat.aversion = -1;
-        tree
     }
 
     /// Sets /zookeeper/config to an activated configuration's text, outside any txn (a first
     /// configuration, or one learned from a leader): mZxid is its version, as in ZooKeeper.
     pub fn set_config_node(&mut self, text: &str, version: i64) {
-        if let Some(node) = self.nodes.get_mut(CONFIG_PATH) {
-            node.data = Some(text.as_bytes().to_vec().into_boxed_slice());
+        if let Some(node) = self.node_mut(CONFIG_PATH) {
+            node.set_data(Some(text.as_bytes()));
             node.stat.mzxid = version;
             node.stat.version = -1;
         }
     }
 
-    fn insert_builtin(&mut self, p: &str, node: DataNode) {
-        let parent = path::parent(p).expect("not root");
-        self.nodes
-            .get_mut(parent)
-            .expect("parent inserted first")
-            .children
-            .insert(path::name(p).into());
-        self.nodes.insert(p.to_owned(), Box::new(node));
-    }
-
     /// The node at `path`; "" is the root too, as in ZooKeeper's node table.
     pub fn node(&self, path: &str) -> Option<&DataNode> {
-        self.nodes
-            .get(if path.is_empty() { "/" } else { path })
-            .map(|n| &**n)
+        self.nodes.get(self.nodes.lookup(path)?)
+    }
+
+    fn node_mut(&mut self, path: &str) -> Option<&mut DataNode> {
+        let id = self.nodes.lookup(path)?;
+        self.nodes.get_mut(id)
     }
 
     pub fn node_count(&self) -> usize {
@@ -206,6 +160,9 @@ impl DataTree {
             WatchKind::Data => &mut self.data_watches,
             WatchKind::Child => &mut self.child_watches,
         };
+        if manager.is_empty() {
+            return Vec::new();
+        }
         let fired = manager.trigger(p, event_type);
         if fired.iter().any(|w| !suppress.contains(w)) {
             let acl = self.acls.get(acl_id);
@@ -283,10 +240,10 @@ impl DataTree {
             }
             Txn::SetData(t) | Txn::Reconfig(t) => {
                 rc.path = t.path.clone();
-                match self.nodes.get_mut(&t.path) {
+                match self.node_mut(&t.path) {
                     None => rc.err = ErrorCode::NoNode.code(),
                     Some(node) => {
-                        node.data = t.data.clone().map(Vec::into_boxed_slice);
+                        node.set_data(t.data.as_deref());
                         node.stat.mtime = header.time;
                         node.stat.mzxid = zxid;
                         node.stat.version = t.version;
@@ -304,9 +261,9 @@ impl DataTree {
             }
             Txn::SetAcl(t) => {
                 rc.path = t.path.clone();
-                if self.nodes.contains_key(&t.path) {
+                if let Some(id) = self.nodes.lookup(&t.path) {
                     let new_id = self.acls.intern(&t.acl);
-                    let node = self.nodes.get_mut(&t.path).expect("checked");
+                    let node = self.nodes.get_mut(id).expect("looked up");
                     let old_id = std::mem::replace(&mut node.acl, new_id);
                     node.stat.aversion = t.version;
                     rc.stat = Some(node.stat());
@@ -337,25 +294,30 @@ impl DataTree {
                 let failed = txns.iter().any(|t| matches!(t, Txn::Error(_)));
                 let mut after_failure = false;
                 for sub in txns {
+                    let replaced;
                     let sub_txn = match sub {
-                        Txn::Error(e) => {
+                        Txn::Error(_) => {
                             after_failure = true;
-                            Txn::Error(e.clone())
+                            sub
                         }
-                        _ if failed => Txn::Error(jute::ErrorTxn {
-                            err: if after_failure {
-                                ErrorCode::RuntimeInconsistency.code()
-                            } else {
-                                0
-                            },
-                        }),
-                        other => other.clone(),
+                        _ if failed => {
+                            replaced = Txn::Error(jute::ErrorTxn {
+                                err: if after_failure {
+                                    ErrorCode::RuntimeInconsistency.code()
+                                } else {
+                                    0
+                                },
+                            });
+                            &replaced
+                        }
+                        // by reference: a multi of many creates is not copied to be applied
+                        other => other,
                     };
                     let sub_header = TxnHeader {
                         txn_type: sub_txn.txn_type(),
                         ..header.clone()
                     };
-                    let sub_rc = self.process_txn(&sub_header, &sub_txn);
+                    let sub_rc = self.process_txn(&sub_header, sub_txn);
                     if sub_rc.err != 0 && rc.err == 0 {
                         rc.err = sub_rc.err;
                     }
@@ -386,16 +348,16 @@ impl DataTree {
             return;
         };
         let child_name = path::name(p);
-        let Some(parent) = self.nodes.get(parent_path) else {
+        let Some(parent_id) = self.nodes.lookup(parent_path) else {
             rc.err = ErrorCode::NoNode.code();
             return;
         };
-        if parent.children.contains(child_name) {
+        if self.nodes.child(parent_id, child_name).is_some() {
             rc.err = ErrorCode::NodeExists.code();
             return;
         }
         let acl_id = self.acls.intern(acl);
-        let parent = self.nodes.get_mut(parent_path).expect("checked");
+        let parent = self.nodes.get_mut(parent_id).expect("looked up");
         let cversion = if parent_cversion == -1 {
             parent.stat.cversion + 1
         } else {
@@ -406,7 +368,7 @@ impl DataTree {
             parent.stat.cversion = cversion;
             parent.stat.pzxid = zxid;
         }
-        parent.children.insert(child_name.into());
+        let parent_acl = parent.acl;
         let stat = StatPersisted {
             czxid: zxid,
             mzxid: zxid,
@@ -418,9 +380,9 @@ impl DataTree {
             ephemeral_owner: owner,
             pzxid: zxid,
         };
-        let node = DataNode::new(data.clone().map(Vec::into_boxed_slice), acl_id, stat);
+        let node = DataNode::new(child_name, data.as_deref(), acl_id, stat);
         rc.stat = Some(node.stat());
-        self.nodes.insert(p.to_owned(), Box::new(node));
+        self.nodes.insert_child(parent_id, node);
         if ephemeral_owner::is_container(owner) {
             self.containers.insert(p.to_owned());
         } else if ephemeral_owner::ttl(owner).is_some() {
@@ -431,10 +393,6 @@ impl DataTree {
                 .or_default()
                 .insert(p.to_owned());
         }
-        let parent_acl = self
-            .nodes
-            .get(parent_path)
-            .map_or(OPEN_UNSAFE_ACL_ID, |n| n.acl);
         self.fire(WatchKind::Data, p, event::NODE_CREATED, &[], acl_id);
         self.fire(
             WatchKind::Child,
@@ -447,13 +405,16 @@ impl DataTree {
 
     fn delete_node(&mut self, p: &str, zxid: i64) -> Result<(), ErrorCode> {
         let parent_path = path::parent(p).ok_or(ErrorCode::BadArguments)?;
-        let parent = self.nodes.get_mut(parent_path).ok_or(ErrorCode::NoNode)?;
-        parent.children.remove(path::name(p));
+        let parent_id = self.nodes.lookup(parent_path).ok_or(ErrorCode::NoNode)?;
+        let node = self.nodes.remove_child(parent_id, path::name(p));
+        // pzxid moves even when the child is already gone: a fuzzy snapshot may have missed
+        // the node this txn deletes (ZooKeeper's DataTree.deleteNode does the same)
+        let parent = self.nodes.get_mut(parent_id).expect("looked up");
         if zxid > parent.stat.pzxid {
             parent.stat.pzxid = zxid;
         }
         let parent_acl = parent.acl;
-        let node = self.nodes.remove(p).ok_or(ErrorCode::NoNode)?;
+        let node = node.ok_or(ErrorCode::NoNode)?;
         let owner = node.stat.ephemeral_owner;
         if ephemeral_owner::is_container(owner) {
             self.containers.remove(p);
@@ -524,7 +485,7 @@ impl DataTree {
             })
         };
         for p in &w.data_watches {
-            match self.nodes.get(p) {
+            match self.node(p) {
                 None => emit(&mut self.events, event::NODE_DELETED, p),
                 Some(n) if n.stat.mzxid > w.relative_zxid => {
                     emit(&mut self.events, event::NODE_DATA_CHANGED, p)
@@ -533,13 +494,13 @@ impl DataTree {
             }
         }
         for p in &w.exist_watches {
-            match self.nodes.get(p) {
+            match self.node(p) {
                 Some(_) => emit(&mut self.events, event::NODE_CREATED, p),
                 None => self.data_watches.add(p, watcher, WatchMode::Standard),
             }
         }
         for p in &w.child_watches {
-            match self.nodes.get(p) {
+            match self.node(p) {
                 None => emit(&mut self.events, event::NODE_DELETED, p),
                 Some(n) if n.stat.pzxid > w.relative_zxid => {
                     emit(&mut self.events, event::NODE_CHILDREN_CHANGED, p)
@@ -599,11 +560,9 @@ impl DataTree {
 
     /// All descendants of `p` (for "/": every node but the root).
     pub fn all_children_number(&self, p: &str) -> usize {
-        if p == "/" {
-            return self.nodes.len() - 1;
-        }
-        let prefix = format!("{p}/");
-        self.nodes.keys().filter(|k| k.starts_with(&prefix)).count()
+        self.nodes
+            .lookup(p)
+            .map_or(0, |id| self.nodes.descendants(id))
     }
 
     /// The ephemerals of a session, optionally under a path prefix, sorted.
@@ -628,10 +587,10 @@ impl DataTree {
 
     /// Approximate bytes of znode paths and data, as `mntr`'s zk_approximate_data_size.
     pub fn approximate_data_size(&self) -> u64 {
+        let mut size = 0;
         self.nodes
-            .iter()
-            .map(|(k, n)| k.len() as u64 + n.data.as_ref().map_or(0, |d| d.len() as u64))
-            .sum()
+            .walk(|p, n| size += (p.len() + n.data().map_or(0, <[u8]>::len)) as u64);
+        size
     }
 
     /// Containers that are empty and have had children, and TTL nodes that are empty and have
@@ -640,16 +599,16 @@ impl DataTree {
     pub fn reapable(&self, now_ms: i64) -> Vec<String> {
         let mut out = Vec::new();
         for p in &self.containers {
-            if let Some(n) = self.nodes.get(p) {
-                if n.children.is_empty() && n.stat.cversion > 0 {
+            if let Some(n) = self.node(p) {
+                if n.num_children() == 0 && n.stat.cversion > 0 {
                     out.push(p.clone());
                 }
             }
         }
         for p in &self.ttls {
-            if let Some(n) = self.nodes.get(p) {
+            if let Some(n) = self.node(p) {
                 let ttl = ephemeral_owner::ttl(n.stat.ephemeral_owner).unwrap_or(0);
-                if n.children.is_empty() && ttl != 0 && now_ms - n.stat.mtime > ttl {
+                if n.num_children() == 0 && ttl != 0 && now_ms - n.stat.mtime > ttl {
                     out.push(p.clone());
                 }
             }
@@ -659,7 +618,12 @@ impl DataTree {
 
     /// Child names of a node, for getChildren (order unspecified, as in ZooKeeper).
     pub fn children(&self, node: &DataNode) -> Vec<String> {
-        node.children.iter().map(|c| c.to_string()).collect()
+        self.child_names(node).map(str::to_owned).collect()
+    }
+
+    /// Child names of a node, without copying them.
+    pub fn child_names<'a>(&'a self, node: &'a DataNode) -> impl Iterator<Item = &'a str> + 'a {
+        self.nodes.child_names(node)
     }
 }
 

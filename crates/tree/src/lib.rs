@@ -12,6 +12,7 @@ pub type HashSet<K> = std::collections::HashSet<K, ahash::RandomState>;
 
 pub mod acl;
 pub mod data_tree;
+pub mod nodes;
 pub mod path;
 pub mod prep;
 pub mod snapshot;

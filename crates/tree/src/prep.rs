@@ -92,7 +92,7 @@ impl Preparer {
         Ok(ChangeRecord {
             zxid: -1,
             stat: Some(node.stat.clone()),
-            child_count: node.children.len() as i32,
+            child_count: node.num_children() as i32,
             acl: tree.acl_of(node),
         })
     }

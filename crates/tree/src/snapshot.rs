@@ -9,11 +9,12 @@
 //!
 //! The sessions, file header and checksum seal around it belong to the `storage` crate.
 
-use crate::acl::{self, AclCache, OPEN_UNSAFE_ACL_ID};
-use crate::data_tree::{DataNode, DataTree, CONFIG_PATH, QUOTA_PATH, ZOOKEEPER_PATH};
+use crate::acl::{AclCache, OPEN_UNSAFE_ACL_ID};
+use crate::data_tree::{DataNode, DataTree};
+use crate::nodes::{NodeId, ROOT};
 use crate::path;
 use crate::HashMap;
-use jute::{ephemeral_owner, perms, write_opt_buffer, write_str, Acl, Jute, Reader, StatPersisted};
+use jute::{ephemeral_owner, write_opt_buffer, write_str, Acl, Jute, Reader, StatPersisted};
 use std::collections::BTreeSet;
 
 /// A snapshot written a few nodes at a time between requests, so that writes never stop
@@ -46,9 +47,9 @@ impl FuzzySnapshot {
                 return true;
             };
             // a node deleted since its parent was written is simply not in the snapshot
-            if let Some(node) = tree.nodes.get(&p) {
+            if let Some(node) = tree.node(&p) {
                 write_node(&mut self.nodes, &p, node);
-                let mut names: Vec<&str> = node.children.iter().map(|c| &**c).collect();
+                let mut names: Vec<&str> = tree.child_names(node).collect();
                 names.sort_unstable();
                 for name in names.into_iter().rev() {
                     self.stack.push(path::join(&p, name));
@@ -83,7 +84,7 @@ fn write_acl_cache(out: &mut Vec<u8>, acls: &AclCache) {
 
 fn write_node(out: &mut Vec<u8>, p: &str, node: &DataNode) {
     write_str(out, if p == "/" { "" } else { p });
-    write_opt_buffer(out, node.data.as_deref());
+    write_opt_buffer(out, node.data());
     node.acl.write(out);
     node.stat.write(out);
 }
@@ -96,18 +97,29 @@ impl DataTree {
     /// Children are written in name order, so equal trees serialize to equal bytes.
     pub fn serialize_into(&self, out: &mut Vec<u8>) {
         write_acl_cache(out, &self.acls);
-        // iterative depth-first walk: trees can be deeper than the native stack is comfortable with
-        let mut stack: Vec<String> = vec!["/".to_owned()];
-        while let Some(p) = stack.pop() {
-            let Some(node) = self.nodes.get(&p) else {
+        // iterative depth-first walk: trees can be deeper than the native stack is comfortable
+        // with; (node, length of its parent's path in `p`)
+        let mut stack: Vec<(NodeId, usize)> = vec![(ROOT, 0)];
+        let mut p = String::new();
+        while let Some((id, parent_len)) = stack.pop() {
+            let Some(node) = self.nodes.get(id) else {
                 continue;
             };
-            write_node(out, &p, node);
-            let mut names: Vec<&str> = node.children.iter().map(|c| &**c).collect();
-            names.sort_unstable();
-            for name in names.into_iter().rev() {
-                stack.push(path::join(&p, name));
+            p.truncate(parent_len);
+            if id != ROOT {
+                p.push('/');
+                p.push_str(node.name());
             }
+            write_node(out, if id == ROOT { "/" } else { &p }, node);
+            let mut children: Vec<(&str, NodeId)> = self
+                .nodes
+                .child_ids(node)
+                .into_iter()
+                .filter_map(|c| Some((self.nodes.get(c)?.name(), c)))
+                .collect();
+            children.sort_unstable();
+            let len = p.len();
+            stack.extend(children.into_iter().rev().map(|(_, c)| (c, len)));
         }
         write_str(out, "/");
     }
@@ -125,7 +137,6 @@ impl DataTree {
     /// Errors name the offset in the reader's buffer.
     pub fn deserialize_from(r: &mut Reader<'_>) -> Result<DataTree, String> {
         let mut tree = DataTree::new();
-        tree.nodes.clear();
         tree.acls = AclCache::default();
         tree.ephemerals = HashMap::default();
         tree.containers = BTreeSet::new();
@@ -158,6 +169,8 @@ impl DataTree {
         }
 
         let mut first = true;
+        // nodes come parents first: the last parent looked up serves its siblings
+        let mut last_parent: Option<(String, NodeId)> = None;
         loop {
             let path_at = r.position();
             let Some(p) = r.read_str_ref().map_err(jerr)? else {
@@ -166,11 +179,10 @@ impl DataTree {
             if p == "/" {
                 break;
             }
-            let key: String = if p.is_empty() {
+            if p.is_empty() {
                 if !first {
                     return Err(format!("second root node at offset {path_at}"));
                 }
-                "/".to_owned()
             } else {
                 if first {
                     return Err(format!(
@@ -180,40 +192,46 @@ impl DataTree {
                 if !p.starts_with('/') || p.ends_with('/') || p.contains("//") {
                     return Err(format!("invalid znode path {p:?} at offset {path_at}"));
                 }
-                p.to_owned()
-            };
+            }
             first = false;
-            let data = Option::<Vec<u8>>::read(r).map_err(jerr)?;
+            let data = r.read_buffer_ref().map_err(jerr)?;
             let acl_id = r.read_i64().map_err(jerr)?;
             let stat = StatPersisted::read(r).map_err(jerr)?;
-            if tree.nodes.contains_key(&key) {
-                return Err(format!("duplicate znode {key} at offset {path_at}"));
-            }
-            if let Some(parent) = path::parent(&key) {
-                let Some(parent_node) = tree.nodes.get_mut(parent) else {
-                    return Err(format!(
-                        "znode {key} at offset {path_at} comes before its parent {parent}"
-                    ));
-                };
-                parent_node.children.insert(path::name(&key).into());
-                let owner = stat.ephemeral_owner;
-                if ephemeral_owner::is_container(owner) {
-                    tree.containers.insert(key.clone());
-                } else if ephemeral_owner::ttl(owner).is_some() {
-                    tree.ttls.insert(key.clone());
-                } else if owner != 0 {
-                    tree.ephemerals
-                        .entry(owner)
-                        .or_default()
-                        .insert(key.clone());
-                }
-            }
             // unknown ids are kept (fuzzy snapshots); see dangling_acl_paths
             tree.acls.add_usage(acl_id);
-            tree.nodes.insert(
-                key,
-                Box::new(DataNode::new(data.map(Vec::into_boxed_slice), acl_id, stat)),
-            );
+            let Some(parent) = path::parent(p) else {
+                tree.nodes.reset(DataNode::new("", data, acl_id, stat));
+                continue;
+            };
+            let parent_id = match &last_parent {
+                Some((cached, id)) if cached == parent => *id,
+                _ => {
+                    let Some(id) = tree.nodes.lookup(parent) else {
+                        return Err(format!(
+                            "znode {p} at offset {path_at} comes before its parent {parent}"
+                        ));
+                    };
+                    last_parent = Some((parent.to_owned(), id));
+                    id
+                }
+            };
+            let name = path::name(p);
+            if tree.nodes.child(parent_id, name).is_some() {
+                return Err(format!("duplicate znode {p} at offset {path_at}"));
+            }
+            let owner = stat.ephemeral_owner;
+            if ephemeral_owner::is_container(owner) {
+                tree.containers.insert(p.to_owned());
+            } else if ephemeral_owner::ttl(owner).is_some() {
+                tree.ttls.insert(p.to_owned());
+            } else if owner != 0 {
+                tree.ephemerals
+                    .entry(owner)
+                    .or_default()
+                    .insert(p.to_owned());
+            }
+            tree.nodes
+                .insert_child(parent_id, DataNode::new(name, data, acl_id, stat));
         }
         if first {
             return Err(at(r, "snapshot has no root node before the terminator"));
@@ -226,39 +244,19 @@ impl DataTree {
     /// Paths whose ACL id is neither -1 nor in the ACL cache (sorted). Empty for a consistent
     /// tree; after replaying the log of a fuzzy ZooKeeper snapshot it should be empty again.
     pub fn dangling_acl_paths(&self) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .nodes
-            .iter()
-            .filter(|(_, n)| n.acl != OPEN_UNSAFE_ACL_ID && self.acls.get_ref(n.acl).is_none())
-            .map(|(p, _)| p.clone())
-            .collect();
+        let dangling =
+            |n: &DataNode| n.acl != OPEN_UNSAFE_ACL_ID && self.acls.get_ref(n.acl).is_none();
+        let mut out: Vec<String> = Vec::new();
+        // paths are built only when there is something to name
+        if self.nodes.iter().any(dangling) {
+            self.nodes.walk(|p, n| {
+                if dangling(n) {
+                    out.push(p.to_owned());
+                }
+            });
+        }
         out.sort();
         out
-    }
-
-    /// Adds /zookeeper, /zookeeper/quota and /zookeeper/config when a snapshot lacks them, as
-    /// a fresh ZooKeeper DataTree has them.
-    fn ensure_builtin_nodes(&mut self) {
-        for p in [ZOOKEEPER_PATH, QUOTA_PATH, CONFIG_PATH] {
-            if self.nodes.contains_key(p) {
-                continue;
-            }
-            let parent = path::parent(p).expect("not the root");
-            let Some(parent_node) = self.nodes.get_mut(parent) else {
-                continue;
-            };
-            parent_node.children.insert(path::name(p).into());
-            let mut node = DataNode::new(
-                Some(Vec::new().into_boxed_slice()),
-                OPEN_UNSAFE_ACL_ID,
-                StatPersisted::default(),
-            );
-            if p == CONFIG_PATH {
-                node.acl = self.acls.intern(&[acl::world_anyone(perms::READ)]);
-                node.stat.aversion = -1;
-            }
-            self.nodes.insert(p.to_owned(), Box::new(node));
-        }
     }
 }
 
@@ -266,7 +264,8 @@ impl DataTree {
 mod tests {
     use super::*;
     use crate::txn::Txn;
-    use jute::{CreateTxn, SetAclTxn, TxnHeader};
+    use crate::{acl, CONFIG_PATH, QUOTA_PATH, ZOOKEEPER_PATH};
+    use jute::{perms, CreateTxn, SetAclTxn, TxnHeader};
 
     fn header(zxid: i64, txn: &Txn) -> TxnHeader {
         TxnHeader {
@@ -384,7 +383,7 @@ mod tests {
         assert!(tree.node(ZOOKEEPER_PATH).is_some());
         assert!(tree.node(QUOTA_PATH).is_some());
         assert_eq!(tree.node(CONFIG_PATH).unwrap().stat.aversion, -1);
-        assert_eq!(tree.node("/").unwrap().children.len(), 1);
+        assert_eq!(tree.node("/").unwrap().num_children(), 1);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use jute::{op, Jute, JuteError, Reader};
 use jute::{
     CheckVersionTxn, CloseSessionTxn, CreateContainerTxn, CreateSessionTxn, CreateTtlTxn,
-    CreateTxn, DeleteTxn, ErrorTxn, MultiTxn, SetAclTxn, SetDataTxn, SubTxn, TxnHeader,
+    CreateTxn, DeleteTxn, ErrorTxn, SetAclTxn, SetDataTxn, TxnHeader,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,15 +59,18 @@ impl Txn {
             Txn::SetAcl(t) => t.write(w),
             Txn::Check(t) => t.write(w),
             Txn::Error(t) => t.write(w),
+            // MultiTxn's layout (vector<SubTxn{int type; buffer data}>), each sub-txn encoded
+            // in place and its length patched in after: no buffer per sub-txn
             Txn::Multi(txns) => {
-                let subs = txns
-                    .iter()
-                    .map(|t| SubTxn {
-                        txn_type: t.txn_type(),
-                        data: Some(t.body()),
-                    })
-                    .collect();
-                MultiTxn { txns: subs }.write(w)
+                (txns.len() as i32).write(w);
+                for t in txns {
+                    t.txn_type().write(w);
+                    let at = w.len();
+                    0i32.write(w);
+                    t.write_body(w);
+                    let len = (w.len() - at - 4) as i32;
+                    w[at..at + 4].copy_from_slice(&len.to_be_bytes());
+                }
             }
         }
     }
@@ -101,14 +104,14 @@ impl Txn {
             op::SET_ACL => Txn::SetAcl(SetAclTxn::read(r)?),
             op::CHECK => Txn::Check(CheckVersionTxn::read(r)?),
             op::ERROR => Txn::Error(ErrorTxn::read(r)?),
+            // MultiTxn read in place: each SubTxn's data is decoded from the body's bytes
             op::MULTI => {
-                let multi = MultiTxn::read(r)?;
-                let mut txns = Vec::with_capacity(multi.txns.len());
-                for sub in multi.txns {
-                    txns.push(Txn::decode(
-                        sub.txn_type,
-                        sub.data.as_deref().unwrap_or(&[]),
-                    )?);
+                let count = r.read_count()?.unwrap_or(0);
+                let mut txns = Vec::with_capacity(count.min(body.len() / 8));
+                for _ in 0..count {
+                    let txn_type = r.read_i32()?;
+                    let data = r.read_buffer_ref()?.unwrap_or(&[]);
+                    txns.push(Txn::decode(txn_type, data)?);
                 }
                 Txn::Multi(txns)
             }

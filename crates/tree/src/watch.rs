@@ -105,6 +105,11 @@ impl WatchManager {
 
     /// The watchers that fire for an event of `event_type` on `path`; standard watches on the
     /// path are consumed. Recursive watches on ancestors fire for all but NodeChildrenChanged.
+    /// No watch at all (a recovery replaying its log, a server nobody watches).
+    pub fn is_empty(&self) -> bool {
+        self.by_path.is_empty()
+    }
+
     pub fn trigger(&mut self, path: &str, event_type: i32) -> Vec<WatcherId> {
         let mut fired = Vec::new();
         if self.by_path.is_empty() {

@@ -264,7 +264,7 @@ impl Builder {
             }
             Op::Delete { node } => {
                 let path = pick(*node);
-                if path == "/" || !self.tree.node(&path).expect("exists").children.is_empty() {
+                if path == "/" || self.tree.node(&path).expect("exists").num_children() > 0 {
                     return;
                 }
                 self.push(1, Txn::Delete(DeleteTxn { path }));
