@@ -108,6 +108,7 @@ pub async fn start(
     setup: &EnsembleSetup,
     cfg: &ZooCfg,
     last_zxid: i64,
+    recent_txns: Vec<(i64, zab::wire::ProposalData)>,
     core_tx: UnboundedSender<CoreMsg>,
 ) -> anyhow::Result<Ensemble> {
     let listener = TcpListener::bind(&setup.quorum_bind)
@@ -145,7 +146,8 @@ pub async fn start(
         cfg.init_limit as u64,
         cfg.sync_limit as u64,
     )
-    .with_reconfig_enabled(cfg.reconfig_enabled);
+    .with_reconfig_enabled(cfg.reconfig_enabled)
+    .with_logged_window(recent_txns);
     let peer = match &setup.last_seen {
         // .dynamic.next is written when the reconfig is proposed, before its txn is durable:
         // after a crash its txn may not be in the log, and then it was never ours to count

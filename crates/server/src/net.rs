@@ -45,7 +45,7 @@ pub async fn run(
 
     let restored = crate::persist::restore(&cfg)?;
     crate::persist::release_free_memory();
-    let snapshot_due = restored.snapshot_due;
+    let replayed_txns = restored.replayed_txns;
     let sink =
         crate::persist::DiskSink::start(&cfg, restored.tree.last_processed_zxid, core_tx.clone())?;
     let zab = match &ensemble {
@@ -54,6 +54,7 @@ pub async fn run(
                 setup,
                 &cfg,
                 restored.tree.last_processed_zxid,
+                restored.recent_txns,
                 core_tx.clone(),
             )
             .await?,
@@ -75,9 +76,7 @@ pub async fn run(
         core.sessions.set_server_id(my_id as i64, now_ms());
         core.set_wake(wake);
         core.set_client_listener(rebind_tx);
-        if snapshot_due {
-            core.start_snapshot();
-        }
+        core.count_replayed_txns(replayed_txns);
         if let Some(zab) = zab {
             core.start_ensemble(zab);
         }

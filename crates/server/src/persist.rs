@@ -28,12 +28,14 @@ enum LogCommand {
 pub struct Restored {
     pub tree: DataTree,
     pub sessions: Vec<(i64, i32)>,
-    /// Txns were replayed after the newest snapshot: take a fresh one once serving.
-    pub snapshot_due: bool,
+    /// Txns replayed after the newest snapshot (they count toward the next one).
+    pub replayed_txns: u64,
+    /// The last logged txns as proposals: the window a leader DIFFs from after a restart.
+    pub recent_txns: Vec<(i64, zab::wire::ProposalData)>,
 }
 
 /// Loads the newest valid snapshot and replays the log after it (ZooKeeper's restore), then
-/// takes a fresh snapshot when anything was replayed, as ZooKeeper does at startup.
+/// counts what was replayed toward the next snapshot (taken by the core once snapCount is reached).
 pub fn restore(cfg: &ZooCfg) -> anyhow::Result<Restored> {
     let data_dir = storage::datadir::version_dir(&cfg.data_dir)?;
     let log_dir = storage::datadir::version_dir(cfg.log_dir())?;
@@ -96,11 +98,21 @@ pub fn restore(cfg: &ZooCfg) -> anyhow::Result<Restored> {
         let path = storage::snapshot::write(&data_dir, recovered.last_zxid, &bytes)?;
         info!("initial snapshot {}", path.display());
     }
-    let snapshot_due = snapshot_zxid.is_some_and(|z| z != recovered.last_zxid);
+    let recent: Result<Vec<_>, _> = recovered
+        .recent_txns
+        .iter()
+        .map(|(zxid, bytes)| zab::wire::ProposalData::decode(bytes).map(|data| (*zxid, data)))
+        .collect();
+    // a record the proposal codec does not take only costs learners a SNAP instead of a DIFF
+    let recent_txns = recent.unwrap_or_else(|e| {
+        warn!("no DIFF window from the log after this restart: {e}");
+        Vec::new()
+    });
     Ok(Restored {
-        snapshot_due,
+        replayed_txns: recovered.replayed_txns,
         tree: recovered.tree,
         sessions,
+        recent_txns,
     })
 }
 

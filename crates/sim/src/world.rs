@@ -1548,6 +1548,12 @@ impl World {
         // the peer treats its whole log as its history (ZooKeeper replays the log at start),
         // its configuration is the dynamic file's, and a newer reconfig in its log is proposed
         let (config, last_seen) = s.boot_configs();
+        // and, as the server runtime does, the last logged txns as its DIFF window
+        let window_from = s
+            .disk
+            .log
+            .len()
+            .saturating_sub(zab::leader::COMMITTED_LOG_WINDOW);
         s.peer = new_peer(
             &cfg,
             id,
@@ -1555,7 +1561,8 @@ impl World {
             last_seen,
             s.disk.epochs,
             s.disk.last_zxid(),
-        );
+        )
+        .with_logged_window(s.disk.log[window_from..].to_vec());
         let len = s.disk.log.len();
         s.rebuild_tree(&genesis, len)?;
         s.verified = s.verified.min(len);

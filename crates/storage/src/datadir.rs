@@ -7,7 +7,7 @@
 use crate::snapshot::{self, SNAPSHOT_PREFIX};
 use crate::txnlog::{self, TxnLog, LOG_PREFIX};
 use crate::{list_by_zxid, StorageError};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use tree::{DataTree, Txn};
 
@@ -36,7 +36,16 @@ pub struct Recovered {
     pub torn_tail: Option<String>,
     /// Snapshots skipped as corrupt, and other things an operator should hear about.
     pub warnings: Vec<String>,
+    /// The last [`RECENT_TXNS`] records of the log (zxid, TxnHeader + txn + digest bytes), in
+    /// order: a leader's window of committed txns for DIFF right after a restart, as
+    /// ZooKeeper's committedLog is filled while it loads its database.
+    pub recent_txns: Vec<(i64, Vec<u8>)>,
+    /// How many txns of the log were applied after the snapshot.
+    pub replayed_txns: u64,
 }
+
+/// How many of the last logged txns [`recover`] keeps (ZooKeeper's commitLogCount).
+pub const RECENT_TXNS: usize = 500;
 
 /// The log files to read to replay everything after `snap_zxid`, as ZooKeeper's
 /// FileTxnLog.getLogFiles: the newest file starting at or before `snap_zxid` (it may hold
@@ -159,12 +168,21 @@ pub fn recover(data_dir: &Path, log_dir: &Path) -> Result<Recovered, StorageErro
     let mut last_zxid = snap_zxid;
     let mut prev: Option<i64> = None;
     let mut first_replayed = true;
+    let mut recent_txns: VecDeque<(i64, Vec<u8>)> = VecDeque::new();
+    let mut replayed_txns = 0;
     for (_, path) in logs_after(&logs, snap_zxid) {
+        // the last records of this file, as (zxid, byte range): copied once it is scanned
+        let mut recent_here: VecDeque<(i64, std::ops::Range<usize>)> = VecDeque::new();
         let bytes = txnlog::read_log_bytes(&path).map_err(|e| StorageError::io(&path, e))?;
         // txns are applied as they are decoded; a corrupt record further on fails the whole
         // recovery, so nothing applied before it is ever served
-        let end = txnlog::scan_log(&path, &bytes, |entry, offset| {
+        let end = txnlog::scan_log(&path, &bytes, |entry, offset, record| {
             let zxid = entry.zxid();
+            let start = record.as_ptr() as usize - bytes.as_ptr() as usize;
+            recent_here.push_back((zxid, start..start + record.len()));
+            if recent_here.len() > RECENT_TXNS {
+                recent_here.pop_front();
+            }
             if let Some(p) = prev {
                 if zxid <= p {
                     return Err(StorageError::new(
@@ -199,9 +217,16 @@ pub fn recover(data_dir: &Path, log_dir: &Path) -> Result<Recovered, StorageErro
                 _ => {}
             }
             tree.process_txn(&entry.header, &entry.txn);
+            replayed_txns += 1;
             last_zxid = zxid;
             Ok(())
         })?;
+        for (zxid, range) in recent_here {
+            recent_txns.push_back((zxid, bytes[range].to_vec()));
+            if recent_txns.len() > RECENT_TXNS {
+                recent_txns.pop_front();
+            }
+        }
         drop(bytes);
         if let Some(why) = &end.torn_tail {
             if Some(&path) != newest_log.as_ref() {
@@ -243,6 +268,8 @@ pub fn recover(data_dir: &Path, log_dir: &Path) -> Result<Recovered, StorageErro
         snapshot,
         torn_tail,
         warnings,
+        recent_txns: recent_txns.into(),
+        replayed_txns,
     })
 }
 

@@ -188,7 +188,7 @@ fn data_regions(file: &File, len: u64) -> Vec<(u64, u64)> {
 pub fn parse_log(path: &Path, bytes: &[u8]) -> Result<LogFile, StorageError> {
     let mut entries = Vec::new();
     let mut offsets = Vec::new();
-    let end = scan_log(path, bytes, |entry, offset| {
+    let end = scan_log(path, bytes, |entry, offset, _record| {
         entries.push(entry);
         offsets.push(offset);
         Ok(())
@@ -209,15 +209,15 @@ pub struct LogEnd {
     pub torn_tail: Option<String>,
 }
 
-/// [`parse_log`] handing each valid entry with its record's offset to `on_entry` as it is
-/// decoded, so that a recovery applies a txn while its bytes are still in the cache and never
+/// [`parse_log`] handing each valid entry with its record's offset and its bytes (TxnHeader,
+/// txn and digest: a PROPOSAL's data) to `on_entry` as it is decoded, so that a recovery applies a txn while its bytes are still in the cache and never
 /// holds a whole file of decoded txns. An error from `on_entry` stops the scan. Entries are
 /// handed over before a corrupt record further on is found: a caller that must not act on a
 /// corrupt file acts only once this returns Ok.
 pub fn scan_log(
     path: &Path,
     bytes: &[u8],
-    mut on_entry: impl FnMut(TxnEntry, u64) -> Result<(), StorageError>,
+    mut on_entry: impl FnMut(TxnEntry, u64, &[u8]) -> Result<(), StorageError>,
 ) -> Result<LogEnd, StorageError> {
     let err = |offset: usize, message: String| StorageError::new(path, offset as u64, message);
     let mut log = LogEnd::default();
@@ -269,7 +269,7 @@ pub fn scan_log(
                 let txn_bytes = &bytes[pos + 12..pos + 12 + len];
                 match decode_txn_bytes_with(txn_bytes, &mut scratch) {
                     Ok((entry, _digest)) => {
-                        on_entry(entry, pos as u64)?;
+                        on_entry(entry, pos as u64, txn_bytes)?;
                         pos += 12 + len + 1;
                         continue;
                     }

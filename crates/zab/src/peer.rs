@@ -190,6 +190,21 @@ impl Peer {
         self
     }
 
+    /// The last txns of the log a restarted server replayed, in order and ending at its last
+    /// zxid (at most [`COMMITTED_LOG_WINDOW`] are kept). Its whole log is its history (it
+    /// leads with all of it), so as a leader it can DIFF a learner from them instead of
+    /// sending a SNAP, as ZooKeeper fills its committedLog while loading its database. A window
+    /// that does not end at the last zxid or does not ascend is ignored.
+    pub fn with_logged_window(mut self, window: Vec<(i64, ProposalData)>) -> Self {
+        let ascends = window.windows(2).all(|w| w[0].0 < w[1].0);
+        let ends_at_last = window.last().is_some_and(|(z, _)| *z == self.last_logged);
+        if ascends && ends_at_last {
+            let skip = window.len().saturating_sub(COMMITTED_LOG_WINDOW);
+            self.committed = window.into_iter().skip(skip).collect();
+        }
+        self
+    }
+
     /// A configuration proposed before a restart (`<cfg>.dynamic.next`).
     pub fn with_last_seen(mut self, config: Arc<QuorumConfig>) -> Self {
         if config.version > self.config.version {
@@ -945,18 +960,19 @@ mod tests {
                 _ => None,
             })
             .expect("looking again");
-        // 1 and 2 back us: we lead
+        // 1 and 2 back us: we lead (at once: every voter agrees, no finalize wait)
+        let mut out = Vec::new();
         for sender in [1, 2] {
-            peer.step(
+            out.extend(peer.step(
                 6,
                 Input::Notification(Notification {
                     sender,
                     state: ServerState::Looking,
                     vote: mine,
                 }),
-            );
+            ));
         }
-        let out = peer.step(1_000, Input::Tick);
+        out.extend(peer.step(1_000, Input::Tick));
         assert_eq!(peer.state(), ServerState::Leading, "{out:?}");
         assert!(out.contains(&Output::Truncate { zxid: E1 }), "{out:?}");
         assert_eq!(
