@@ -65,8 +65,8 @@ python3 tests/nemesis/clock_jump.py --kind zk
 python3 tests/nemesis/clock_jump.py --kind zkrs
 python3 tests/nemesis/run.py --ci
 
-step "fuzzing: every decoder and parser that reads outside bytes, 10 s each (long run: scripts/fuzz.sh 1800)"
-scripts/fuzz.sh 10
+step "fuzzing: every decoder and parser that reads outside bytes, 6 s each (long run: scripts/fuzz.sh 1800)"
+scripts/fuzz.sh 6
 
 step "benchmark smoke runs (the full runs are documented in the README)"
 python3 bench/standalone.py --duration 1 --sessions 1,8

@@ -220,3 +220,16 @@ fn a_server_with_an_abandoned_reconfig_in_its_log_rejoins() {
         passes_with_reconfigurations(seed);
     }
 }
+
+/// Reconfig seeds 35087 and 41689: a learner that received COMMITANDACTIVATE between NEWLEADER
+/// and UPTODATE committed more than the 500-txn window at UPTODATE, then looked the reconfig
+/// txn up in that window, found it evicted, and never activated the configuration: it
+/// followed the leader on an old configuration to the end. Fixed: the last committed reconfig
+/// is kept apart (unit test
+/// `a_learner_activates_a_reconfig_committed_before_uptodate_behind_many_txns`).
+#[test]
+fn a_learner_activates_a_reconfig_committed_just_before_a_large_sync() {
+    for seed in [35087, 41689] {
+        passes_with_reconfigurations(seed);
+    }
+}

@@ -143,6 +143,10 @@ pub struct Peer {
     /// Logged txns not known to be committed, and the recent committed ones (for DIFF).
     logged: BTreeMap<i64, ProposalData>,
     committed: VecDeque<(i64, ProposalData)>,
+    /// The last reconfig txn committed: the one a COMMITANDACTIVATE activates, even when the
+    /// same commit also moved it out of `committed` (a learner committing more than the
+    /// window's 500 txns at UPTODATE, reconfig seed 41689).
+    committed_reconfig: Option<(i64, ProposalData)>,
     last_logged: i64,
     last_durable: i64,
     last_committed: i64,
@@ -174,6 +178,7 @@ impl Peer {
             sync_limit,
             logged: BTreeMap::new(),
             committed: VecDeque::new(),
+            committed_reconfig: None,
             last_logged: last_zxid,
             last_durable: last_zxid,
             last_committed: last_zxid,
@@ -819,6 +824,7 @@ impl Peer {
                         .committed
                         .iter()
                         .rev()
+                        .chain(self.committed_reconfig.as_ref())
                         .find(|(z, _)| *z == zxid)
                         .and_then(|(_, data)| crate::reconfig::config_of_txn(data));
                     if let Some(config) = config {
@@ -856,6 +862,9 @@ impl Peer {
         let mut txns = Vec::with_capacity(done.len());
         for z in done {
             let data = self.logged.remove(&z).expect("just listed");
+            if data.header.txn_type == jute::op::RECONFIG {
+                self.committed_reconfig = Some((z, data.clone()));
+            }
             self.remember_committed(z, data.clone());
             txns.push((z, data));
         }
@@ -980,5 +989,86 @@ mod tests {
             peer.config().version,
             "the cut reconfig is not pending"
         );
+    }
+
+    /// Reconfig seeds 35087 and 41689: a learner that got COMMITANDACTIVATE between NEWLEADER
+    /// and UPTODATE, then commits more than the 500-txn window at UPTODATE, still activates
+    /// the configuration (it looked the txn up in the window after the commit had evicted it,
+    /// and stayed on the old configuration for good).
+    #[test]
+    fn a_learner_activates_a_reconfig_committed_before_uptodate_behind_many_txns() {
+        let config = Arc::new(
+            QuorumConfig::from_properties(&parse_properties(THREE, "t").unwrap()).unwrap(),
+        );
+        let persisted = Persisted {
+            accepted_epoch: 1,
+            current_epoch: 1,
+        };
+        let mut peer = Peer::new(3, config, persisted, E1, 100, 10, 5).with_reconfig_enabled(true);
+        peer.start(0);
+        let vote = Vote {
+            leader: 1,
+            zxid: E1,
+            election_epoch: 1,
+            peer_epoch: 1,
+        };
+        for (sender, state) in [(1, ServerState::Leading), (2, ServerState::Following)] {
+            peer.step(
+                1,
+                Input::Notification(Notification {
+                    sender,
+                    state,
+                    vote,
+                }),
+            );
+        }
+        peer.step(2, Input::ConnectedToLeader);
+        for packet in [
+            Packet::LeaderInfo {
+                zxid: E2,
+                protocol_version: crate::wire::LEARNER_PROTOCOL_VERSION,
+            },
+            Packet::Diff { zxid: E1 },
+            Packet::NewLeader {
+                zxid: E2,
+                config: None,
+            },
+        ] {
+            peer.step(3, Input::Packet { from: 1, packet });
+        }
+        // proposed after NEWLEADER: a reconfig, then 600 ordinary txns, all committed before
+        // UPTODATE
+        let moved = THREE.replace("h:1:2", "h:7:8");
+        let reconfig_zxid = E2 + 1;
+        let mut packets = vec![Packet::Proposal {
+            zxid: reconfig_zxid,
+            data: reconfig_txn(reconfig_zxid, &moved),
+        }];
+        for i in 2..602 {
+            let mut data = reconfig_txn(E2 + i, THREE);
+            data.header.txn_type = jute::op::SET_DATA;
+            packets.push(Packet::Proposal { zxid: E2 + i, data });
+        }
+        packets.push(Packet::CommitAndActivate {
+            zxid: reconfig_zxid,
+            designated_leader: 1,
+        });
+        packets.extend((2..602).map(|i| Packet::Commit { zxid: E2 + i }));
+        for packet in packets {
+            peer.step(4, Input::Packet { from: 1, packet });
+        }
+        let out = peer.step(
+            5,
+            Input::Packet {
+                from: 1,
+                packet: Packet::UpToDate,
+            },
+        );
+        assert!(
+            out.iter()
+                .any(|o| matches!(o, Output::ConfigActivated(c) if c.version == reconfig_zxid)),
+            "{out:?}"
+        );
+        assert_eq!(peer.config().version, reconfig_zxid);
     }
 }
