@@ -383,6 +383,24 @@ impl DataTree {
         let node = DataNode::new(child_name, data.as_deref(), acl_id, stat);
         rc.stat = Some(node.stat());
         self.nodes.insert_child(parent_id, node);
+        self.track_owner(p, owner);
+        self.fire(WatchKind::Data, p, event::NODE_CREATED, &[], acl_id);
+        self.fire_children_changed(parent_path, parent_acl);
+    }
+
+    fn fire_children_changed(&mut self, parent_path: &str, parent_acl: i64) {
+        self.fire(
+            WatchKind::Child,
+            parent_path,
+            event::NODE_CHILDREN_CHANGED,
+            &[],
+            parent_acl,
+        );
+    }
+
+    /// Files a new node under the containers, the TTL nodes or its session's ephemerals,
+    /// as its ephemeralOwner says.
+    pub(crate) fn track_owner(&mut self, p: &str, owner: i64) {
         if ephemeral_owner::is_container(owner) {
             self.containers.insert(p.to_owned());
         } else if ephemeral_owner::ttl(owner).is_some() {
@@ -393,14 +411,6 @@ impl DataTree {
                 .or_default()
                 .insert(p.to_owned());
         }
-        self.fire(WatchKind::Data, p, event::NODE_CREATED, &[], acl_id);
-        self.fire(
-            WatchKind::Child,
-            parent_path,
-            event::NODE_CHILDREN_CHANGED,
-            &[],
-            parent_acl,
-        );
     }
 
     fn delete_node(&mut self, p: &str, zxid: i64) -> Result<(), ErrorCode> {
@@ -430,13 +440,7 @@ impl DataTree {
         }
         let fired = self.fire(WatchKind::Data, p, event::NODE_DELETED, &[], node.acl);
         self.fire(WatchKind::Child, p, event::NODE_DELETED, &fired, node.acl);
-        self.fire(
-            WatchKind::Child,
-            parent_path,
-            event::NODE_CHILDREN_CHANGED,
-            &[],
-            parent_acl,
-        );
+        self.fire_children_changed(parent_path, parent_acl);
         // released only now: the events above needed the ACL
         self.acls.release(node.acl);
         Ok(())

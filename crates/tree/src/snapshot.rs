@@ -14,7 +14,7 @@ use crate::data_tree::{DataNode, DataTree};
 use crate::nodes::{NodeId, ROOT};
 use crate::path;
 use crate::HashMap;
-use jute::{ephemeral_owner, write_opt_buffer, write_str, Acl, Jute, Reader, StatPersisted};
+use jute::{write_opt_buffer, write_str, Acl, Jute, Reader, StatPersisted};
 use std::collections::BTreeSet;
 
 /// A snapshot written a few nodes at a time between requests, so that writes never stop
@@ -219,17 +219,7 @@ impl DataTree {
             if tree.nodes.child(parent_id, name).is_some() {
                 return Err(format!("duplicate znode {p} at offset {path_at}"));
             }
-            let owner = stat.ephemeral_owner;
-            if ephemeral_owner::is_container(owner) {
-                tree.containers.insert(p.to_owned());
-            } else if ephemeral_owner::ttl(owner).is_some() {
-                tree.ttls.insert(p.to_owned());
-            } else if owner != 0 {
-                tree.ephemerals
-                    .entry(owner)
-                    .or_default()
-                    .insert(p.to_owned());
-            }
+            tree.track_owner(p, stat.ephemeral_owner);
             tree.nodes
                 .insert_child(parent_id, DataNode::new(name, data, acl_id, stat));
         }

@@ -896,13 +896,9 @@ mod tests {
         )
     }
 
-    /// Found reading `become_` while diagnosing reconfig seed 84 of the simulator: a follower
-    /// logged a reconfig, lost its leader before the txn was durable and won the next
-    /// election; becoming leader cut the txn from its log but still took its configuration as
-    /// pending, to commit (and, since the fix for seed 84, activate) a configuration no one
-    /// had decided.
-    #[test]
-    fn a_new_leader_that_cuts_an_unsynced_reconfig_forgets_its_configuration() {
+    /// Server 3 of THREE at E1, joining leader 1 (epoch 2, server 2 following): it follows,
+    /// connected, and has had LEADERINFO, DIFF and NEWLEADER (with no configuration).
+    fn follower_synced_to_newleader() -> Peer {
         let config = Arc::new(
             QuorumConfig::from_properties(&parse_properties(THREE, "t").unwrap()).unwrap(),
         );
@@ -912,7 +908,6 @@ mod tests {
         };
         let mut peer = Peer::new(3, config, persisted, E1, 100, 10, 5).with_reconfig_enabled(true);
         peer.start(0);
-        // 1 leads epoch 2 with 2 following: 3 joins them
         let vote = Vote {
             leader: 1,
             zxid: E1,
@@ -931,7 +926,7 @@ mod tests {
         }
         assert_eq!(peer.state(), ServerState::Following);
         peer.step(2, Input::ConnectedToLeader);
-        let from_leader = [
+        for packet in [
             Packet::LeaderInfo {
                 zxid: E2,
                 protocol_version: crate::wire::LEARNER_PROTOCOL_VERSION,
@@ -941,11 +936,27 @@ mod tests {
                 zxid: E2,
                 config: None,
             },
-            Packet::UpToDate,
-        ];
-        for packet in from_leader {
+        ] {
             peer.step(3, Input::Packet { from: 1, packet });
         }
+        peer
+    }
+
+    /// Found reading `become_` while diagnosing reconfig seed 84 of the simulator: a follower
+    /// logged a reconfig, lost its leader before the txn was durable and won the next
+    /// election; becoming leader cut the txn from its log but still took its configuration as
+    /// pending, to commit (and, since the fix for seed 84, activate) a configuration no one
+    /// had decided.
+    #[test]
+    fn a_new_leader_that_cuts_an_unsynced_reconfig_forgets_its_configuration() {
+        let mut peer = follower_synced_to_newleader();
+        peer.step(
+            3,
+            Input::Packet {
+                from: 1,
+                packet: Packet::UpToDate,
+            },
+        );
         assert!(peer.is_serving());
         // a reconfig is logged, not yet durable, when the leader goes away
         let moved = THREE.replace("h:1:2", "h:7:8");
@@ -997,45 +1008,7 @@ mod tests {
     /// and stayed on the old configuration for good).
     #[test]
     fn a_learner_activates_a_reconfig_committed_before_uptodate_behind_many_txns() {
-        let config = Arc::new(
-            QuorumConfig::from_properties(&parse_properties(THREE, "t").unwrap()).unwrap(),
-        );
-        let persisted = Persisted {
-            accepted_epoch: 1,
-            current_epoch: 1,
-        };
-        let mut peer = Peer::new(3, config, persisted, E1, 100, 10, 5).with_reconfig_enabled(true);
-        peer.start(0);
-        let vote = Vote {
-            leader: 1,
-            zxid: E1,
-            election_epoch: 1,
-            peer_epoch: 1,
-        };
-        for (sender, state) in [(1, ServerState::Leading), (2, ServerState::Following)] {
-            peer.step(
-                1,
-                Input::Notification(Notification {
-                    sender,
-                    state,
-                    vote,
-                }),
-            );
-        }
-        peer.step(2, Input::ConnectedToLeader);
-        for packet in [
-            Packet::LeaderInfo {
-                zxid: E2,
-                protocol_version: crate::wire::LEARNER_PROTOCOL_VERSION,
-            },
-            Packet::Diff { zxid: E1 },
-            Packet::NewLeader {
-                zxid: E2,
-                config: None,
-            },
-        ] {
-            peer.step(3, Input::Packet { from: 1, packet });
-        }
+        let mut peer = follower_synced_to_newleader();
         // proposed after NEWLEADER: a reconfig, then 600 ordinary txns, all committed before
         // UPTODATE
         let moved = THREE.replace("h:1:2", "h:7:8");
