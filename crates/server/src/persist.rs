@@ -34,8 +34,8 @@ pub struct Restored {
     pub recent_txns: Vec<(i64, zab::wire::ProposalData)>,
 }
 
-/// Loads the newest valid snapshot and replays the log after it (ZooKeeper's restore), then
-/// counts what was replayed toward the next snapshot (taken by the core once snapCount is reached).
+/// Loads the newest valid snapshot and replays the log after it (ZooKeeper's restore); what
+/// was replayed counts toward the next snapshot, which the core takes once snapCount is reached.
 pub fn restore(cfg: &ZooCfg) -> anyhow::Result<Restored> {
     let data_dir = storage::datadir::version_dir(&cfg.data_dir)?;
     let log_dir = storage::datadir::version_dir(cfg.log_dir())?;
@@ -367,9 +367,10 @@ pub fn write_epochs(
     std::fs::File::open(&dir)?.sync_all()
 }
 
-/// Gives the heap memory freed after a recovery (the log files read whole, the decoded txns,
-/// the tables grown while replaying) or a snapshot (its serialized tree) back to the OS. glibc keeps it otherwise: measured with
-/// 1 M znodes, 895 MiB resident after a restart against 550 MiB before it.
+/// Gives the heap memory freed after a recovery (the log files read, the decoded txns, the
+/// tables grown while replaying) or a snapshot (its serialized tree) back to the OS. glibc
+/// keeps it otherwise: measured with 1 M znodes, 895 MiB resident after a restart against
+/// 550 MiB before it.
 pub fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks glibc's own arenas; it takes no pointer of ours.
