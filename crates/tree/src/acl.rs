@@ -1,6 +1,7 @@
 //! ACLs: the reference-counted ACL cache of ZooKeeper's snapshots, permission checks, the
 //! digest and ip schemes, and the expansion of `auth` ACLs.
 
+use crate::nodes::MAX_ACL_ID;
 use crate::HashMap;
 use base64::Engine;
 use jute::{perms, Acl, ErrorCode, Id};
@@ -38,8 +39,15 @@ impl AclCache {
             self.by_id.get_mut(&id).expect("cache maps agree").1 += 1;
             return id;
         }
-        self.last_id += 1;
-        let id = self.last_id;
+        let id = if self.last_id < MAX_ACL_ID {
+            self.last_id += 1;
+            self.last_id
+        } else {
+            // past the ids a znode can store (four billion lists): reuse a free one
+            (0..=MAX_ACL_ID)
+                .find(|id| !self.by_id.contains_key(id))
+                .expect("fewer than four billion ACL lists in memory")
+        };
         self.by_acl.insert(acl.to_vec(), id);
         self.by_id.insert(id, (acl.to_vec(), 1));
         id

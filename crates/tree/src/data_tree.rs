@@ -88,7 +88,7 @@ impl DataTree {
                 StatPersisted::default(),
             );
             if p == CONFIG_PATH {
-                node.acl = self.acls.intern(&[acl::world_anyone(perms::READ)]);
+                node.set_acl(self.acls.intern(&[acl::world_anyone(perms::READ)]));
                 node.stat.aversion = -1;
             }
             self.nodes.insert_child(parent, node);
@@ -120,12 +120,12 @@ impl DataTree {
     }
 
     pub fn acl_of(&self, node: &DataNode) -> Vec<Acl> {
-        self.acls.get(node.acl)
+        self.acls.get(node.acl())
     }
 
     /// Checks `perm` on `node` for a connection authenticated as `auth`.
     pub fn check_acl(&self, node: &DataNode, perm: i32, auth: &[jute::Id]) -> bool {
-        match node.acl {
+        match node.acl() {
             OPEN_UNSAFE_ACL_ID => true,
             // an id missing from the cache (a damaged snapshot) grants nothing
             id => self
@@ -248,7 +248,7 @@ impl DataTree {
                         node.stat.mzxid = zxid;
                         node.stat.version = t.version;
                         rc.stat = Some(node.stat());
-                        let acl_id = node.acl;
+                        let acl_id = node.acl();
                         self.fire(
                             WatchKind::Data,
                             &t.path,
@@ -264,7 +264,8 @@ impl DataTree {
                 if let Some(id) = self.nodes.lookup(&t.path) {
                     let new_id = self.acls.intern(&t.acl);
                     let node = self.nodes.get_mut(id).expect("looked up");
-                    let old_id = std::mem::replace(&mut node.acl, new_id);
+                    let old_id = node.acl();
+                    node.set_acl(new_id);
                     node.stat.aversion = t.version;
                     rc.stat = Some(node.stat());
                     self.acls.release(old_id);
@@ -368,7 +369,7 @@ impl DataTree {
             parent.stat.cversion = cversion;
             parent.stat.pzxid = zxid;
         }
-        let parent_acl = parent.acl;
+        let parent_acl = parent.acl();
         let stat = StatPersisted {
             czxid: zxid,
             mzxid: zxid,
@@ -423,7 +424,7 @@ impl DataTree {
         if zxid > parent.stat.pzxid {
             parent.stat.pzxid = zxid;
         }
-        let parent_acl = parent.acl;
+        let parent_acl = parent.acl();
         let node = node.ok_or(ErrorCode::NoNode)?;
         let owner = node.stat.ephemeral_owner;
         if ephemeral_owner::is_container(owner) {
@@ -438,11 +439,11 @@ impl DataTree {
                 }
             }
         }
-        let fired = self.fire(WatchKind::Data, p, event::NODE_DELETED, &[], node.acl);
-        self.fire(WatchKind::Child, p, event::NODE_DELETED, &fired, node.acl);
+        let fired = self.fire(WatchKind::Data, p, event::NODE_DELETED, &[], node.acl());
+        self.fire(WatchKind::Child, p, event::NODE_DELETED, &fired, node.acl());
         self.fire_children_changed(parent_path, parent_acl);
         // released only now: the events above needed the ACL
-        self.acls.release(node.acl);
+        self.acls.release(node.acl());
         Ok(())
     }
 

@@ -3,8 +3,12 @@
 //! Nodes live in one slab indexed by a 4-byte [`NodeId`]; a node keeps its own name (the last
 //! path component), not its path, in one allocation with its data; a parent's children are a
 //! hash table of ids hashed by name. A path is found by walking its components from the root.
-//! With 1 M znodes of 100 bytes this is about 230 bytes per znode against about 450 for a
-//! table of whole paths plus per-parent sets of child names (the former layout).
+//! With 1 M znodes of 100 bytes this is about 225 bytes per znode (an 80-byte slot, a
+//! 128-byte malloc chunk for the payload, a child table entry) against about 450 for a table
+//! of whole paths plus per-parent sets of child names (the first layout).
+
+use std::alloc::{self, Layout};
+use std::ptr::NonNull;
 
 use hashbrown::HashTable;
 use jute::{ephemeral_owner, Stat, StatPersisted};
@@ -14,9 +18,149 @@ pub type NodeId = u32;
 
 pub const ROOT: NodeId = 0;
 
-/// Top bit of the payload header: the node's data is null (not merely empty).
+/// Top bit of the name length in the payload header: the node's data is null (not merely
+/// empty).
 const NULL_DATA: u32 = 1 << 31;
-const HEADER: usize = 4;
+/// The payload header: name length (with [`NULL_DATA`]), data length, ACL id, 4 bytes each.
+const HEADER: usize = 12;
+/// OPEN_ACL_UNSAFE's id (-1) as stored in a payload.
+const OPEN_UNSAFE_STORED: u32 = u32::MAX;
+
+/// The largest ACL id a znode can refer to. ZooKeeper numbers ACL lists 1, 2, 3...; a tree
+/// would need four billion distinct lists in memory to run past it.
+pub const MAX_ACL_ID: i64 = u32::MAX as i64 - 1;
+
+/// An ACL id as a payload stores it: -1 (OPEN_ACL_UNSAFE) and 0..=[`MAX_ACL_ID`] fit.
+pub fn stored_acl_id(id: i64) -> Option<u32> {
+    if id == -1 {
+        Some(OPEN_UNSAFE_STORED)
+    } else {
+        u32::try_from(id).ok().filter(|&s| s != OPEN_UNSAFE_STORED)
+    }
+}
+
+fn acl_id_of_stored(stored: u32) -> i64 {
+    if stored == OPEN_UNSAFE_STORED {
+        -1
+    } else {
+        i64::from(stored)
+    }
+}
+
+/// A znode's name, data and ACL id in one heap allocation behind a thin pointer: a
+/// `Box<[u8]>` would spend 8 more bytes of every slot on its length, and the ACL id fits in
+/// the header at no cost for the common sizes (malloc rounds a chunk up to 16 bytes anyway).
+///
+/// Layout: `[name_len | NULL_DATA: u32 LE][data_len: u32 LE][acl: u32 LE][name][data]`.
+struct Payload {
+    ptr: NonNull<u8>,
+}
+
+// SAFETY: a Payload owns its allocation alone, like a Box<[u8]>, and is only written through
+// &mut self.
+unsafe impl Send for Payload {}
+unsafe impl Sync for Payload {}
+
+impl Payload {
+    fn new(name: &[u8], data: Option<&[u8]>, acl: u32) -> Payload {
+        // names and data come from jute buffers, whose lengths are non-negative i32s
+        let name_len = u32::try_from(name.len())
+            .ok()
+            .filter(|&n| n & NULL_DATA == 0)
+            .expect("a znode name is shorter than 2 GiB");
+        let bytes = data.unwrap_or_default();
+        let data_len = u32::try_from(bytes.len()).expect("znode data is shorter than 4 GiB");
+        let flags = if data.is_none() { NULL_DATA } else { 0 };
+        let total = HEADER + name.len() + bytes.len();
+        let layout = Self::layout(total);
+        // SAFETY: the layout has a non-zero size (the header); every byte is written below
+        // before the allocation is read.
+        let ptr = unsafe {
+            let raw = alloc::alloc(layout);
+            let Some(ptr) = NonNull::new(raw) else {
+                alloc::handle_alloc_error(layout)
+            };
+            let out = std::slice::from_raw_parts_mut(ptr.as_ptr(), total);
+            out[0..4].copy_from_slice(&(name_len | flags).to_le_bytes());
+            out[4..8].copy_from_slice(&data_len.to_le_bytes());
+            out[8..12].copy_from_slice(&acl.to_le_bytes());
+            out[HEADER..HEADER + name.len()].copy_from_slice(name);
+            out[HEADER + name.len()..].copy_from_slice(bytes);
+            ptr
+        };
+        Payload { ptr }
+    }
+
+    fn layout(total: usize) -> Layout {
+        Layout::from_size_align(total, 4).expect("a payload is far below isize::MAX")
+    }
+
+    fn word(&self, at: usize) -> u32 {
+        // SAFETY: the allocation starts with the HEADER bytes, always initialized.
+        let header = unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), HEADER) };
+        u32::from_le_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+    }
+
+    fn name_len(&self) -> usize {
+        (self.word(0) & !NULL_DATA) as usize
+    }
+
+    fn has_data(&self) -> bool {
+        self.word(0) & NULL_DATA == 0
+    }
+
+    fn total_len(&self) -> usize {
+        HEADER + self.name_len() + self.word(4) as usize
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: the header's lengths are those the allocation was made with.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.total_len()) }
+    }
+
+    fn name(&self) -> &[u8] {
+        &self.bytes()[HEADER..HEADER + self.name_len()]
+    }
+
+    fn data(&self) -> Option<&[u8]> {
+        self.has_data()
+            .then(|| &self.bytes()[HEADER + self.name_len()..])
+    }
+
+    fn acl(&self) -> u32 {
+        self.word(8)
+    }
+
+    fn set_acl(&mut self, acl: u32) {
+        // SAFETY: the header is initialized and this Payload is its only owner (&mut self).
+        let header = unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), HEADER) };
+        header[8..12].copy_from_slice(&acl.to_le_bytes());
+    }
+}
+
+impl Drop for Payload {
+    fn drop(&mut self) {
+        let layout = Self::layout(self.total_len());
+        // SAFETY: allocated in Payload::new with this same layout (the lengths never change).
+        unsafe { alloc::dealloc(self.ptr.as_ptr(), layout) }
+    }
+}
+
+impl Clone for Payload {
+    fn clone(&self) -> Self {
+        Payload::new(self.name(), self.data(), self.acl())
+    }
+}
+
+impl std::fmt::Debug for Payload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Payload")
+            .field("name", &String::from_utf8_lossy(self.name()))
+            .field("data_len", &self.data().map(<[u8]>::len))
+            .field("acl", &acl_id_of_stored(self.acl()))
+            .finish()
+    }
+}
 
 /// A child's id with 32 bits of its name's hash: growing a table of a million children then
 /// rehashes from the entries alone instead of reading every child's name from the slab
@@ -41,41 +185,34 @@ fn widen(hash: u32) -> u64 {
 
 type Children = HashTable<Child>;
 
+/// One znode: 80 bytes in the slab plus its payload.
 #[derive(Debug, Clone)]
 pub struct DataNode {
-    /// A 4-byte header (the name's length, with [`NULL_DATA`]), the name, then the data.
-    payload: Box<[u8]>,
-    pub acl: i64,
+    /// The name, the data and the ACL id.
+    payload: Payload,
     pub stat: StatPersisted,
     /// None while the node has no child: most znodes are leaves.
     children: Option<Box<Children>>,
 }
 
 impl DataNode {
+    /// `acl` must be -1 or at most [`MAX_ACL_ID`] (see [`stored_acl_id`]); the ACL cache's ids
+    /// are, and a snapshot's are checked when it is read.
     pub(crate) fn new(name: &str, data: Option<&[u8]>, acl: i64, stat: StatPersisted) -> Self {
         DataNode {
-            payload: payload(name.as_bytes(), data),
-            acl,
+            payload: Payload::new(name.as_bytes(), data, Self::stored(acl)),
             stat,
             children: None,
         }
     }
 
-    fn header(&self) -> u32 {
-        u32::from_le_bytes([
-            self.payload[0],
-            self.payload[1],
-            self.payload[2],
-            self.payload[3],
-        ])
-    }
-
-    fn name_len(&self) -> usize {
-        (self.header() & !NULL_DATA) as usize
+    fn stored(acl: i64) -> u32 {
+        debug_assert!(stored_acl_id(acl).is_some(), "ACL id {acl} out of range");
+        stored_acl_id(acl).unwrap_or(OPEN_UNSAFE_STORED)
     }
 
     fn name_bytes(&self) -> &[u8] {
-        &self.payload[HEADER..HEADER + self.name_len()]
+        self.payload.name()
     }
 
     /// The last component of the node's path ("" for the root).
@@ -85,15 +222,20 @@ impl DataNode {
     }
 
     pub fn data(&self) -> Option<&[u8]> {
-        if self.header() & NULL_DATA != 0 {
-            None
-        } else {
-            Some(&self.payload[HEADER + self.name_len()..])
-        }
+        self.payload.data()
     }
 
     pub(crate) fn set_data(&mut self, data: Option<&[u8]>) {
-        self.payload = payload(self.name_bytes(), data);
+        self.payload = Payload::new(self.payload.name(), data, self.payload.acl());
+    }
+
+    /// The id of the node's ACL list in the tree's ACL cache (-1: OPEN_ACL_UNSAFE).
+    pub fn acl(&self) -> i64 {
+        acl_id_of_stored(self.payload.acl())
+    }
+
+    pub(crate) fn set_acl(&mut self, acl: i64) {
+        self.payload.set_acl(Self::stored(acl));
     }
 
     pub fn num_children(&self) -> usize {
@@ -124,19 +266,6 @@ impl DataNode {
             pzxid: s.pzxid,
         }
     }
-}
-
-fn payload(name: &[u8], data: Option<&[u8]>) -> Box<[u8]> {
-    let mut header = name.len() as u32;
-    if data.is_none() {
-        header |= NULL_DATA;
-    }
-    let data = data.unwrap_or_default();
-    let mut out = Vec::with_capacity(HEADER + name.len() + data.len());
-    out.extend_from_slice(&header.to_le_bytes());
-    out.extend_from_slice(name);
-    out.extend_from_slice(data);
-    out.into_boxed_slice()
 }
 
 /// The slab of znodes and the child tables that link them.
@@ -347,7 +476,35 @@ mod tests {
         assert_eq!((n.name(), n.data()), ("", Some(&b""[..])));
         n.set_data(Some(b"xyz"));
         assert_eq!((n.name(), n.data()), ("", Some(&b"xyz"[..])));
-        assert_eq!(std::mem::size_of::<Option<DataNode>>(), 96);
+        assert_eq!(std::mem::size_of::<Option<DataNode>>(), 80);
+    }
+
+    #[test]
+    fn payload_keeps_the_acl_id_through_data_changes_and_clones() {
+        for id in [-1, 0, 1, 7, MAX_ACL_ID] {
+            let mut n = DataNode::new("name", Some(b"data"), id, StatPersisted::default());
+            assert_eq!(n.acl(), id);
+            n.set_data(None);
+            assert_eq!((n.name(), n.data(), n.acl()), ("name", None, id));
+            n.set_acl(3);
+            let copy = n.clone();
+            drop(n);
+            assert_eq!((copy.name(), copy.data(), copy.acl()), ("name", None, 3));
+        }
+        for out_of_range in [-2, MAX_ACL_ID + 1, i64::MAX, i64::MIN] {
+            assert_eq!(stored_acl_id(out_of_range), None, "{out_of_range}");
+        }
+        let long = vec![b'x'; 70_000];
+        let n = DataNode::new(
+            std::str::from_utf8(&long).unwrap(),
+            Some(&long),
+            5,
+            Default::default(),
+        );
+        assert_eq!(
+            (n.name().len(), n.data().map(<[u8]>::len), n.acl()),
+            (70_000, Some(70_000), 5)
+        );
     }
 
     #[test]

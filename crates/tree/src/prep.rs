@@ -57,6 +57,9 @@ pub struct Preparer {
 
 type Outcome<T> = Result<T, ErrorCode>;
 
+/// Change records a drained Preparer keeps room for.
+const RETAINED_RECORDS: usize = 1024;
+
 impl Preparer {
     pub fn new() -> Self {
         Self::default()
@@ -77,6 +80,13 @@ impl Preparer {
             if self.by_path.get(&p).is_some_and(|r| r.zxid == z) {
                 self.by_path.remove(&p);
             }
+        }
+        // a burst of writes grows these to hold every record in flight; once drained, give
+        // the memory back rather than keep it for good (about 6 MB on a leader after a bulk
+        // load of multis)
+        if self.order.is_empty() && self.order.capacity() > RETAINED_RECORDS {
+            self.order.shrink_to(RETAINED_RECORDS);
+            self.by_path.shrink_to(RETAINED_RECORDS);
         }
     }
 

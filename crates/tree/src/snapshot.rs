@@ -11,7 +11,7 @@
 
 use crate::acl::{AclCache, OPEN_UNSAFE_ACL_ID};
 use crate::data_tree::{DataNode, DataTree};
-use crate::nodes::{NodeId, ROOT};
+use crate::nodes::{stored_acl_id, NodeId, MAX_ACL_ID, ROOT};
 use crate::path;
 use crate::HashMap;
 use jute::{write_opt_buffer, write_str, Acl, Jute, Reader, StatPersisted};
@@ -85,7 +85,7 @@ fn write_acl_cache(out: &mut Vec<u8>, acls: &AclCache) {
 fn write_node(out: &mut Vec<u8>, p: &str, node: &DataNode) {
     write_str(out, if p == "/" { "" } else { p });
     write_opt_buffer(out, node.data());
-    node.acl.write(out);
+    node.acl().write(out);
     node.stat.write(out);
 }
 
@@ -154,7 +154,13 @@ impl DataTree {
             ));
         }
         for _ in 0..count {
+            let id_at = r.position();
             let id = r.read_i64().map_err(jerr)?;
+            if stored_acl_id(id).is_none() {
+                return Err(format!(
+                    "ACL id {id} at offset {id_at} is out of range (-1 or 0..={MAX_ACL_ID})"
+                ));
+            }
             let list_at = r.position();
             let Some(n) = r.read_count().map_err(jerr)? else {
                 return Err(format!(
@@ -195,7 +201,14 @@ impl DataTree {
             }
             first = false;
             let data = r.read_buffer_ref().map_err(jerr)?;
+            let acl_at = r.position();
             let acl_id = r.read_i64().map_err(jerr)?;
+            if stored_acl_id(acl_id).is_none() {
+                return Err(format!(
+                    "znode {p:?} has ACL id {acl_id} at offset {acl_at}, out of range \
+                     (-1 or 0..={MAX_ACL_ID})"
+                ));
+            }
             let stat = StatPersisted::read(r).map_err(jerr)?;
             // unknown ids are kept (fuzzy snapshots); see dangling_acl_paths
             tree.acls.add_usage(acl_id);
@@ -235,7 +248,7 @@ impl DataTree {
     /// tree; after replaying the log of a fuzzy ZooKeeper snapshot it should be empty again.
     pub fn dangling_acl_paths(&self) -> Vec<String> {
         let dangling =
-            |n: &DataNode| n.acl != OPEN_UNSAFE_ACL_ID && self.acls.get_ref(n.acl).is_none();
+            |n: &DataNode| n.acl() != OPEN_UNSAFE_ACL_ID && self.acls.get_ref(n.acl()).is_none();
         let mut out: Vec<String> = Vec::new();
         // paths are built only when there is something to name
         if self.nodes.iter().any(dangling) {
@@ -355,7 +368,10 @@ mod tests {
         // a new ACL after loading gets a fresh id, shared lists share one
         let mut back = back;
         apply(&mut back, 5, create("/d", None, digest_acl(), false));
-        assert_eq!(back.node("/d").unwrap().acl, back.node("/a").unwrap().acl);
+        assert_eq!(
+            back.node("/d").unwrap().acl(),
+            back.node("/a").unwrap().acl()
+        );
         assert!(back.dangling_acl_paths().is_empty());
     }
 
@@ -401,6 +417,25 @@ mod tests {
             write_str(&mut out, "/");
             let err = DataTree::deserialize_from(&mut Reader::new(&out)).unwrap_err();
             assert!(err.contains(expect), "{paths:?}: {err}");
+        }
+        // ACL ids a znode cannot store, in the ACL cache or on a znode
+        for id in [-2i64, MAX_ACL_ID + 1, i64::MAX] {
+            let mut out = Vec::new();
+            1i32.write(&mut out);
+            id.write(&mut out);
+            1i32.write(&mut out);
+            acl::world_anyone(perms::ALL).write(&mut out);
+            let err = DataTree::deserialize_from(&mut Reader::new(&out)).unwrap_err();
+            assert!(err.contains("out of range"), "{id}: {err}");
+            let mut out = Vec::new();
+            0i32.write(&mut out);
+            write_str(&mut out, "");
+            write_opt_buffer(&mut out, None);
+            id.write(&mut out);
+            StatPersisted::default().write(&mut out);
+            write_str(&mut out, "/");
+            let err = DataTree::deserialize_from(&mut Reader::new(&out)).unwrap_err();
+            assert!(err.contains("out of range"), "{id}: {err}");
         }
         // truncated
         let mut out = Vec::new();
