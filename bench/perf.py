@@ -402,7 +402,7 @@ def table(results, kinds, p):
             if scenario == "add":
                 dips = {k: (v["dip"], v["pre_dip"]) if v and v["dip"] is not None else None for k, v in s.items()}
                 d = dips.get("zkrs")
-                t.add(f"{titles[scenario]}: lowest 100 ms bucket after / before it (noise), share of the level",
+                t.add(f"{titles[scenario]}: lowest 100 ms bucket in the 2 s after / before it (noise), share of the level",
                       dips, text=lambda v: "n/a" if v is None else f"{v[0]:.2f} / {v[1]:.2f}", ratio="",
                       target="no dip beyond noise",
                       met=lambda _, __, d=d: None if d is None else d[0] >= d[1])

@@ -26,8 +26,9 @@ up to the end), and the longest one before t0 for reference (noise); the time ba
 the earliest s >= 0 from which three consecutive 100 ms windows [s, s + 0.3 s) each hold >= 90%
 of the pre-event level (s on a 10 ms grid; 0 when throughput never drops), and the same
 against the lower of the levels before and after (adding a voter lowers the level for good);
-the dip: the smallest bucket after t0 / the pre-event level (and the same ratio before t0, for
-the noise); ops/s before and after (median bucket of the last 2 s). Medians over the trials,
+the dip: the smallest bucket in the 2 s after t0 / the lower of the levels before and after
+(and the smallest bucket in the 2 s before t0 / the pre-event level, for the noise: windows of
+equal length, since the minimum of more buckets is lower by chance alone); ops/s before and after (median bucket of the last 2 s). Medians over the trials,
 with zkrs / ZooKeeper ratios. Usage:
 
     python3 bench/reconfig.py [--kinds zk,zkrs] [--trials 3] [--warmup 4] [--run 5]
@@ -338,6 +339,7 @@ def metrics(acks, t0, warmup, run):
     after = buckets[nb_pre:]
     pre_median = statistics.median(pre)
     post = after[-min(20, max(1, len(after) * 2 // 5)):]
+    window = min(len(pre), len(after))  # of the dip
 
     def longest_gap(times):
         gaps = [(b - a, a) for a, b in zip(times, times[1:])]
@@ -374,7 +376,11 @@ def metrics(acks, t0, warmup, run):
         "time_to_90_s": time_back(pre_median),
         # 90% of the lower of the levels before and after (adding a voter lowers the level for good)
         "time_to_90_settled_s": time_back(min(pre_median, post_ops * BUCKET)) if post_ops else None,
-        "dip": min(after) / pre_median if pre_median else None,
+        # the dip: the smallest bucket of a window after t0 as long as the pre-event window
+        # (the minimum of more buckets is lower by chance alone), against the lower of the
+        # levels before and after, as for the settled time back to 90%
+        "dip": min(after[:window]) / min(pre_median, post_ops * BUCKET) if pre_median and post_ops else None,
+        "dip_bucket_s": min(range(window), key=lambda k: after[k]) * BUCKET,
         "pre_dip": min(pre) / pre_median if pre_median else None,
         "acks": len(acks),
     }
@@ -457,7 +463,7 @@ def tables(summary, kinds, args):
     share = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
     header = ["scenario"]
     for k in kinds:
-        header += [f"{NAMES[k]} min bucket after t0 / before", f"{NAMES[k]} same before t0 (noise)",
+        header += [f"{NAMES[k]} min bucket in the 2 s after t0 / lower level", f"{NAMES[k]} in the 2 s before / level (noise)",
                    f"{NAMES[k]} longest gap before t0 ms", f"{NAMES[k]} reconfig reply ms",
                    f"{NAMES[k]} trials with a gap > 1 s"]
     out.append("| " + " | ".join(header) + " |")

@@ -4,7 +4,8 @@ namespace (see net.py), with kill -9 / restart, SIGSTOP / SIGCONT and reconfig h
 Each server N listens on 10.77.0.N (client port 2181, quorum 2888, election 3888) and is
 started as `ip netns exec znemN <zkrs server zoo.cfg | java ... QuorumPeerMain zoo.cfg>`
 (ip netns exec execs the server, so the Popen pid is the server's own). zoo.cfg is written
-once; restarts reuse the files as the server left them (reconfig rewrites them).
+once; restarts reuse the files as the server left them (reconfig rewrites them). Without
+namespaces, servers run on 127.0.0.N behind proxynet.py's TCP proxy instead.
 """
 import os
 import re
@@ -22,6 +23,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "harness"))
 from ensemble import Member, check_prerequisites  # noqa: E402
 
 import net  # noqa: E402
+from proxynet import ProxyNetwork  # noqa: E402
 
 SUPER_DIGEST = "super:pRrI+8tARV2hNsXgQkXL5qvmGJY="  # generateDigest("super:zkref")
 SUPER = ("digest", "super:zkref")
@@ -44,9 +46,10 @@ def four_letter_word(host, word, timeout=1.0):
 
 
 class NsMember(Member):
-    def __init__(self, kind, sid, workdir, java_heap="160m"):
+    def __init__(self, kind, sid, workdir, network, java_heap="160m"):
         super().__init__(kind, sid, observer=False, workdir=workdir, java_heap=java_heap)
-        self.host = net.addr(sid)
+        self.network = network
+        self.host = network.addr(sid)
         self.port = CLIENT_PORT
         self.quorum_port, self.election_port = QUORUM_PORT, ELECTION_PORT
         self.paused = False
@@ -59,7 +62,7 @@ class NsMember(Member):
         cmd = super().command(cfg_path)
         if self.kind == "zk":
             cmd.insert(1, "-Djava.net.preferIPv4Stack=true")
-        return ["ip", "netns", "exec", net.ns_name(self.sid)] + cmd
+        return self.network.command_prefix(self.sid) + cmd
 
     def launch(self):
         """First start: writes zoo.cfg (and myid); later starts keep the files the server rewrote."""
@@ -71,7 +74,7 @@ class NsMember(Member):
         if getattr(self, "log", None):
             self.log.close()
         self.log = open(os.path.join(self.workdir, "server.out"), "ab")
-        env = dict(os.environ, NO_COLOR="1")
+        env = dict(os.environ, NO_COLOR="1", **self.network.env())
         self.proc = subprocess.Popen(self.command(os.path.join(self.workdir, "zoo.cfg")), stdout=self.log,
                                      stderr=subprocess.STDOUT, cwd=self.workdir, env=env)
         self.paused = False
@@ -98,12 +101,17 @@ class NsMember(Member):
 
 
 class NsCluster:
-    def __init__(self, kind, n, workdir=None):
+    def __init__(self, kind, n, workdir=None, proxy=False):
+        """proxy: use the TCP-proxy network (proxynet.py) even where namespaces work."""
         check_prerequisites(kind)
         self.kind, self.n = kind, n
         self.workdir = workdir or tempfile.mkdtemp(prefix=f"nemesis-{kind}-")
-        self.network = net.Network(range(1, n + 1))
-        self.members = {sid: NsMember(kind, sid, os.path.join(self.workdir, f"server{sid}"))
+        reason = "asked for with --proxy" if proxy else net.unavailable_reason()
+        if reason:
+            self.network = ProxyNetwork(range(1, n + 1), self.workdir, reason)
+        else:
+            self.network = net.Network(range(1, n + 1))
+        self.members = {sid: NsMember(kind, sid, os.path.join(self.workdir, f"server{sid}"), self.network)
                         for sid in range(1, n + 1)}
         for m in self.members.values():
             m.cfg = {

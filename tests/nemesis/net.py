@@ -70,6 +70,20 @@ class Network:
         self.partition_mode = None
         self.up = False
 
+    # -- what the cluster needs to start a server ------------------------------------------------
+
+    @staticmethod
+    def addr(sid):
+        return addr(sid)
+
+    @staticmethod
+    def command_prefix(sid):
+        return ["ip", "netns", "exec", ns_name(sid)]
+
+    @staticmethod
+    def env():
+        return {}
+
     # -- setup / teardown ----------------------------------------------------------------------
 
     @staticmethod
@@ -94,8 +108,7 @@ class Network:
     def setup(self):
         reason = unavailable_reason()
         if reason:
-            raise RuntimeError(f"network namespaces are unavailable here ({reason}); the nemesis harness "
-                               "needs them (no TCP-proxy fallback is implemented)")
+            raise RuntimeError(f"network namespaces are unavailable here ({reason}): use proxynet.py")
         self.clean_stale()
         atexit.register(self.teardown)
         self.up = True

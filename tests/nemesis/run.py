@@ -9,7 +9,9 @@ register / queue / lock / counter workloads checked afterwards (see checker.py).
     tests/nemesis/run.py --servers 3 --seeds 1,2,3         # zkrs at ZooKeeper's size
     tests/nemesis/run.py --seeds 7 --duration 120 --keep   # keep history and logs even when clean
 
-Needs root (ip netns, veth, bridge, tc). Exit status 1 on any anomaly, lost acknowledged write
+Needs root (ip netns, veth, bridge, tc, tmpfs mounts); without namespaces (or with --proxy) the
+servers run on 127.0.0.N behind a fault-injecting TCP proxy instead (proxynet.py), and the run
+says so. Exit status 1 on any anomaly, lost acknowledged write
 or an ensemble that did not recover; the history (JSON) and the server logs of such a run are
 kept in the results directory and their paths printed.
 """
@@ -63,17 +65,18 @@ def recover(cluster, timeout=90):
     raise TimeoutError(f"no leader {timeout} s after healing: modes {cluster.modes()}")
 
 
-def one_run(kind, seed, duration, results, keep, servers=None):
+def one_run(kind, seed, duration, results, keep, servers=None, proxy=False):
     n = servers or (5 if kind == "zkrs" else 3)
     started = time.monotonic()
-    cluster = NsCluster(kind, n)
+    cluster = NsCluster(kind, n, proxy=proxy)
     summary = {"kind": kind, "seed": seed, "duration": duration, "servers": n}
     workload = nem = rec = None
     problems = []
     try:
         leader = cluster.start()
         summary["partition_mode"] = cluster.network.partition_mode
-        log(f"{kind} seed {seed}: {n} servers up in namespaces (leader {leader}, partitions by "
+        where = "behind the TCP proxy" if cluster.network.partition_mode.startswith("tcp-proxy") else "in namespaces"
+        log(f"{kind} seed {seed}: {n} servers up {where} (leader {leader}, partitions by "
             f"{cluster.network.partition_mode})")
         workload = Workload(cluster.hosts(), seed, duration)
         admin = connect(cluster.hosts())
@@ -190,6 +193,9 @@ def main():
     ap.add_argument("--results", default=os.path.join(HERE, "results", time.strftime("%Y%m%d-%H%M%S")))
     ap.add_argument("--servers", type=int, help="ensemble size (default 5 for zkrs, 3 for zk)")
     ap.add_argument("--keep", action="store_true", help="keep history and logs of clean runs too")
+    ap.add_argument("--proxy", action="store_true",
+                    help="loopback servers behind the fault-injecting TCP proxy (proxynet.py), the fallback "
+                         "used anyway where network namespaces are unavailable")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     duration = args.duration
@@ -206,7 +212,7 @@ def main():
     summaries = []
     for seed in seeds:
         try:
-            s = one_run(args.kind, seed, duration, args.results, args.keep, args.servers)
+            s = one_run(args.kind, seed, duration, args.results, args.keep, args.servers, args.proxy)
         except Exception as e:  # noqa: BLE001 - the ensemble did not even start, say, or a harness bug
             s = {"seed": seed, "status": "FAIL", "ops": 0, "ok": 0, "fail": 0, "info": 0, "faults": 0,
                  "fault_kinds": {}, "reconfigs": 0, "reconfigs_ok": 0, "reconfigs_failed": 0,
