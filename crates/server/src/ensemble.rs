@@ -220,7 +220,7 @@ fn prepared_from(data: &ProposalData) -> Result<Prepared, String> {
 fn proposal_data(p: &Prepared) -> ProposalData {
     ProposalData {
         header: p.header.clone(),
-        txn: p.txn.body(),
+        txn: p.txn.body().into(),
         digest: None,
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use storage::txnlog::TxnLog;
 use tokio::sync::mpsc::UnboundedSender;
 use tracing::{error, info, warn};
-use tree::{DataTree, Prepared, TxnEntry};
+use tree::{DataTree, Prepared};
 
 enum LogCommand {
     Append(Arc<Prepared>),
@@ -230,10 +230,7 @@ fn log_writer(
             let result = match cmd {
                 LogCommand::Append(p) => {
                     last = Some(p.header.zxid);
-                    log.append(&TxnEntry {
-                        header: p.header.clone(),
-                        txn: p.txn.clone(),
-                    })
+                    log.append_parts(&p.header, &p.txn)
                 }
                 LogCommand::Roll => log.commit(force_sync).and_then(|_| log.roll()),
                 LogCommand::Truncate(zxid, done) => {

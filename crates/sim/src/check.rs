@@ -236,7 +236,7 @@ mod tests {
                 time: 0,
                 txn_type: jute::op::SET_DATA,
             },
-            txn: Vec::new(),
+            txn: Default::default(),
             digest: None,
         }
     }

@@ -2244,7 +2244,7 @@ fn set_data(key: usize, id: u64, now: u64) -> ProposalData {
             time: now as i64,
             txn_type: jute::op::SET_DATA,
         },
-        txn: txn.body(),
+        txn: txn.body().into(),
         digest: None,
     }
 }

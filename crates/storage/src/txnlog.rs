@@ -47,11 +47,16 @@ pub fn log_name(zxid: i64) -> String {
 /// bytes as a jute buffer (TxnHeader + txn record), then the end-of-record byte 'B'.
 /// No TxnDigest is written (ZooKeeper reads records without one).
 pub fn encode_record(entry: &TxnEntry, out: &mut Vec<u8>) {
-    debug_assert_eq!(entry.header.txn_type, entry.txn.txn_type());
+    encode_record_parts(&entry.header, &entry.txn, out);
+}
+
+/// [`encode_record`] from a header and a txn held elsewhere (no TxnEntry to build).
+pub fn encode_record_parts(header: &TxnHeader, txn: &Txn, out: &mut Vec<u8>) {
+    debug_assert_eq!(header.txn_type, txn.txn_type());
     let start = out.len();
     out.extend_from_slice(&[0u8; 12]);
-    entry.header.write(out);
-    entry.txn.write_body(out);
+    header.write(out);
+    txn.write_body(out);
     let len = out.len() - start - 12;
     let crc = adler32(&out[start + 12..]);
     out[start..start + 8].copy_from_slice(&crc.to_be_bytes());
@@ -465,7 +470,13 @@ impl TxnLog {
 
     /// Buffers one txn. Refuses (InvalidInput) a zxid that does not increase.
     pub fn append(&mut self, entry: &TxnEntry) -> io::Result<()> {
-        let zxid = entry.zxid();
+        self.append_parts(&entry.header, &entry.txn)
+    }
+
+    /// [`TxnLog::append`] from a header and a txn held elsewhere: the server's log writer
+    /// appends the prepared txns it shares with the request pipeline without copying them.
+    pub fn append_parts(&mut self, header: &TxnHeader, txn: &Txn) -> io::Result<()> {
+        let zxid = header.zxid;
         if let Some(last) = self.last_zxid {
             if zxid <= last {
                 return Err(io::Error::new(
@@ -491,7 +502,7 @@ impl TxnLog {
         }
         let cur = self.current.as_mut().expect("set above");
         cur.index.push((zxid, cur.pos + self.buf.len() as u64));
-        encode_record(entry, &mut self.buf);
+        encode_record_parts(header, txn, &mut self.buf);
         self.last_zxid = Some(zxid);
         Ok(())
     }

@@ -913,7 +913,7 @@ mod tests {
                 time: 0,
                 txn_type: jute::op::ERROR,
             },
-            txn: jute::Jute::encode(&jute::ErrorTxn { err: -101 }),
+            txn: jute::Jute::encode(&jute::ErrorTxn { err: -101 }).into(),
             digest: None,
         }
     }

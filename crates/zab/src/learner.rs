@@ -457,7 +457,7 @@ mod tests {
                 time: 0,
                 txn_type: jute::op::CREATE_SESSION,
             },
-            txn: 3000i32.to_be_bytes().to_vec(),
+            txn: 3000i32.to_be_bytes().to_vec().into(),
             digest: None,
         }
     }

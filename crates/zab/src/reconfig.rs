@@ -32,7 +32,8 @@ pub fn reconfig_proposal(header: jute::TxnHeader, text: &str) -> ProposalData {
             path: "/zookeeper/config".into(),
             data: Some(text.as_bytes().to_vec()),
             version: -1,
-        }),
+        })
+        .into(),
         digest: None,
     }
 }

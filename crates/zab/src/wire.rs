@@ -766,7 +766,7 @@ pub struct ProposalData {
     pub header: TxnHeader,
     /// The txn record's bytes; decode with the tree crate's `Txn::decode(header.txn_type, ..)`.
     /// Empty for a close-session txn from a server that predates CloseSessionTxn.
-    pub txn: Vec<u8>,
+    pub txn: bytes::Bytes,
     pub digest: Option<TxnDigest>,
 }
 
@@ -801,7 +801,7 @@ impl ProposalData {
         };
         Ok(ProposalData {
             header,
-            txn: txn.to_vec(),
+            txn: bytes::Bytes::copy_from_slice(txn),
             digest,
         })
     }
@@ -1798,7 +1798,7 @@ mod tests {
                 time: 1_700_000_000_000,
                 txn_type: op::CREATE,
             },
-            txn,
+            txn: txn.into(),
             digest: Some(TxnDigest {
                 version: 2,
                 tree_digest: 0x1234,
@@ -2111,7 +2111,7 @@ mod tests {
         );
         let d = ProposalData::decode(&cs).unwrap();
         assert_eq!(d.header.txn_type, op::CREATE_SESSION);
-        assert_eq!(d.txn, 10000i32.to_be_bytes());
+        assert_eq!(d.txn[..], 10000i32.to_be_bytes());
         assert_eq!(
             d.digest,
             Some(TxnDigest {
@@ -2150,7 +2150,7 @@ mod tests {
                 txn_type: op::CREATE,
                 ..Default::default()
             },
-            txn,
+            txn: txn.into(),
             digest: None,
         };
         assert_eq!(ProposalData::decode(&data.encode()).unwrap(), data);
@@ -2418,7 +2418,7 @@ mod tests {
             jute::SetDataTxn { path, data, version }.write(&mut txn);
             let data = ProposalData {
                 header: TxnHeader { client_id: 1, cxid: 2, zxid, time: 3, txn_type: op::SET_DATA },
-                txn,
+                txn: txn.into(),
                 digest: digest.map(|(version, tree_digest)| TxnDigest { version, tree_digest }),
             };
             for p in [

@@ -28,7 +28,7 @@ fn txn(tag: i32) -> ProposalData {
             time: 0,
             txn_type: jute::op::CREATE_SESSION,
         },
-        txn: 5000i32.to_be_bytes().to_vec(),
+        txn: 5000i32.to_be_bytes().to_vec().into(),
         digest: None,
     }
 }

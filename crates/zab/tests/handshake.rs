@@ -21,7 +21,7 @@ fn txn(zxid: i64) -> ProposalData {
             time: 0,
             txn_type: jute::op::CREATE_SESSION,
         },
-        txn: 4000i32.to_be_bytes().to_vec(),
+        txn: 4000i32.to_be_bytes().to_vec().into(),
         digest: None,
     }
 }
