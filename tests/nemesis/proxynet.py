@@ -4,8 +4,9 @@ Used where `net.py` cannot create network namespaces (not root, no iproute2, no 
 when asked to with `run.py --proxy`. It offers the same faults through the same interface
 (partition, cut_pairs, degrade, heal), with these differences, which the run's output states:
 
-* Server N's addresses are 127.0.0.N (client 2181, quorum 2888, election 3888), every config
-  names them, and the proxy owns the quorum and election ones. The server's own listeners
+* Server N's addresses are 127.0.0.N (client 2181, quorum 2888, election 3888, or 2988 and
+  3988 after a reconfiguration moved them), every config names them, and the proxy owns the
+  quorum and election ones. The server's own listeners
   are moved to 127.0.1.N by an LD_PRELOAD shim (`rebind.c`, compiled here with cc), so the
   dynamic configuration stays one text for every server and reconfigurations work unchanged.
   Clients reach the client ports directly, as in namespaces.
@@ -26,6 +27,8 @@ import subprocess
 import threading
 
 QUORUM_PORT, ELECTION_PORT = 2888, 3888
+# the ports a reconfiguration moves a server to (nemesis.py's MOVED_*), proxied as well
+QUORUM_PORTS, ELECTION_PORTS = (QUORUM_PORT, QUORUM_PORT + 100), (ELECTION_PORT, ELECTION_PORT + 100)
 # How long a connection waits for the target server to listen (it may be restarting). A
 # proxy has already accepted the connection, so it cannot refuse it like the server would.
 UPSTREAM_CONNECT_WINDOW = 3.0
@@ -88,7 +91,8 @@ class ProxyNetwork:
         return []
 
     def env(self):
-        return {"LD_PRELOAD": self.shim, "ZKNEM_REBIND_PORTS": f"{QUORUM_PORT},{ELECTION_PORT}"}
+        ports = ",".join(str(p) for p in QUORUM_PORTS + ELECTION_PORTS)
+        return {"LD_PRELOAD": self.shim, "ZKNEM_REBIND_PORTS": ports}
 
     # -- setup / teardown ----------------------------------------------------------------------
 
@@ -102,7 +106,7 @@ class ProxyNetwork:
         return self
 
     def add(self, sid):
-        for port in (QUORUM_PORT, ELECTION_PORT):
+        for port in QUORUM_PORTS + ELECTION_PORTS:
             self._run(self._listen(sid, port))
 
     def teardown(self):
@@ -199,7 +203,7 @@ class ProxyNetwork:
 
     async def _read_source(self, link, port, reader):
         """Reads the bytes that name the dialing server; returns them, to be sent on."""
-        if port == ELECTION_PORT:
+        if port in ELECTION_PORTS:
             # long protocol version (negative) then long sid, or (old servers) a bare sid
             head = await reader.readexactly(8)
             (first,) = struct.unpack(">q", head)
