@@ -31,15 +31,13 @@ pub struct FuzzySnapshot {
     nodes: Vec<u8>,
 }
 
-/// A written node's children still to be written: their names, sorted, in one buffer. Paths
-/// are made one at a time, so a node with a million children costs one sort rather than a
-/// million strings at once (which held the request loop for tens of milliseconds).
+/// A written node's children still to be written, as slab ids in id order: gathering them
+/// reads the parent's child table alone (names would mean a slab read per child, and sorting
+/// a million names held the request loop for a tenth of a second).
 #[derive(Debug)]
 struct Children {
     parent: String,
-    names: String,
-    /// Byte ranges of `names`, in name order.
-    ranges: Vec<(u32, u32)>,
+    ids: Vec<NodeId>,
     next: usize,
 }
 
@@ -59,25 +57,33 @@ impl FuzzySnapshot {
         }
     }
 
-    /// The next path to visit: parents before children, children in name order.
-    fn next_path(&mut self) -> Option<String> {
+    /// The next node to visit and its path: parents before children, children in id order.
+    /// A child is visited only if it is still the node of that name under that parent (its
+    /// slot may have been freed, or reused by a node elsewhere, since the ids were gathered)
+    /// and was created before the snapshot started: a later one, in a reused slot, would be
+    /// written without its parent's change (the parent was written already), and the log
+    /// replayed from `start_zxid` creates it anyway.
+    fn next_node<'t>(&mut self, tree: &'t DataTree) -> Option<Option<(String, &'t DataNode)>> {
         if std::mem::take(&mut self.root_pending) {
-            return Some("/".to_owned());
+            return Some(tree.nodes.get(ROOT).map(|n| ("/".to_owned(), n)));
         }
         loop {
             let top = self.stack.last_mut()?;
-            match top.ranges.get(top.next) {
-                Some(&(from, to)) => {
-                    top.next += 1;
-                    return Some(path::join(
-                        &top.parent,
-                        &top.names[from as usize..to as usize],
-                    ));
+            let Some(&id) = top.ids.get(top.next) else {
+                self.stack.pop();
+                continue;
+            };
+            top.next += 1;
+            let start_zxid = self.start_zxid;
+            let current = tree.nodes.get(id).and_then(|node| {
+                if node.stat.czxid > start_zxid {
+                    return None;
                 }
-                None => {
-                    self.stack.pop();
-                }
-            }
+                let parent = tree.nodes.lookup(&top.parent)?;
+                (tree.nodes.child(parent, node.name()) == Some(id))
+                    .then(|| (path::join(&top.parent, node.name()), node))
+            });
+            return Some(current);
         }
     }
 
@@ -87,32 +93,22 @@ impl FuzzySnapshot {
         let written_before = self.nodes.len();
         let mut work = 0;
         while work < budget && self.nodes.len() - written_before < STEP_BYTES {
-            let Some(p) = self.next_path() else {
+            let Some(next) = self.next_node(tree) else {
                 return true;
             };
             work += 1;
             // a node deleted since its parent was written is simply not in the snapshot
-            let Some(node) = tree.node(&p) else { continue };
+            let Some((p, node)) = next else { continue };
             write_node(&mut self.nodes, &p, node);
             if node.num_children() == 0 {
                 continue;
             }
-            let mut names = String::new();
-            let mut ranges = Vec::with_capacity(node.num_children());
-            for name in tree.child_names(node) {
-                let from = names.len() as u32;
-                names.push_str(name);
-                ranges.push((from, names.len() as u32));
-            }
-            ranges.sort_unstable_by(|a, b| {
-                names[a.0 as usize..a.1 as usize].cmp(&names[b.0 as usize..b.1 as usize])
-            });
-            // gathering and sorting a large family is work of its own
-            work += ranges.len() / 16;
+            let mut ids = tree.nodes.child_ids(node);
+            ids.sort_unstable();
+            work += ids.len() / 256;
             self.stack.push(Children {
                 parent: p,
-                names,
-                ranges,
+                ids,
                 next: 0,
             });
         }
@@ -154,7 +150,7 @@ impl DataTree {
     /// then nodes depth-first from the root written as path "" (path ustring, DataNode = buffer
     /// data, long acl, StatPersisted), terminated by the path "/".
     ///
-    /// Children are written in name order, so equal trees serialize to equal bytes.
+    /// Children are written in id order (a loaded tree numbers its nodes in file order).
     pub fn serialize_into(&self, out: &mut Vec<u8>) {
         write_acl_cache(out, &self.acls);
         // iterative depth-first walk: trees can be deeper than the native stack is comfortable
@@ -171,15 +167,12 @@ impl DataTree {
                 p.push_str(node.name());
             }
             write_node(out, if id == ROOT { "/" } else { &p }, node);
-            let mut children: Vec<(&str, NodeId)> = self
-                .nodes
-                .child_ids(node)
-                .into_iter()
-                .filter_map(|c| Some((self.nodes.get(c)?.name(), c)))
-                .collect();
+            // children in id order, as FuzzySnapshot writes them (a loaded tree numbers its
+            // nodes in file order, so a snapshot written after loading one keeps its order)
+            let mut children = self.nodes.child_ids(node);
             children.sort_unstable();
             let len = p.len();
-            stack.extend(children.into_iter().rev().map(|(_, c)| (c, len)));
+            stack.extend(children.into_iter().rev().map(|c| (c, len)));
         }
         write_str(out, "/");
     }
