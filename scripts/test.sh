@@ -56,7 +56,7 @@ done
 step "crash test: SIGKILL under load, every acknowledged write survives"
 python3 tests/storage/crash_test.py --kills 20
 
-step "nemesis: the checker's tests, a stale forwarded write after a partition (ZooKeeper and zkrs), bad clients, wall-clock jumps (ZooKeeper and zkrs), then the bounded fault schedule (5 zkrs servers in network namespaces, seeds 1-3; the hour-long one: tests/nemesis/run.py --full)"
+step "nemesis: the checker's tests, a stale forwarded write after a partition (ZooKeeper and zkrs), bad clients, wall-clock jumps (ZooKeeper and zkrs), then the bounded fault schedule (5 zkrs servers in network namespaces, seeds 1-3, and one seed behind the TCP-proxy fallback; the hour-long one: tests/nemesis/run.py --full)"
 python3 tests/nemesis/test_checker.py
 python3 tests/nemesis/stale_forward.py --kind zk
 python3 tests/nemesis/stale_forward.py --kind zkrs
@@ -64,6 +64,7 @@ python3 tests/nemesis/badclients.py
 python3 tests/nemesis/clock_jump.py --kind zk
 python3 tests/nemesis/clock_jump.py --kind zkrs
 python3 tests/nemesis/run.py --ci
+python3 tests/nemesis/run.py --proxy --seeds 4 --duration 30  # the TCP-proxy fallback for machines without namespaces
 
 step "fuzzing: every decoder and parser that reads outside bytes, 6 s each (long run: scripts/fuzz.sh 1800)"
 scripts/fuzz.sh 6

@@ -3,7 +3,7 @@
 processes, one network namespace each, under seeded faults and reconfigurations, with
 register / queue / lock / counter workloads checked afterwards (see checker.py).
 
-    tests/nemesis/run.py --ci                  # bounded schedule: zkrs, seeds 1-3, 45 s each (~4 min)
+    tests/nemesis/run.py --ci                  # bounded schedule: zkrs, seeds 1-3, 40 s each (~3 min)
     tests/nemesis/run.py --full                # the long schedule: seeds 1-20, 150 s each (~1 h)
     tests/nemesis/run.py --kind zk --seeds 1,2,3 --duration 60
     tests/nemesis/run.py --servers 3 --seeds 1,2,3         # zkrs at ZooKeeper's size
@@ -34,7 +34,7 @@ from nemesis import Coordinator, Nemesis, Reconfigurer  # noqa: E402
 from workloads import FAST_RECONNECT, INIT, SESSION_TIMEOUT, Workload  # noqa: E402
 from kazoo.client import KazooClient  # noqa: E402
 
-CI_SEEDS, CI_DURATION = [1, 2, 3], 45
+CI_SEEDS, CI_DURATION = [1, 2, 3], 40
 FULL_SEEDS, FULL_DURATION = list(range(1, 21)), 150
 
 
