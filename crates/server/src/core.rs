@@ -72,6 +72,8 @@ pub enum CoreMsg {
     },
     /// Serialize the next part of the snapshot in progress.
     SnapshotStep,
+    /// The snapshot writer has written this part of the snapshot: its buffer, to be reused.
+    SnapshotWritten(Vec<u8>),
     /// Election and quorum connections (ensemble mode).
     Zab(crate::quorum_net::ZabEvent),
     /// Zab's clock (ensemble mode), a few times per tick.
@@ -153,18 +155,29 @@ pub trait TxnSink: Send {
     fn truncate(&mut self, zxid: i64);
     /// Replace the whole log by this snapshot file (a learner's SNAP); returns once durable.
     fn reset_to_snapshot(&mut self, zxid: i64, snapshot_file_bytes: Vec<u8>);
-    /// Write a finished snapshot (the serialized tree of a fuzzy snapshot started at `zxid`,
-    /// in parts to be written one after the other).
-    fn write_snapshot(&mut self, zxid: i64, sessions: Vec<(i64, i32)>, tree: [Vec<u8>; 2]);
+    /// Start writing the snapshot of a fuzzy snapshot started at `zxid`, with these sessions.
+    fn begin_snapshot(&mut self, zxid: i64, sessions: Vec<(i64, i32)>);
+    /// The next bytes of the serialized tree of the snapshot begun; the buffer comes back in
+    /// a [`CoreMsg::SnapshotWritten`] once they are written.
+    fn snapshot_bytes(&mut self, bytes: Vec<u8>);
+    /// The snapshot begun is complete (its last bytes sent), or abandoned.
+    fn end_snapshot(&mut self, complete: bool);
 }
 
 /// Nodes serialized per step of a snapshot, between two batches of requests.
 const SNAPSHOT_STEP_NODES: usize = 2000;
+/// Buffers of about a step's size in circulation between the core and the snapshot writer:
+/// steps pause while the disk has them all, so a snapshot holds a few MiB of memory whatever
+/// the size of the tree (it used to be serialized whole first: a second copy of the tree).
+const SNAPSHOT_BUFFERS: usize = 8;
 
 struct SnapshotInProgress {
     snapshot: FuzzySnapshot,
-    sessions: Vec<(i64, i32)>,
     started: std::time::Instant,
+    /// Buffers back from the writer, to serialize the next steps into.
+    spare: Vec<Vec<u8>>,
+    /// A [`CoreMsg::SnapshotStep`] is queued.
+    step_queued: bool,
 }
 
 pub struct ServerCore {
@@ -404,6 +417,7 @@ impl ServerCore {
                 }
             }
             CoreMsg::SnapshotStep => self.snapshot_step(),
+            CoreMsg::SnapshotWritten(buffer) => self.snapshot_written(buffer),
             CoreMsg::ReapContainers => {
                 if self.zab.is_none() || self.is_leading() {
                     self.reap_containers()
@@ -837,33 +851,81 @@ impl ServerCore {
             .filter(|s| !s.creating)
             .map(|s| (s.id, s.timeout_ms as i32))
             .collect();
+        let snapshot = FuzzySnapshot::start(&mut self.tree);
+        sink.begin_snapshot(snapshot.start_zxid, sessions);
+        let buffer = || Vec::with_capacity(tree::snapshot::STEP_BYTES + (64 << 10));
         self.snapshot = Some(SnapshotInProgress {
-            snapshot: FuzzySnapshot::start(&mut self.tree),
-            sessions,
+            snapshot,
             started: std::time::Instant::now(),
+            spare: (0..SNAPSHOT_BUFFERS).map(|_| buffer()).collect(),
+            step_queued: true,
         });
         let _ = wake.send(CoreMsg::SnapshotStep);
     }
 
+    /// Serializes the next part of the snapshot into a spare buffer and hands it to the
+    /// writer; without a spare buffer the snapshot waits for the writer to return one.
     fn snapshot_step(&mut self) {
-        let Some(mut s) = self.snapshot.take() else {
+        let Some(s) = self.snapshot.as_mut() else {
             return;
         };
-        if !s.snapshot.step(&self.tree, SNAPSHOT_STEP_NODES) {
-            self.snapshot = Some(s);
-            if let Some(wake) = self.wake.as_ref() {
-                let _ = wake.send(CoreMsg::SnapshotStep);
+        s.step_queued = false;
+        let (Some(mut buffer), Some(sink)) = (s.spare.pop(), self.sink.as_mut()) else {
+            return;
+        };
+        let done = s
+            .snapshot
+            .step(&self.tree, SNAPSHOT_STEP_NODES, &mut buffer);
+        sink.snapshot_bytes(buffer);
+        if !done {
+            if !s.spare.is_empty() {
+                s.step_queued = true;
+                if let Some(wake) = self.wake.as_ref() {
+                    let _ = wake.send(CoreMsg::SnapshotStep);
+                }
             }
             return;
         }
-        let zxid = s.snapshot.start_zxid;
-        let bytes = s.snapshot.finish(&mut self.tree);
+        sink.end_snapshot(true);
+        let s = self.snapshot.take().expect("in progress");
         debug!(
-            "snapshot at 0x{zxid:x} serialized in {:?}",
+            "snapshot at 0x{:x} serialized in {:?}",
+            s.snapshot.start_zxid,
             s.started.elapsed()
         );
-        if let Some(sink) = self.sink.as_mut() {
-            sink.write_snapshot(zxid, s.sessions, bytes);
+        s.snapshot.finish(&mut self.tree);
+    }
+
+    /// A buffer the snapshot writer is done with: the next step may use it.
+    fn snapshot_written(&mut self, mut buffer: Vec<u8>) {
+        let Some(s) = self.snapshot.as_mut() else {
+            return;
+        };
+        // (a buffer of an abandoned snapshot may come back during the next one)
+        if s.spare.len() < SNAPSHOT_BUFFERS {
+            buffer.clear();
+            s.spare.push(buffer);
+        }
+        if !s.step_queued {
+            s.step_queued = true;
+            if let Some(wake) = self.wake.as_ref() {
+                let _ = wake.send(CoreMsg::SnapshotStep);
+            }
+        }
+    }
+
+    /// Abandons the snapshot in progress: the tree it reads is being replaced (a learner's
+    /// SNAP, or a reload after a TRUNC below what was applied).
+    pub(crate) fn abandon_snapshot(&mut self) {
+        if let Some(s) = self.snapshot.take() {
+            warn!(
+                "snapshot at 0x{:x} abandoned: the tree is replaced",
+                s.snapshot.start_zxid
+            );
+            s.snapshot.finish(&mut self.tree);
+            if let Some(sink) = self.sink.as_mut() {
+                sink.end_snapshot(false);
+            }
         }
     }
 

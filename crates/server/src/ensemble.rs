@@ -709,6 +709,7 @@ impl ServerCore {
     }
 
     fn replace_state(&mut self, tree: DataTree, sessions: &[(i64, i32)]) {
+        self.abandon_snapshot();
         let now = crate::core::mono_ms();
         self.tree = tree;
         self.zxid = self.tree.last_processed_zxid;
@@ -724,6 +725,8 @@ impl ServerCore {
     }
 
     fn truncate(&mut self, zxid: i64) {
+        // the snapshot being taken may hold changes from past the cut
+        self.abandon_snapshot();
         if let Some(sink) = self.sink.as_mut() {
             sink.truncate(zxid);
         }

@@ -116,9 +116,21 @@ pub fn restore(cfg: &ZooCfg) -> anyhow::Result<Restored> {
     })
 }
 
+/// What the core sends the thread writing a snapshot.
+enum SnapshotPart {
+    Bytes(Vec<u8>),
+    /// Complete (seal, fsync, rename) or abandoned (temp file removed).
+    End {
+        complete: bool,
+    },
+}
+
 /// The sink the core hands txns to.
 pub struct DiskSink {
     log: std_mpsc::Sender<LogCommand>,
+    core_tx: UnboundedSender<CoreMsg>,
+    /// The thread writing the snapshot being taken (or just taken).
+    snapshot_writer: Option<(std_mpsc::Sender<SnapshotPart>, std::thread::JoinHandle<()>)>,
     snap_dir: PathBuf,
     data_dir: PathBuf,
     log_dir: PathBuf,
@@ -144,11 +156,14 @@ impl DiskSink {
             warn!("forceSync=no: acknowledged writes are not fsynced and can be lost on a crash");
         }
         let dirs = (cfg.data_dir.clone(), cfg.log_dir().clone());
+        let log_core_tx = core_tx.clone();
         std::thread::Builder::new()
             .name("txn-log".into())
-            .spawn(move || log_writer(log, rx, force_sync, core_tx, dirs))?;
+            .spawn(move || log_writer(log, rx, force_sync, log_core_tx, dirs))?;
         Ok(DiskSink {
             log: tx,
+            core_tx,
+            snapshot_writer: None,
             snap_dir,
             data_dir: cfg.data_dir.clone(),
             log_dir: cfg.log_dir().clone(),
@@ -168,12 +183,15 @@ impl TxnSink for DiskSink {
     }
 
     fn truncate(&mut self, zxid: i64) {
+        // a snapshot still being written past the cut would survive it
+        self.wait_for_snapshot_writer();
         let (done, wait) = std_mpsc::channel();
         let _ = self.log.send(LogCommand::Truncate(zxid, done));
         let _ = wait.recv();
     }
 
     fn reset_to_snapshot(&mut self, zxid: i64, snapshot_file_bytes: Vec<u8>) {
+        self.wait_for_snapshot_writer();
         let (done, wait) = std_mpsc::channel();
         let _ = self.log.send(LogCommand::ResetToSnapshot {
             zxid,
@@ -183,34 +201,101 @@ impl TxnSink for DiskSink {
         let _ = wait.recv();
     }
 
-    fn write_snapshot(&mut self, zxid: i64, sessions: Vec<(i64, i32)>, tree: [Vec<u8>; 2]) {
+    fn begin_snapshot(&mut self, zxid: i64, sessions: Vec<(i64, i32)>) {
+        // one snapshot at a time: the previous one's writer may still be sealing its file
+        self.wait_for_snapshot_writer();
+        let (tx, rx) = std_mpsc::channel();
         let dir = self.snap_dir.clone();
-        let (data_dir, log_dir, retain, purge) = (
-            self.data_dir.clone(),
-            self.log_dir.clone(),
-            self.retain,
-            self.purge_on_snapshot,
-        );
-        std::thread::spawn(move || {
-            let size: usize = tree.iter().map(Vec::len).sum();
-            match storage::snapshot::write_parts(&dir, zxid, &sessions, &[&tree[0], &tree[1]]) {
-                Ok(path) => {
-                    info!("snapshot {} ({size} bytes of tree)", path.display());
-                    if purge {
-                        if let Err(e) = storage::datadir::purge(&data_dir, &log_dir, retain) {
-                            warn!("autopurge failed: {e}");
-                        }
+        let core_tx = self.core_tx.clone();
+        let purge = self
+            .purge_on_snapshot
+            .then(|| (self.data_dir.clone(), self.log_dir.clone(), self.retain));
+        let spawned = std::thread::Builder::new()
+            .name("snapshot".into())
+            .spawn(move || snapshot_writer(dir, zxid, sessions, rx, core_tx, purge));
+        match spawned {
+            Ok(handle) => self.snapshot_writer = Some((tx, handle)),
+            // the parts sent go nowhere and their buffers never come back: the core's
+            // snapshot waits, and the next one starts over
+            Err(e) => error!("snapshot at zxid 0x{zxid:x}: no writer thread: {e}"),
+        }
+    }
+
+    fn snapshot_bytes(&mut self, bytes: Vec<u8>) {
+        if let Some((tx, _)) = &self.snapshot_writer {
+            let _ = tx.send(SnapshotPart::Bytes(bytes));
+        }
+    }
+
+    fn end_snapshot(&mut self, complete: bool) {
+        if let Some((tx, _)) = &self.snapshot_writer {
+            let _ = tx.send(SnapshotPart::End { complete });
+        }
+    }
+}
+
+impl DiskSink {
+    fn wait_for_snapshot_writer(&mut self) {
+        if let Some((tx, handle)) = self.snapshot_writer.take() {
+            // a writer not told how its snapshot ended abandons it
+            drop(tx);
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Writes one snapshot as the core's steps serialize it, handing each buffer back once its
+/// bytes are written; a write error abandons the file but keeps handing buffers back.
+fn snapshot_writer(
+    dir: PathBuf,
+    zxid: i64,
+    sessions: Vec<(i64, i32)>,
+    parts: std_mpsc::Receiver<SnapshotPart>,
+    core_tx: UnboundedSender<CoreMsg>,
+    purge: Option<(PathBuf, PathBuf, usize)>,
+) {
+    let failed = |e: std::io::Error| error!("snapshot at zxid 0x{zxid:x} failed: {e}");
+    let mut writer = storage::snapshot::SnapshotWriter::create(&dir, zxid, &sessions)
+        .map_err(failed)
+        .ok();
+    let mut size = 0usize;
+    let mut complete = false;
+    while let Ok(part) = parts.recv() {
+        match part {
+            SnapshotPart::Bytes(bytes) => {
+                size += bytes.len();
+                if let Some(w) = writer.as_mut() {
+                    if let Err(e) = w.write(&bytes) {
+                        failed(e);
+                        writer = None;
                     }
                 }
-                Err(e) => error!("snapshot at zxid 0x{zxid:x} failed: {e}"),
+                let _ = core_tx.send(CoreMsg::SnapshotWritten(bytes));
             }
-            // what the serialization and the writes since the last snapshot freed goes back
-            // to the OS, not only to glibc's free lists (standalone, 1 M znodes loaded by
-            // single creates: 375 -> 254 MiB resident; setData throughput unchanged in an A/B)
-            drop(tree);
-            release_free_memory();
-        });
+            SnapshotPart::End { complete: c } => {
+                complete = c;
+                break;
+            }
+        }
     }
+    let Some(writer) = writer.filter(|_| complete) else {
+        return; // dropped: its temp file goes
+    };
+    match writer.finish() {
+        Ok(path) => {
+            info!("snapshot {} ({size} bytes of tree)", path.display());
+            if let Some((data_dir, log_dir, retain)) = purge {
+                if let Err(e) = storage::datadir::purge(&data_dir, &log_dir, retain) {
+                    warn!("autopurge failed: {e}");
+                }
+            }
+        }
+        Err(e) => failed(e),
+    }
+    // what the writes since the last snapshot freed goes back to the OS, not only to the
+    // allocator's free lists (standalone, 1 M znodes loaded by single creates: 375 -> 254 MiB
+    // resident; setData throughput unchanged in an A/B)
+    release_free_memory();
 }
 
 /// Appends everything queued, fsyncs once, reports the last zxid as durable, repeats.

@@ -66,50 +66,76 @@ fn seal(out: &mut Vec<u8>) {
     write_str(out, "/");
 }
 
-/// Writes the snapshot of a tree serialized in parts (a fuzzy snapshot's ACL section and
-/// nodes) without first concatenating them: header and sessions, the parts, then the seal,
-/// checksummed as they are written. Atomic like [`write`].
 /// How much of a snapshot is written between two fsyncs.
 const SYNC_EVERY_BYTES: usize = 4 << 20;
 
-pub fn write_parts(
-    dir: &Path,
-    zxid: i64,
-    sessions: &[(i64, i32)],
-    tree_parts: &[&[u8]],
-) -> std::io::Result<PathBuf> {
-    let head = head(sessions);
-    let mut checksum = adler2::Adler32::new();
-    checksum.write_slice(&head);
-    for part in tree_parts {
-        checksum.write_slice(part);
+/// A snapshot file written as its tree is serialized (a fuzzy snapshot's steps): header and
+/// sessions first, then the tree's bytes as they come, checksummed on the way, then the seal.
+/// Written to `snapshot.<zxid>.tmp` and renamed when complete, as ZooKeeper's
+/// AtomicFileOutputStream; a writer dropped unfinished removes its temp file.
+pub struct SnapshotWriter {
+    file: std::fs::File,
+    dir: PathBuf,
+    tmp: PathBuf,
+    path: PathBuf,
+    checksum: adler2::Adler32,
+    unsynced: usize,
+    finished: bool,
+}
+
+impl SnapshotWriter {
+    pub fn create(dir: &Path, zxid: i64, sessions: &[(i64, i32)]) -> std::io::Result<Self> {
+        let path = dir.join(snapshot_name(zxid));
+        let tmp = dir.join(format!("{}.tmp", snapshot_name(zxid)));
+        let file = std::fs::File::create(&tmp)?;
+        let mut writer = SnapshotWriter {
+            file,
+            dir: dir.to_path_buf(),
+            tmp,
+            path,
+            checksum: adler2::Adler32::new(),
+            unsynced: 0,
+            finished: false,
+        };
+        writer.write(&head(sessions))?;
+        Ok(writer)
     }
-    let mut tail = Vec::with_capacity(16);
-    (checksum.checksum() as i64).write(&mut tail);
-    write_str(&mut tail, "/");
-    let path = dir.join(snapshot_name(zxid));
-    let tmp = dir.join(format!("{}.tmp", snapshot_name(zxid)));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&head)?;
-        for part in tree_parts {
-            // flushed a few MiB at a time: one fsync of a whole large snapshot at the end
-            // holds up the transaction log's fsyncs on the same disk for as long as it takes
-            for chunk in part.chunks(SYNC_EVERY_BYTES) {
-                f.write_all(chunk)?;
-                f.sync_data()?;
-            }
+
+    /// Appends the next bytes of the serialized tree.
+    pub fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.checksum.write_slice(bytes);
+        self.file.write_all(bytes)?;
+        self.unsynced += bytes.len();
+        // flushed a few MiB at a time: one fsync of a whole large snapshot at the end holds
+        // up the transaction log's fsyncs on the same disk for as long as it takes
+        if self.unsynced >= SYNC_EVERY_BYTES {
+            self.file.sync_data()?;
+            self.unsynced = 0;
         }
-        f.write_all(&tail)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, &path)?;
-        crate::sync_dir(dir)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        Ok(())
     }
-    result.map(|()| path)
+
+    /// Seals the file (Adler32 of everything before, then "/"), makes it durable and gives
+    /// it its name. The tree's bytes must have ended with its terminator.
+    pub fn finish(mut self) -> std::io::Result<PathBuf> {
+        let mut tail = Vec::with_capacity(16);
+        (self.checksum.checksum() as i64).write(&mut tail);
+        write_str(&mut tail, "/");
+        self.file.write_all(&tail)?;
+        self.file.sync_all()?;
+        std::fs::rename(&self.tmp, &self.path)?;
+        self.finished = true;
+        crate::sync_dir(&self.dir)?;
+        Ok(self.path.clone())
+    }
+}
+
+impl Drop for SnapshotWriter {
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 /// Writes `snapshot.<hex zxid>` atomically (temp file + fsync + rename + fsync dir), as

@@ -4,7 +4,7 @@
 
 use crate::acl::{self, AclCache, OPEN_UNSAFE_ACL_ID};
 pub use crate::nodes::DataNode;
-use crate::nodes::Nodes;
+use crate::nodes::{NodeId, Nodes};
 use crate::path;
 use crate::txn::Txn;
 use crate::watch::{WatchEvent, WatchManager, WatchMode, WatcherId};
@@ -39,6 +39,9 @@ pub struct DataTree {
     child_watches: WatchManager,
     events: Vec<WatchEvent>,
     pub last_processed_zxid: i64,
+    /// While a fuzzy snapshot is taken: the ACL id each node a setACL changed since its start
+    /// had then (the snapshot writes that one; the log replayed after it sets the new one).
+    pub(crate) acls_at_snapshot_start: Option<HashMap<NodeId, i64>>,
 }
 
 impl Default for DataTree {
@@ -66,9 +69,16 @@ impl DataTree {
             child_watches: WatchManager::default(),
             events: Vec::new(),
             last_processed_zxid: 0,
+            acls_at_snapshot_start: None,
         };
         tree.ensure_builtin_nodes();
         tree
+    }
+
+    /// The ACL id node `id` had when the fuzzy snapshot in progress started, if a setACL has
+    /// changed it since.
+    pub(crate) fn acl_at_snapshot_start(&self, id: NodeId) -> Option<i64> {
+        self.acls_at_snapshot_start.as_ref()?.get(&id).copied()
     }
 
     /// Adds /zookeeper, /zookeeper/quota and /zookeeper/config where missing, as a fresh
@@ -266,6 +276,9 @@ impl DataTree {
                     let node = self.nodes.get_mut(id).expect("looked up");
                     let old_id = node.acl();
                     node.set_acl(new_id);
+                    if let Some(before) = self.acls_at_snapshot_start.as_mut() {
+                        before.entry(id).or_insert(old_id);
+                    }
                     node.stat.aversion = t.version;
                     rc.stat = Some(node.stat());
                     self.acls.release(old_id);

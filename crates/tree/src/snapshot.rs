@@ -21,14 +21,22 @@ use std::collections::BTreeSet;
 /// for it: ZooKeeper's fuzzy snapshot. Nodes may change while it is taken; replaying the log
 /// from `start_zxid` (the zxid applied when it started) brings the loaded tree to the same
 /// state, because every txn after it is idempotent on a tree that may already contain it.
+///
+/// The bytes come out in file order as they are made ([`FuzzySnapshot::step`] appends to a
+/// buffer the caller hands on to the disk), so a snapshot never has to fit in memory: the ACL
+/// cache as it was at the start, the nodes, the terminator. The cache is pinned meanwhile (no
+/// id it wrote is dropped or reused), and a node whose ACL a setACL changed since the start is
+/// written with the id it had then (the tree remembers it): every id in the file is in the
+/// cache written before it. ZooKeeper writes the current id, which its cache may not hold.
 #[derive(Debug)]
 pub struct FuzzySnapshot {
     pub start_zxid: i64,
+    /// The ACL cache as of the start, until the first step hands it out.
+    acl_section: Vec<u8>,
     /// Whether the root is still to be written.
     root_pending: bool,
     /// The nodes whose children are being written, innermost last.
     stack: Vec<Children>,
-    nodes: Vec<u8>,
 }
 
 /// A written node's children still to be written, as slab ids in id order: gathering them
@@ -43,29 +51,37 @@ struct Children {
 
 /// A step ends after writing about this many bytes, however few nodes that is: the requests
 /// waiting behind it see at most a fraction of a millisecond of copying.
-const STEP_BYTES: usize = 256 << 10;
+pub const STEP_BYTES: usize = 256 << 10;
 
 impl FuzzySnapshot {
-    /// Starts a snapshot of `tree`; the ACL cache keeps its entries until [`FuzzySnapshot::finish`].
+    /// Starts a snapshot of `tree`; the ACL cache keeps its entries, and the tree the ACL ids
+    /// its nodes had, until [`FuzzySnapshot::finish`].
     pub fn start(tree: &mut DataTree) -> FuzzySnapshot {
         tree.acls.pin();
+        tree.acls_at_snapshot_start = Some(HashMap::default());
+        let mut acl_section = Vec::with_capacity(1024);
+        write_acl_cache(&mut acl_section, &tree.acls);
         FuzzySnapshot {
             start_zxid: tree.last_processed_zxid,
+            acl_section,
             root_pending: true,
             stack: Vec::new(),
-            nodes: Vec::new(),
         }
     }
 
-    /// The next node to visit and its path: parents before children, children in id order.
-    /// A child is visited only if it is still the node of that name under that parent (its
-    /// slot may have been freed, or reused by a node elsewhere, since the ids were gathered)
-    /// and was created before the snapshot started: a later one, in a reused slot, would be
-    /// written without its parent's change (the parent was written already), and the log
-    /// replayed from `start_zxid` creates it anyway.
-    fn next_node<'t>(&mut self, tree: &'t DataTree) -> Option<Option<(String, &'t DataNode)>> {
+    /// The next node to visit, its id and its path: parents before children, children in id
+    /// order. A child is visited only if it is still the node of that name under that parent
+    /// (its slot may have been freed, or reused by a node elsewhere, since the ids were
+    /// gathered) and was created before the snapshot started: a later one, in a reused slot,
+    /// would be written without its parent's change (the parent was written already), and
+    /// the log replayed from `start_zxid` creates it anyway.
+    #[allow(clippy::type_complexity)]
+    fn next_node<'t>(
+        &mut self,
+        tree: &'t DataTree,
+    ) -> Option<Option<(String, NodeId, &'t DataNode)>> {
         if std::mem::take(&mut self.root_pending) {
-            return Some(tree.nodes.get(ROOT).map(|n| ("/".to_owned(), n)));
+            return Some(tree.nodes.get(ROOT).map(|n| ("/".to_owned(), ROOT, n)));
         }
         loop {
             let top = self.stack.last_mut()?;
@@ -81,25 +97,29 @@ impl FuzzySnapshot {
                 }
                 let parent = tree.nodes.lookup(&top.parent)?;
                 (tree.nodes.child(parent, node.name()) == Some(id))
-                    .then(|| (path::join(&top.parent, node.name()), node))
+                    .then(|| (path::join(&top.parent, node.name()), id, node))
             });
             return Some(current);
         }
     }
 
-    /// Serializes up to `budget` more nodes (and about [`STEP_BYTES`] at most). True once
-    /// every node has been visited.
-    pub fn step(&mut self, tree: &DataTree, budget: usize) -> bool {
-        let written_before = self.nodes.len();
+    /// Appends the next part of the snapshot to `out`: the ACL cache first, then up to
+    /// `budget` nodes (and about [`STEP_BYTES`] at most), and once every node has been
+    /// visited the terminator. True when that last part has been appended.
+    pub fn step(&mut self, tree: &DataTree, budget: usize, out: &mut Vec<u8>) -> bool {
+        out.append(&mut self.acl_section);
+        let written_before = out.len();
         let mut work = 0;
-        while work < budget && self.nodes.len() - written_before < STEP_BYTES {
+        while work < budget && out.len() - written_before < STEP_BYTES {
             let Some(next) = self.next_node(tree) else {
+                write_str(out, "/");
                 return true;
             };
             work += 1;
             // a node deleted since its parent was written is simply not in the snapshot
-            let Some((p, node)) = next else { continue };
-            write_node(&mut self.nodes, &p, node);
+            let Some((p, id, node)) = next else { continue };
+            let acl = tree.acl_at_snapshot_start(id).unwrap_or_else(|| node.acl());
+            write_node(out, &p, node, acl);
             if node.num_children() == 0 {
                 continue;
             }
@@ -112,17 +132,23 @@ impl FuzzySnapshot {
                 next: 0,
             });
         }
-        !self.root_pending && self.stack.is_empty()
+        false
     }
 
-    /// The serialized tree in DataTree.serialize's layout, as two parts to be written one
-    /// after the other: the ACL cache, then the nodes and the terminator.
-    pub fn finish(mut self, tree: &mut DataTree) -> [Vec<u8>; 2] {
-        let mut acls = Vec::with_capacity(1024);
-        write_acl_cache(&mut acls, &tree.acls);
-        write_str(&mut self.nodes, "/");
+    /// Ends the snapshot, complete or abandoned: the ACL cache drops the entries nobody uses
+    /// any more and the tree forgets the ACL ids of the start.
+    pub fn finish(self, tree: &mut DataTree) {
+        tree.acls_at_snapshot_start = None;
         tree.acls.unpin();
-        [acls, self.nodes]
+    }
+
+    /// Takes the whole snapshot at once (tests; the server steps it between requests).
+    pub fn write_all(tree: &mut DataTree) -> Vec<u8> {
+        let mut snap = FuzzySnapshot::start(tree);
+        let mut out = Vec::new();
+        while !snap.step(tree, usize::MAX, &mut out) {}
+        snap.finish(tree);
+        out
     }
 }
 
@@ -138,10 +164,10 @@ fn write_acl_cache(out: &mut Vec<u8>, acls: &AclCache) {
     }
 }
 
-fn write_node(out: &mut Vec<u8>, p: &str, node: &DataNode) {
+fn write_node(out: &mut Vec<u8>, p: &str, node: &DataNode, acl: i64) {
     write_str(out, if p == "/" { "" } else { p });
     write_opt_buffer(out, node.data());
-    node.acl().write(out);
+    acl.write(out);
     node.stat.write(out);
 }
 
@@ -166,7 +192,7 @@ impl DataTree {
                 p.push('/');
                 p.push_str(node.name());
             }
-            write_node(out, if id == ROOT { "/" } else { &p }, node);
+            write_node(out, if id == ROOT { "/" } else { &p }, node, node.acl());
             // children in id order, as FuzzySnapshot writes them (a loaded tree numbers its
             // nodes in file order, so a snapshot written after loading one keeps its order)
             let mut children = self.nodes.child_ids(node);
@@ -449,11 +475,12 @@ mod tests {
         for budget in [1, 7, 2000] {
             let mut snap = FuzzySnapshot::start(&mut tree);
             let mut steps = 0;
-            while !snap.step(&tree, budget) {
+            let mut out = Vec::new();
+            while !snap.step(&tree, budget, &mut out) {
                 steps += 1;
             }
-            let [acls, nodes] = snap.finish(&mut tree);
-            assert_eq!([acls, nodes].concat(), plain, "budget {budget}");
+            snap.finish(&mut tree);
+            assert_eq!(out, plain, "budget {budget}");
             // the byte limit splits even the largest budget into several steps
             assert!(steps > 3, "budget {budget}: {steps} steps");
         }
