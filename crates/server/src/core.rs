@@ -86,7 +86,8 @@ pub(crate) struct Connection {
     pub deferred: VecDeque<ClientRequest>,
     pub remote: SocketAddr,
     pub session_id: i64,
-    pub auth: Vec<Id>,
+    /// Shared with each request's context: a clone per request is a reference count.
+    pub auth: Arc<Vec<Id>>,
     pub old_client: bool,
     pub stats: ConnStats,
     pub closing: bool,
@@ -492,10 +493,10 @@ impl ServerCore {
                 deferred: VecDeque::new(),
                 remote,
                 session_id: 0,
-                auth: vec![Id {
+                auth: Arc::new(vec![Id {
                     scheme: "ip".into(),
                     id: ip.to_string(),
-                }],
+                }]),
                 old_client: false,
                 stats: ConnStats::new(now_ms()),
                 closing: false,
@@ -1366,16 +1367,16 @@ impl ServerCore {
                     id: String::new(),
                 };
                 if is_super && !c.auth.contains(&super_id) {
-                    c.auth.push(super_id);
+                    Arc::make_mut(&mut c.auth).push(super_id);
                 }
                 let id = Id {
                     scheme: "digest".into(),
                     id,
                 };
                 if !c.auth.contains(&id) {
-                    c.auth.push(id);
+                    Arc::make_mut(&mut c.auth).push(id);
                 }
-                c.auth = tree::acl::in_zookeeper_auth_order(&c.auth);
+                c.auth = Arc::new(tree::acl::in_zookeeper_auth_order(&c.auth));
                 true
             }
             "ip" => {
@@ -1385,7 +1386,7 @@ impl ServerCore {
                     id: c.remote.ip().to_string(),
                 };
                 if !c.auth.contains(&id) {
-                    c.auth.push(id);
+                    Arc::make_mut(&mut c.auth).push(id);
                 }
                 true
             }

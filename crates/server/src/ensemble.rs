@@ -1042,7 +1042,7 @@ impl ServerCore {
                 s.closing = true;
             }
         }
-        let auth = self.conns.get(&conn).map(|c| c.auth.clone());
+        let auth = self.conns.get(&conn).map(|c| c.auth.to_vec());
         self.session_queues
             .entry(session_id)
             .or_default()

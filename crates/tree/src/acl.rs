@@ -7,6 +7,7 @@ use base64::Engine;
 use jute::{perms, Acl, ErrorCode, Id};
 use sha1::{Digest, Sha1};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// The cache id ZooKeeper uses for world:anyone:cdrwa on its internal nodes.
 pub const OPEN_UNSAFE_ACL_ID: i64 = -1;
@@ -24,8 +25,9 @@ pub fn world_anyone(perms: i32) -> Acl {
 /// ACL lists are stored once and referenced by id from each znode (ReferenceCountedACLCache).
 #[derive(Debug, Clone, Default)]
 pub struct AclCache {
-    by_id: HashMap<i64, (Vec<Acl>, u64)>,
-    by_acl: HashMap<Vec<Acl>, i64>,
+    /// Shared lists: the preparer's change records hold them without copying.
+    by_id: HashMap<i64, (Arc<[Acl]>, u64)>,
+    by_acl: HashMap<Arc<[Acl]>, i64>,
     last_id: i64,
     /// While a fuzzy snapshot is being written, unused entries are kept: a node serialized
     /// earlier may still name them.
@@ -48,8 +50,9 @@ impl AclCache {
                 .find(|id| !self.by_id.contains_key(id))
                 .expect("fewer than four billion ACL lists in memory")
         };
-        self.by_acl.insert(acl.to_vec(), id);
-        self.by_id.insert(id, (acl.to_vec(), 1));
+        let shared: Arc<[Acl]> = Arc::from(acl);
+        self.by_acl.insert(shared.clone(), id);
+        self.by_id.insert(id, (shared, 1));
         id
     }
 
@@ -83,12 +86,25 @@ impl AclCache {
         }
         self.by_id
             .get(&id)
-            .map(|(acl, _)| acl.clone())
+            .map(|(acl, _)| acl.to_vec())
             .unwrap_or_default()
     }
 
+    /// The list of `id` without copying it (empty if unknown, as [`AclCache::get`]).
+    pub fn shared(&self, id: i64) -> Arc<[Acl]> {
+        if id == OPEN_UNSAFE_ACL_ID {
+            static OPEN: std::sync::OnceLock<Arc<[Acl]>> = std::sync::OnceLock::new();
+            return OPEN
+                .get_or_init(|| Arc::from([world_anyone(perms::ALL)]))
+                .clone();
+        }
+        self.by_id
+            .get(&id)
+            .map_or_else(|| Arc::from([]), |(acl, _)| acl.clone())
+    }
+
     pub fn get_ref(&self, id: i64) -> Option<&[Acl]> {
-        self.by_id.get(&id).map(|(acl, _)| acl.as_slice())
+        self.by_id.get(&id).map(|(acl, _)| &acl[..])
     }
 
     pub fn len(&self) -> usize {
@@ -100,7 +116,7 @@ impl AclCache {
         let mut out: Vec<(i64, &[Acl])> = self
             .by_id
             .iter()
-            .map(|(id, (acl, _))| (*id, acl.as_slice()))
+            .map(|(id, (acl, _))| (*id, &acl[..]))
             .collect();
         out.sort_unstable_by_key(|(id, _)| *id);
         out
@@ -109,8 +125,9 @@ impl AclCache {
     /// Restores an entry read from a snapshot, with no references yet.
     pub fn restore(&mut self, id: i64, acl: Vec<Acl>) {
         self.last_id = self.last_id.max(id);
-        self.by_acl.insert(acl.clone(), id);
-        self.by_id.insert(id, (acl, 0));
+        let shared: Arc<[Acl]> = Arc::from(acl);
+        self.by_acl.insert(shared.clone(), id);
+        self.by_id.insert(id, (shared, 0));
     }
 
     /// Adds a reference to an existing id (a node read from a snapshot). False if unknown.

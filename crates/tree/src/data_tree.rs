@@ -133,6 +133,11 @@ impl DataTree {
         self.acls.get(node.acl())
     }
 
+    /// [`DataTree::acl_of`] without copying the list.
+    pub fn shared_acl_of(&self, node: &DataNode) -> std::sync::Arc<[Acl]> {
+        self.acls.shared(node.acl())
+    }
+
     /// Checks `perm` on `node` for a connection authenticated as `auth`.
     pub fn check_acl(&self, node: &DataNode, perm: i32, auth: &[jute::Id]) -> bool {
         match node.acl() {

@@ -14,6 +14,7 @@ use jute::{
     CreateTxn, DeleteTxn, ErrorTxn, SetAclTxn, SetDataTxn,
 };
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// The state of a path as the in-flight txns leave it. `stat: None` means deleted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,7 +22,7 @@ struct ChangeRecord {
     zxid: i64,
     stat: Option<StatPersisted>,
     child_count: i32,
-    acl: Vec<Acl>,
+    acl: Arc<[Acl]>,
 }
 
 /// Who is asking, and the server settings Prepare depends on.
@@ -48,9 +49,10 @@ pub struct Prepared {
 
 #[derive(Debug, Default)]
 pub struct Preparer {
-    by_path: HashMap<String, ChangeRecord>,
-    /// (zxid, path) in proposal order, to retire records once applied.
-    order: VecDeque<(i64, String)>,
+    by_path: HashMap<Arc<str>, ChangeRecord>,
+    /// (zxid, path) in proposal order, to retire records once applied (the path allocated
+    /// once for both).
+    order: VecDeque<(i64, Arc<str>)>,
     /// While preparing a multi: the record each touched path had before, for rollback.
     journal: Option<HashMap<String, Option<ChangeRecord>>>,
 }
@@ -103,7 +105,7 @@ impl Preparer {
             zxid: -1,
             stat: Some(node.stat.clone()),
             child_count: node.num_children() as i32,
-            acl: tree.acl_of(node),
+            acl: tree.shared_acl_of(node),
         })
     }
 
@@ -113,8 +115,9 @@ impl Preparer {
                 journal.insert(p.to_owned(), self.by_path.get(p).cloned());
             }
         }
-        self.order.push_back((record.zxid, p.to_owned()));
-        self.by_path.insert(p.to_owned(), record);
+        let p: Arc<str> = Arc::from(p);
+        self.order.push_back((record.zxid, p.clone()));
+        self.by_path.insert(p, record);
     }
 
     fn rollback(&mut self, zxid: i64, journal: HashMap<String, Option<ChangeRecord>>) {
@@ -123,8 +126,8 @@ impl Preparer {
         }
         for (p, before) in journal {
             match before {
-                Some(r) => self.by_path.insert(p, r),
-                None => self.by_path.remove(&p),
+                Some(r) => self.by_path.insert(Arc::from(p), r),
+                None => self.by_path.remove(p.as_str()),
             };
         }
     }
@@ -167,10 +170,10 @@ impl Preparer {
         for (p, r) in &self.by_path {
             match &r.stat {
                 None => {
-                    doomed.remove(p);
+                    doomed.remove(&**p);
                 }
                 Some(s) if s.ephemeral_owner == session_id => {
-                    doomed.insert(p.clone());
+                    doomed.insert(p.to_string());
                 }
                 Some(_) => {}
             }
@@ -182,7 +185,7 @@ impl Preparer {
                     zxid,
                     stat: None,
                     child_count: 0,
-                    acl: Vec::new(),
+                    acl: Arc::from([]),
                 },
             );
         }
@@ -427,7 +430,7 @@ impl Preparer {
                 zxid,
                 stat: Some(stat),
                 child_count: 0,
-                acl,
+                acl: Arc::from(acl),
             },
         );
         Ok(txn)
@@ -485,7 +488,7 @@ impl Preparer {
                 zxid,
                 stat: None,
                 child_count: -1,
-                acl: Vec::new(),
+                acl: Arc::from([]),
             },
         );
         let t = DeleteTxn { path: p.to_owned() };
@@ -540,7 +543,7 @@ impl Preparer {
         let new_version = check_version(stat.aversion, version)?;
         stat.aversion = new_version;
         node.zxid = zxid;
-        node.acl = acl.clone();
+        node.acl = Arc::from(acl.as_slice());
         self.add_change(p, node);
         Ok(Txn::SetAcl(SetAclTxn {
             path: p.to_owned(),
