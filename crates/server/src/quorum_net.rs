@@ -90,9 +90,15 @@ fn new_link(stream: TcpStream) -> (QuorumLink, tokio::net::tcp::OwnedReadHalf) {
     let queued = Arc::new(AtomicUsize::new(0));
     let counter = queued.clone();
     tokio::spawn(async move {
+        // reused: a buffer per batch was an allocation and a few reallocations per write
+        let mut buf = Vec::with_capacity(64 << 10);
         while let Some(first) = rx.recv().await {
             // batch what is queued into one write
-            let mut buf = first.to_vec();
+            buf.clear();
+            if buf.capacity() > 4 << 20 {
+                buf = Vec::with_capacity(64 << 10);
+            }
+            buf.extend_from_slice(&first);
             let mut sent = first.len();
             while let Ok(more) = rx.try_recv() {
                 sent += more.len();

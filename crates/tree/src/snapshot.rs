@@ -70,11 +70,12 @@ impl FuzzySnapshot {
     }
 
     /// The next node to visit, its id and its path: parents before children, children in id
-    /// order. A child is visited only if it is still the node of that name under that parent
-    /// (its slot may have been freed, or reused by a node elsewhere, since the ids were
-    /// gathered) and was created before the snapshot started: a later one, in a reused slot,
-    /// would be written without its parent's change (the parent was written already), and
-    /// the log replayed from `start_zxid` creates it anyway.
+    /// order. A child is visited only if its slot still holds a node created before the
+    /// snapshot started. That is the child gathered: a slot freed since holds nothing, and one
+    /// reused holds a node created since (a later zxid), which the log replayed from
+    /// `start_zxid` creates anyway (written now, it would lack its parent's change: the parent
+    /// was written already). So no lookup of the parent or of the name is needed (they were
+    /// a hash probe per node, half the cost of a step on a 300 k-child node).
     #[allow(clippy::type_complexity)]
     fn next_node<'t>(
         &mut self,
@@ -92,13 +93,12 @@ impl FuzzySnapshot {
             top.next += 1;
             let start_zxid = self.start_zxid;
             let current = tree.nodes.get(id).and_then(|node| {
-                if node.stat.czxid > start_zxid {
-                    return None;
-                }
-                let parent = tree.nodes.lookup(&top.parent)?;
-                (tree.nodes.child(parent, node.name()) == Some(id))
+                (node.stat.czxid <= start_zxid)
                     .then(|| (path::join(&top.parent, node.name()), id, node))
             });
+            debug_assert!(current
+                .as_ref()
+                .is_none_or(|(p, id, _)| tree.nodes.lookup(p) == Some(*id)));
             return Some(current);
         }
     }

@@ -601,7 +601,8 @@ impl Leader {
         let zxid = (epoch << 32) | self.next_counter;
         self.next_counter += 1;
         data.header.zxid = zxid;
-        let mut out = vec![LeaderAction::Persist(zxid, data.clone())];
+        let mut out = Vec::with_capacity(2 + self.learners.len());
+        out.push(LeaderAction::Persist(zxid, data.clone()));
         match crate::reconfig::config_of_txn(&data) {
             Some(next) if self.pending_reconfig.is_none() => {
                 let next = Arc::new(next);
@@ -611,12 +612,7 @@ impl Leader {
             }
             _ => self.tracker.propose(zxid, self.configs_in_force()),
         }
-        let followers: Vec<u64> = self
-            .live()
-            .filter(|(_, l)| !l.observer)
-            .map(|(id, _)| id)
-            .collect();
-        for id in followers {
+        for (id, _) in self.live().filter(|(_, l)| !l.observer) {
             Self::send(
                 &mut out,
                 id,
