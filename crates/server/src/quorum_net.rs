@@ -159,7 +159,7 @@ async fn read_quorum_stream(
             used += item.1;
             match item.0 {
                 StreamItem::Packet(raw) => {
-                    let packet = match Packet::from_raw(&raw, from) {
+                    let packet = match Packet::from_raw_owned(raw, from) {
                         Ok(p) => p,
                         Err(e) => {
                             warn!("bad quorum packet from server {sid:?}: {e}; closing");

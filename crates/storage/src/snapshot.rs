@@ -81,6 +81,7 @@ pub struct SnapshotWriter {
     checksum: adler2::Adler32,
     unsynced: usize,
     finished: bool,
+    zxid: i64,
 }
 
 impl SnapshotWriter {
@@ -96,6 +97,7 @@ impl SnapshotWriter {
             checksum: adler2::Adler32::new(),
             unsynced: 0,
             finished: false,
+            zxid,
         };
         writer.write(&head(sessions))?;
         Ok(writer)
@@ -117,6 +119,11 @@ impl SnapshotWriter {
 
     /// Seals the file (Adler32 of everything before, then "/"), makes it durable and gives
     /// it its name. The tree's bytes must have ended with its terminator.
+    ///
+    /// The older snapshots' pages then leave the page cache: only the newest is read again (at
+    /// a restart). Kept, a large tree's snapshots filled the cache by the gigabyte and writes
+    /// slowed as it grew (setData on 300 k znodes of 1 KiB, 3 servers on one 2-core VM: from
+    /// 26 k to 17 k ops/s over 40 s with 19 GB cached; steady at 25 k with this).
     pub fn finish(mut self) -> std::io::Result<PathBuf> {
         let mut tail = Vec::with_capacity(16);
         (self.checksum.checksum() as i64).write(&mut tail);
@@ -126,7 +133,19 @@ impl SnapshotWriter {
         std::fs::rename(&self.tmp, &self.path)?;
         self.finished = true;
         crate::sync_dir(&self.dir)?;
+        for (zxid, older) in crate::list_by_zxid(&self.dir, SNAPSHOT_PREFIX)? {
+            if zxid < self.zxid {
+                drop_cached_pages(&older);
+            }
+        }
         Ok(self.path.clone())
+    }
+}
+
+/// Asks the kernel to forget the cached pages of a file (clean ones: a snapshot is fsynced).
+fn drop_cached_pages(path: &Path) {
+    if let Ok(file) = std::fs::File::open(path) {
+        let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed);
     }
 }
 

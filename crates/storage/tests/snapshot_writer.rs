@@ -64,5 +64,12 @@ fn parts_and_whole_give_the_same_file() {
         .collect();
     left.sort();
     assert_eq!(left, vec![std::ffi::OsString::from("snapshot.3")]);
+
+    // a newer snapshot completed: the older one (its cached pages dropped) is still whole
+    let mut writer = storage::snapshot::SnapshotWriter::create(&dir, 5, &sessions).unwrap();
+    writer.write(&FuzzySnapshot::write_all(&mut t)).unwrap();
+    writer.finish().unwrap();
+    assert_eq!(std::fs::read(dir.join("snapshot.3")).unwrap(), written);
+    assert_eq!(std::fs::read(dir.join("snapshot.5")).unwrap(), written);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -37,6 +37,8 @@ pub struct FuzzySnapshot {
     root_pending: bool,
     /// The nodes whose children are being written, innermost last.
     stack: Vec<Children>,
+    /// The path of the node being written (one buffer, not a string per node).
+    path: String,
 }
 
 /// A written node's children still to be written, as slab ids in id order: gathering them
@@ -66,6 +68,7 @@ impl FuzzySnapshot {
             acl_section,
             root_pending: true,
             stack: Vec::new(),
+            path: String::new(),
         }
     }
 
@@ -76,13 +79,12 @@ impl FuzzySnapshot {
     /// `start_zxid` creates anyway (written now, it would lack its parent's change: the parent
     /// was written already). So no lookup of the parent or of the name is needed (they were
     /// a hash probe per node, half the cost of a step on a 300 k-child node).
-    #[allow(clippy::type_complexity)]
-    fn next_node<'t>(
-        &mut self,
-        tree: &'t DataTree,
-    ) -> Option<Option<(String, NodeId, &'t DataNode)>> {
+    /// Its path is left in `self.path`.
+    fn next_node<'t>(&mut self, tree: &'t DataTree) -> Option<Option<(NodeId, &'t DataNode)>> {
         if std::mem::take(&mut self.root_pending) {
-            return Some(tree.nodes.get(ROOT).map(|n| ("/".to_owned(), ROOT, n)));
+            self.path.clear();
+            self.path.push('/');
+            return Some(tree.nodes.get(ROOT).map(|n| (ROOT, n)));
         }
         loop {
             let top = self.stack.last_mut()?;
@@ -92,14 +94,20 @@ impl FuzzySnapshot {
             };
             top.next += 1;
             let start_zxid = self.start_zxid;
-            let current = tree.nodes.get(id).and_then(|node| {
-                (node.stat.czxid <= start_zxid)
-                    .then(|| (path::join(&top.parent, node.name()), id, node))
-            });
-            debug_assert!(current
-                .as_ref()
-                .is_none_or(|(p, id, _)| tree.nodes.lookup(p) == Some(*id)));
-            return Some(current);
+            let current = tree
+                .nodes
+                .get(id)
+                .filter(|node| node.stat.czxid <= start_zxid);
+            if let Some(node) = current {
+                self.path.clear();
+                if top.parent != "/" {
+                    self.path.push_str(&top.parent);
+                }
+                self.path.push('/');
+                self.path.push_str(node.name());
+                debug_assert_eq!(tree.nodes.lookup(&self.path), Some(id));
+            }
+            return Some(current.map(|node| (id, node)));
         }
     }
 
@@ -117,9 +125,9 @@ impl FuzzySnapshot {
             };
             work += 1;
             // a node deleted since its parent was written is simply not in the snapshot
-            let Some((p, id, node)) = next else { continue };
+            let Some((id, node)) = next else { continue };
             let acl = tree.acl_at_snapshot_start(id).unwrap_or_else(|| node.acl());
-            write_node(out, &p, node, acl);
+            write_node(out, &self.path, node, acl);
             if node.num_children() == 0 {
                 continue;
             }
@@ -127,7 +135,7 @@ impl FuzzySnapshot {
             ids.sort_unstable();
             work += ids.len() / 256;
             self.stack.push(Children {
-                parent: p,
+                parent: self.path.clone(),
                 ids,
                 next: 0,
             });

@@ -788,22 +788,41 @@ impl ProposalData {
     /// Splits header, txn and digest. The txn record is parsed by its type to find where it
     /// ends (as SerializeUtils.deserializeTxn does, including the pre-3.3 create txn without
     /// parentCVersion); what follows must be nothing or exactly one TxnDigest.
+    /// [`ProposalData::decode`] of a buffer it may keep: the txn bytes are a slice of it,
+    /// not a copy (a follower decodes every proposal).
+    pub fn decode_owned(buf: Vec<u8>) -> Result<ProposalData> {
+        let decoded = Self::decode_parts(&buf)?;
+        let (header, range, digest) = decoded;
+        Ok(ProposalData {
+            header,
+            txn: bytes::Bytes::from(buf).slice(range),
+            digest,
+        })
+    }
+
     pub fn decode(buf: &[u8]) -> Result<ProposalData> {
+        let (header, range, digest) = Self::decode_parts(buf)?;
+        Ok(ProposalData {
+            header,
+            txn: bytes::Bytes::copy_from_slice(&buf[range]),
+            digest,
+        })
+    }
+
+    /// The header, where the txn record lies in `buf`, and the digest after it.
+    fn decode_parts(buf: &[u8]) -> Result<(TxnHeader, std::ops::Range<usize>, Option<TxnDigest>)> {
         let mut r = Reader::new(buf);
         let header = TxnHeader::read(&mut r)?;
         let body = r.rest();
         let txn_len = txn_record_len(header.txn_type, body)?;
-        let (txn, tail) = body.split_at(txn_len);
+        let (_, tail) = body.split_at(txn_len);
         let digest = match tail.len() {
             0 => None,
             12 => Some(TxnDigest::decode(tail)?),
             n => return Err(payload_err("txn digest", "0 or 12", n)),
         };
-        Ok(ProposalData {
-            header,
-            txn: bytes::Bytes::copy_from_slice(txn),
-            digest,
-        })
+        let start = buf.len() - body.len();
+        Ok((header, start..start + txn_len, digest))
     }
 }
 
@@ -1147,6 +1166,39 @@ impl Packet {
 
     pub fn encode(&self) -> Vec<u8> {
         self.to_raw().encode()
+    }
+
+    /// [`Packet::from_raw`] of a packet it may take apart: a REQUEST's body and auth ids and
+    /// a PROPOSAL's txn are moved out rather than copied.
+    pub fn from_raw_owned(p: RawPacket, from: Sender) -> Result<Packet> {
+        use packet_type::*;
+        match (p.packet_type, p.data) {
+            (REQUEST, Some(mut d)) if d.len() >= 16 => {
+                let (session_id, cxid, op_type) =
+                    (be_i64(&d[0..8]), be_i32(&d[8..12]), be_i32(&d[12..16]));
+                d.drain(..16);
+                Ok(Packet::Request(LearnerRequest {
+                    session_id,
+                    cxid,
+                    op_type,
+                    request: d,
+                    authinfo: p.authinfo,
+                }))
+            }
+            (PROPOSAL, Some(d)) => Ok(Packet::Proposal {
+                zxid: p.zxid,
+                data: ProposalData::decode_owned(d)?,
+            }),
+            (packet_type, data) => Packet::from_raw(
+                &RawPacket {
+                    packet_type,
+                    zxid: p.zxid,
+                    data,
+                    authinfo: p.authinfo,
+                },
+                from,
+            ),
+        }
     }
 
     /// Types a raw packet written by `from`. Payloads ZooKeeper parses must have exactly the
@@ -2468,8 +2520,44 @@ mod tests {
             t in 1..=19i32, data in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..80)),
         ) {
             let p = RawPacket::new(t, 0, data);
-            let _ = Packet::from_raw(&p, Sender::Leader);
-            let _ = Packet::from_raw(&p, Sender::Learner);
+            for from in [Sender::Leader, Sender::Learner] {
+                // taking a packet apart decodes exactly as reading it does
+                let owned = Packet::from_raw_owned(p.clone(), from);
+                match Packet::from_raw(&p, from) {
+                    Ok(packet) => prop_assert_eq!(owned.unwrap(), packet),
+                    Err(_) => prop_assert!(owned.is_err()),
+                }
+            }
+        }
+
+        #[test]
+        fn requests_and_proposals_taken_apart_are_the_packets_read(
+            session_id in any::<i64>(), cxid in any::<i32>(), body in proptest::collection::vec(any::<u8>(), 0..64),
+            auth in proptest::option::of(proptest::collection::vec(("[a-z]{0,6}", "[a-z0-9:]{0,12}"), 0..3)),
+            data in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..64)),
+        ) {
+            let request = Packet::Request(LearnerRequest {
+                session_id,
+                cxid,
+                op_type: jute::op::SET_DATA,
+                request: body,
+                authinfo: auth.map(|ids| ids.into_iter().map(|(scheme, id)| Id { scheme, id }).collect()),
+            });
+            let mut txn = Vec::new();
+            jute::SetDataTxn { path: "/p".into(), data, version: cxid }.write(&mut txn);
+            let proposal = Packet::Proposal {
+                zxid: session_id,
+                data: ProposalData {
+                    header: TxnHeader { zxid: session_id, txn_type: jute::op::SET_DATA, ..Default::default() },
+                    txn: txn.into(),
+                    digest: None,
+                },
+            };
+            for (packet, from) in [(request, Sender::Learner), (proposal, Sender::Leader)] {
+                let raw = RawPacket::decode(&packet.encode()).unwrap();
+                prop_assert_eq!(&Packet::from_raw(&raw, from).unwrap(), &packet);
+                prop_assert_eq!(Packet::from_raw_owned(raw, from).unwrap(), packet);
+            }
         }
     }
 }
