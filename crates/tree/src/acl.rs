@@ -90,6 +90,12 @@ impl AclCache {
             .unwrap_or_default()
     }
 
+    /// The cache's own copy of `acl`, if it holds that list.
+    pub fn find_shared(&self, acl: &[Acl]) -> Option<Arc<[Acl]>> {
+        let (shared, _) = self.by_acl.get_key_value(acl)?;
+        Some(shared.clone())
+    }
+
     /// The list of `id` without copying it (empty if unknown, as [`AclCache::get`]).
     pub fn shared(&self, id: i64) -> Arc<[Acl]> {
         if id == OPEN_UNSAFE_ACL_ID {

@@ -363,17 +363,23 @@ impl Preparer {
             return Err(ErrorCode::NoChildrenForEphemerals);
         }
         let new_cversion = parent_stat.cversion + 1;
+        // the record shares the cache's copy of the list when there is one (nearly always:
+        // most creates use an ACL already in use), the txn takes the list itself
+        let record_acl = tree
+            .acls
+            .find_shared(&acl)
+            .unwrap_or_else(|| Arc::from(acl.as_slice()));
         let txn = match c.op_type {
             op::CREATE_CONTAINER => Txn::CreateContainer(CreateContainerTxn {
                 path: new_path.clone(),
                 data: c.data.clone(),
-                acl: acl.clone(),
+                acl,
                 parent_cversion: new_cversion,
             }),
             op::CREATE_TTL => Txn::CreateTtl(CreateTtlTxn {
                 path: new_path.clone(),
                 data: c.data.clone(),
-                acl: acl.clone(),
+                acl,
                 parent_cversion: new_cversion,
                 ttl: c.ttl,
             }),
@@ -381,7 +387,7 @@ impl Preparer {
                 let t = CreateTxn {
                     path: new_path.clone(),
                     data: c.data.clone(),
-                    acl: acl.clone(),
+                    acl,
                     ephemeral: mode.is_ephemeral(),
                     parent_cversion: new_cversion,
                 };
@@ -430,7 +436,7 @@ impl Preparer {
                 zxid,
                 stat: Some(stat),
                 child_count: 0,
-                acl: Arc::from(acl),
+                acl: record_acl,
             },
         );
         Ok(txn)
