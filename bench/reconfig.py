@@ -398,8 +398,27 @@ def median_of(trials, key):
     return statistics.median(values) if values else None
 
 
+# one-sided 95% quantiles of Student's t by degrees of freedom (beyond 10: the normal's)
+T_95 = {1: 6.314, 2: 2.920, 3: 2.353, 4: 2.132, 5: 2.015, 6: 1.943, 7: 1.895, 8: 1.860, 9: 1.833, 10: 1.812}
+
+
+def paired_dip(trials):
+    """Whether throughput dips beyond noise after the reconfig: a one-sided paired t-test at 5%
+    of each trial's lowest bucket after t0 against its lowest bucket before (windows of equal
+    length, both as shares of the level). Comparing the medians alone would call a dip half the
+    time when nothing happens, the two minima being equally likely to be the lower."""
+    diffs = [t["dip"] - t["pre_dip"] for t in trials if t["dip"] is not None and t["pre_dip"] is not None]
+    if len(diffs) < 2:
+        return {"dip_paired_mean": None, "dip_paired_se": None, "dip_beyond_noise": None}
+    mean = statistics.mean(diffs)
+    se = statistics.stdev(diffs) / len(diffs) ** 0.5
+    critical = T_95.get(len(diffs) - 1, 1.645)
+    return {"dip_paired_mean": mean, "dip_paired_se": se, "dip_beyond_noise": mean < -critical * se}
+
+
 def summarize(trials):
     out = {key: median_of(trials, key) for key in FIGURES}
+    out.update(paired_dip(trials))
     # the median gap is a lower bound when at least half of the trials were still stalled at the end
     out["longest_gap_to_end"] = 2 * sum(t["longest_gap_to_end"] for t in trials) >= len(trials)
     out["stalls_over_1s"] = sum(t["longest_gap_s"] > 1.0 for t in trials)

@@ -66,9 +66,16 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
+            let runtime = if args.threads <= 1 {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?
+            } else {
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(args.threads)
+                    .enable_all()
+                    .build()?
+            };
             let result = runtime.block_on(bench::run(args))?;
             println!("{result}");
             Ok(())

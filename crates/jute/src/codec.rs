@@ -126,6 +126,12 @@ pub trait Jute: Sized {
     fn read(r: &mut Reader<'_>) -> Result<Self>;
     fn write<B: BufMut>(&self, w: &mut B);
 
+    /// Moves past a value, checking it as [`Jute::read`] does but without building it (a
+    /// follower finds where a proposal's txn ends this way, then decodes it once).
+    fn skip(r: &mut Reader<'_>) -> Result<()> {
+        Self::read(r).map(drop)
+    }
+
     /// Decodes a whole buffer, rejecting trailing bytes.
     fn decode(buf: &[u8]) -> Result<Self> {
         let mut r = Reader::new(buf);
@@ -173,6 +179,9 @@ impl Jute for String {
     fn read(r: &mut Reader<'_>) -> Result<Self> {
         Ok(r.read_str_ref()?.unwrap_or("").to_owned())
     }
+    fn skip(r: &mut Reader<'_>) -> Result<()> {
+        r.read_str_ref().map(drop)
+    }
     fn write<B: BufMut>(&self, w: &mut B) {
         write_str(w, self)
     }
@@ -182,6 +191,9 @@ impl Jute for String {
 impl Jute for Option<String> {
     fn read(r: &mut Reader<'_>) -> Result<Self> {
         Ok(r.read_str_ref()?.map(str::to_owned))
+    }
+    fn skip(r: &mut Reader<'_>) -> Result<()> {
+        r.read_str_ref().map(drop)
     }
     fn write<B: BufMut>(&self, w: &mut B) {
         match self {
@@ -196,6 +208,9 @@ impl Jute for Option<Vec<u8>> {
     fn read(r: &mut Reader<'_>) -> Result<Self> {
         Ok(r.read_buffer_ref()?.map(<[u8]>::to_vec))
     }
+    fn skip(r: &mut Reader<'_>) -> Result<()> {
+        r.read_buffer_ref().map(drop)
+    }
     fn write<B: BufMut>(&self, w: &mut B) {
         write_opt_buffer(w, self.as_deref())
     }
@@ -209,6 +224,13 @@ impl<T: Jute> Jute for Vec<T> {
             out.push(T::read(r)?);
         }
         Ok(out)
+    }
+    fn skip(r: &mut Reader<'_>) -> Result<()> {
+        let n = r.read_count()?.unwrap_or(0);
+        for _ in 0..n {
+            T::skip(r)?;
+        }
+        Ok(())
     }
     fn write<B: BufMut>(&self, w: &mut B) {
         w.put_i32(self.len() as i32);
@@ -247,6 +269,11 @@ macro_rules! record {
             #[allow(unused_variables)]
             fn read(r: &mut $crate::Reader<'_>) -> $crate::Result<Self> {
                 Ok($name { $($field: <$ty as $crate::Jute>::read(r)?),* })
+            }
+            #[allow(unused_variables)]
+            fn skip(r: &mut $crate::Reader<'_>) -> $crate::Result<()> {
+                $(<$ty as $crate::Jute>::skip(r)?;)*
+                Ok(())
             }
             #[allow(unused_variables)]
             fn write<B: bytes::BufMut>(&self, w: &mut B) {

@@ -305,6 +305,38 @@ mod tests {
             let _ = ConnectRequest::decode(&body);
         }
 
+        /// `skip` accepts exactly what `read` accepts and stops where it stops, on valid
+        /// records and on their corruptions alike.
+        #[test]
+        fn skip_agrees_with_read(path in "/[a-z]{0,12}", data in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..64)), cut in 0usize..200, flip in any::<(usize, u8)>()) {
+            fn check<T: Jute>(bytes: &[u8]) -> std::result::Result<(), TestCaseError> {
+                let mut by_read = Reader::new(bytes);
+                let mut by_skip = Reader::new(bytes);
+                let read = T::read(&mut by_read).map(drop);
+                let skipped = T::skip(&mut by_skip);
+                prop_assert_eq!(read.is_ok(), skipped.is_ok());
+                if read.is_ok() {
+                    prop_assert_eq!(by_read.position(), by_skip.position());
+                }
+                Ok(())
+            }
+            let acl = vec![Acl { perms: 31, id: Id { scheme: "digest".into(), id: path.clone() } }];
+            let create = crate::CreateTxn { path: path.clone(), data: data.clone(), acl, ephemeral: false, parent_cversion: 3 }.encode();
+            let set = crate::SetDataTxn { path, data, version: 7 }.encode();
+            for record in [create, set] {
+                let mut corrupt = record.clone();
+                if !corrupt.is_empty() {
+                    let at = flip.0 % corrupt.len();
+                    corrupt[at] ^= flip.1;
+                }
+                for bytes in [&record[..], &record[..cut.min(record.len())], &corrupt[..]] {
+                    check::<crate::CreateTxn>(bytes)?;
+                    check::<crate::SetDataTxn>(bytes)?;
+                    check::<crate::MultiTxn>(bytes)?;
+                }
+            }
+        }
+
         #[test]
         fn create_request_round_trips(path in "/[a-z]{0,12}", data in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..64)), flags in 0i32..7) {
             let req = CreateRequest { path, data, acl: vec![Acl { perms: 31, id: Id { scheme: "world".into(), id: "anyone".into() } }], flags };

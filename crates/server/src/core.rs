@@ -842,7 +842,7 @@ impl ServerCore {
             warn!("Too busy to snap, skipping");
             return;
         }
-        let (Some(sink), Some(wake)) = (self.sink.as_mut(), self.wake.as_ref()) else {
+        let (Some(sink), true) = (self.sink.as_mut(), self.wake.is_some()) else {
             return;
         };
         sink.roll();
@@ -859,9 +859,21 @@ impl ServerCore {
             snapshot,
             started: std::time::Instant::now(),
             spare: (0..SNAPSHOT_BUFFERS).map(|_| buffer()).collect(),
-            step_queued: true,
+            step_queued: false,
         });
-        let _ = wake.send(CoreMsg::SnapshotStep);
+        self.queue_snapshot_step();
+    }
+
+    /// Queues the next step of the snapshot in progress behind the requests already queued
+    /// (one at a time: a step queues the next itself).
+    fn queue_snapshot_step(&mut self) {
+        let (Some(s), Some(wake)) = (self.snapshot.as_mut(), self.wake.as_ref()) else {
+            return;
+        };
+        if !s.step_queued {
+            s.step_queued = true;
+            let _ = wake.send(CoreMsg::SnapshotStep);
+        }
     }
 
     /// Serializes the next part of the snapshot into a spare buffer and hands it to the
@@ -880,10 +892,7 @@ impl ServerCore {
         sink.snapshot_bytes(buffer);
         if !done {
             if !s.spare.is_empty() {
-                s.step_queued = true;
-                if let Some(wake) = self.wake.as_ref() {
-                    let _ = wake.send(CoreMsg::SnapshotStep);
-                }
+                self.queue_snapshot_step();
             }
             return;
         }
@@ -907,12 +916,7 @@ impl ServerCore {
             buffer.clear();
             s.spare.push(buffer);
         }
-        if !s.step_queued {
-            s.step_queued = true;
-            if let Some(wake) = self.wake.as_ref() {
-                let _ = wake.send(CoreMsg::SnapshotStep);
-            }
-        }
+        self.queue_snapshot_step();
     }
 
     /// Abandons the snapshot in progress: the tree it reads is being replaced (a learner's

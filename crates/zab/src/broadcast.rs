@@ -7,9 +7,32 @@ use config::QuorumConfig;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+/// The configurations a proposal needs a quorum of: the active one, and the one a pending
+/// reconfiguration proposed (held inline: the leader makes one per proposal).
+#[derive(Debug, Clone)]
+pub struct ConfigsInForce {
+    active: Arc<QuorumConfig>,
+    proposed: Option<Arc<QuorumConfig>>,
+}
+
+impl ConfigsInForce {
+    pub fn new(active: Arc<QuorumConfig>, proposed: Option<Arc<QuorumConfig>>) -> Self {
+        ConfigsInForce { active, proposed }
+    }
+
+    /// Whether `acks` holds a quorum of every configuration in force.
+    pub fn quorum_of_all(&self, acks: &BTreeSet<u64>) -> bool {
+        self.active.contains_quorum(acks)
+            && self
+                .proposed
+                .as_ref()
+                .is_none_or(|c| c.contains_quorum(acks))
+    }
+}
+
 #[derive(Debug)]
 struct Outstanding {
-    configs: Vec<Arc<QuorumConfig>>,
+    configs: ConfigsInForce,
     acks: BTreeSet<u64>,
     /// A reconfig: committing stops after it, so that the leader can activate the new
     /// configuration (and maybe hand off) before anything later commits.
@@ -43,18 +66,17 @@ impl CommitTracker {
     }
 
     /// Records a proposal and the configurations whose quorums it needs.
-    pub fn propose(&mut self, zxid: i64, configs: Vec<Arc<QuorumConfig>>) {
+    pub fn propose(&mut self, zxid: i64, configs: ConfigsInForce) {
         self.propose_as(zxid, configs, false);
     }
 
     /// Records a reconfig proposal: [`CommitTracker::ack`] returns it last of its batch, and
     /// [`CommitTracker::commit_ready`] goes on once its configuration is active.
-    pub fn propose_reconfig(&mut self, zxid: i64, configs: Vec<Arc<QuorumConfig>>) {
+    pub fn propose_reconfig(&mut self, zxid: i64, configs: ConfigsInForce) {
         self.propose_as(zxid, configs, true);
     }
 
-    fn propose_as(&mut self, zxid: i64, configs: Vec<Arc<QuorumConfig>>, reconfig: bool) {
-        assert!(!configs.is_empty(), "a proposal needs a configuration");
+    fn propose_as(&mut self, zxid: i64, configs: ConfigsInForce, reconfig: bool) {
         assert!(
             zxid > self.last_committed,
             "proposal 0x{zxid:x} is not after the last commit"
@@ -81,13 +103,22 @@ impl CommitTracker {
         self.commit_ready()
     }
 
+    /// Records `sid`'s ACK of every outstanding proposal up to `zxid` (the leader's own, once
+    /// its log is durable that far). Returns the zxids that become committed, in order.
+    pub fn ack_through(&mut self, sid: u64, zxid: i64) -> Vec<i64> {
+        for p in self.outstanding.range_mut(..=zxid).map(|(_, p)| p) {
+            p.acks.insert(sid);
+        }
+        self.commit_ready()
+    }
+
     /// Commits what has its quorums, in order, stopping after a reconfig.
     pub fn commit_ready(&mut self) -> Vec<i64> {
         let mut committed = Vec::new();
         // only the oldest outstanding proposal can commit; then maybe the ones after it
         while let Some(entry) = self.outstanding.first_entry() {
             let p = entry.get();
-            if !p.configs.iter().all(|c| c.contains_quorum(&p.acks)) {
+            if !p.configs.quorum_of_all(&p.acks) {
                 break;
             }
             let zxid = *entry.key();
@@ -125,7 +156,7 @@ impl CommitTracker {
     /// for the old one could last forever: its voters may be gone, or observers now.)
     pub fn reconfig_activated(&mut self, config: Arc<QuorumConfig>) {
         for p in self.outstanding.values_mut() {
-            p.configs = vec![config.clone()];
+            p.configs = ConfigsInForce::new(config.clone(), None);
         }
     }
 
@@ -162,7 +193,7 @@ mod tests {
         let c = config(&[1, 2, 3], &[4]);
         let mut t = CommitTracker::new(0x100000000);
         for z in 1..=3 {
-            t.propose(0x100000000 + z, vec![c.clone()]);
+            t.propose(0x100000000 + z, ConfigsInForce::new(c.clone(), None));
         }
         // the leader acks its own proposals when they are logged
         for z in 1..=3 {
@@ -182,7 +213,7 @@ mod tests {
         let old = config(&[1, 2, 3], &[]);
         let new = config(&[1, 4, 5], &[]);
         let mut t = CommitTracker::new(0);
-        t.propose(1, vec![old.clone(), new.clone()]);
+        t.propose(1, ConfigsInForce::new(old.clone(), Some(new.clone())));
         t.ack(1, 1);
         assert!(
             t.ack(2, 1).is_empty(),
@@ -195,7 +226,7 @@ mod tests {
     fn a_disconnected_servers_acks_are_forgotten() {
         let c = config(&[1, 2, 3], &[]);
         let mut t = CommitTracker::new(0);
-        t.propose(1, vec![c.clone()]);
+        t.propose(1, ConfigsInForce::new(c.clone(), None));
         t.ack(2, 1);
         t.forget(2);
         assert!(t.ack(3, 1).is_empty());

@@ -6,7 +6,7 @@
 //! The leader logs its own proposals like a follower: [`LeaderAction::Persist`], then
 //! [`Leader::on_durable`] counts as its ACK.
 
-use crate::broadcast::CommitTracker;
+use crate::broadcast::{CommitTracker, ConfigsInForce};
 use crate::discovery::{Discovery, StateSummary};
 use crate::sync::{plan_sync, SyncStart};
 use crate::wire::{Packet, ProposalData, LEARNER_PROTOCOL_VERSION};
@@ -213,18 +213,13 @@ impl Leader {
     }
 
     /// The configurations whose quorums a decision needs now.
-    fn configs_in_force(&self) -> Vec<Arc<QuorumConfig>> {
-        let mut configs = vec![self.config.clone()];
-        if let Some((_, next)) = &self.pending_reconfig {
-            configs.push(next.clone());
-        }
-        configs
+    fn configs_in_force(&self) -> ConfigsInForce {
+        let proposed = self.pending_reconfig.as_ref().map(|(_, next)| next.clone());
+        ConfigsInForce::new(self.config.clone(), proposed)
     }
 
     fn quorum_of_all(&self, ids: &BTreeSet<u64>) -> bool {
-        self.configs_in_force()
-            .iter()
-            .all(|c| c.contains_quorum(ids))
+        self.configs_in_force().quorum_of_all(ids)
     }
 
     /// The configuration NEWLEADER carries, which the learner activates at UPTODATE: the one
@@ -639,16 +634,8 @@ impl Leader {
             self.newleader_acks.insert(self.my_id);
             self.establish_if_quorum(&mut out);
         }
-        let pending: Vec<i64> = self
-            .outstanding
-            .keys()
-            .copied()
-            .filter(|z| *z <= zxid)
-            .collect();
-        for z in pending {
-            let ready = self.tracker.ack(self.my_id, z);
-            self.commit_all(ready, &mut out);
-        }
+        let ready = self.tracker.ack_through(self.my_id, zxid);
+        self.commit_all(ready, &mut out);
         out
     }
 
@@ -690,8 +677,7 @@ impl Leader {
                 None
             }
         };
-        let receivers: Vec<(u64, bool)> = self.live().map(|(id, l)| (id, l.observer)).collect();
-        for (id, observer) in receivers {
+        for (id, observer) in self.live().map(|(id, l)| (id, l.observer)) {
             let packet = match (&activation, observer) {
                 (None, true) => Packet::Inform {
                     zxid,

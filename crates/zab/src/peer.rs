@@ -858,10 +858,12 @@ impl Peer {
         if zxid <= self.last_committed {
             return;
         }
-        let done: Vec<i64> = self.logged.range(..=zxid).map(|(z, _)| *z).collect();
-        let mut txns = Vec::with_capacity(done.len());
-        for z in done {
-            let data = self.logged.remove(&z).expect("just listed");
+        let mut txns = Vec::new();
+        while let Some(entry) = self.logged.first_entry() {
+            if *entry.key() > zxid {
+                break;
+            }
+            let (z, data) = entry.remove_entry();
             if data.header.txn_type == jute::op::RECONFIG {
                 self.committed_reconfig = Some((z, data.clone()));
             }

@@ -835,46 +835,46 @@ fn txn_record_len(txn_type: i32, body: &[u8]) -> Result<usize> {
     let mut r = Reader::new(body);
     match txn_type {
         op::CREATE_SESSION => {
-            CreateSessionTxn::read(&mut r)?;
+            CreateSessionTxn::skip(&mut r)?;
         }
         op::CLOSE_SESSION => {
             if !body.is_empty() {
-                CloseSessionTxn::read(&mut r)?;
+                CloseSessionTxn::skip(&mut r)?;
             }
         }
         op::CREATE | op::CREATE2 => {
-            if let Err(e) = CreateTxn::read(&mut r) {
+            if let Err(e) = CreateTxn::skip(&mut r) {
                 if !matches!(e, JuteError::UnexpectedEof { .. }) {
                     return Err(e.into());
                 }
                 // CreateTxnV0: path, data, acl, ephemeral
                 r = Reader::new(body);
-                String::read(&mut r)?;
-                Option::<Vec<u8>>::read(&mut r)?;
-                Vec::<jute::Acl>::read(&mut r)?;
-                bool::read(&mut r)?;
+                String::skip(&mut r)?;
+                Option::<Vec<u8>>::skip(&mut r)?;
+                Vec::<jute::Acl>::skip(&mut r)?;
+                bool::skip(&mut r)?;
             }
         }
         op::CREATE_TTL => {
-            CreateTtlTxn::read(&mut r)?;
+            CreateTtlTxn::skip(&mut r)?;
         }
         op::CREATE_CONTAINER => {
-            CreateContainerTxn::read(&mut r)?;
+            CreateContainerTxn::skip(&mut r)?;
         }
         op::DELETE | op::DELETE_CONTAINER => {
-            DeleteTxn::read(&mut r)?;
+            DeleteTxn::skip(&mut r)?;
         }
         op::SET_DATA | op::RECONFIG => {
-            SetDataTxn::read(&mut r)?;
+            SetDataTxn::skip(&mut r)?;
         }
         op::SET_ACL => {
-            SetAclTxn::read(&mut r)?;
+            SetAclTxn::skip(&mut r)?;
         }
         op::ERROR => {
-            ErrorTxn::read(&mut r)?;
+            ErrorTxn::skip(&mut r)?;
         }
         op::MULTI => {
-            MultiTxn::read(&mut r)?;
+            MultiTxn::skip(&mut r)?;
         }
         other => return Err(WireError::UnsupportedTxn(other)),
     }
