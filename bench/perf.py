@@ -10,14 +10,18 @@ connects to server i mod 3 (writes sent to followers are forwarded to the leader
 
   load       create, setData and getData of 1 KiB values with 1, 32 and 256 sessions, each
              keeping 4 requests in flight (closed loop); 1 s warm-up, then 5 s measured:
-             ops/s, p50/p99 latency, and completions per 100 ms (the timelines plotted)
-  mixed      90% getData / 10% setData, 32 sessions, same settings
+             ops/s, p50/p99 latency, and completions per 100 ms (the timelines plotted);
+             each run on a fresh ensemble
+  mixed      90% getData / 10% setData, 32 sessions, same settings (the parts mixed, watch,
+             storm and failover share one fresh ensemble)
   watch      1,000 sessions each set a getData watch on one znode; one setData from a session
              on server 1; the time from sending it until each watcher has its NodeDataChanged:
              p50, max (= all delivered); 5 trials (watches set again each time), medians
   storm      10,000 sessions connecting at once: time until all are connected, errors
   failover   kill -9 of the leader, time to the first acknowledged write issued after it
              (kazoo, sequential creates through the followers); 5 trials, median
+  bigtree    on a fresh ensemble: 300,000 znodes of 1 KiB (multi batches of 100 creates), then
+             setData at 32 sessions for 10 s: writes while snapshots copy a large tree
   znodes     on a fresh ensemble: 1,000,000 znodes of 100 bytes created by 32 sessions with
              multi batches of 100 creates (4 in flight each); 8 s later the RSS (VmRSS) and
              peak (VmHWM) of each server; then all three servers stopped (SIGTERM) and started
@@ -53,7 +57,7 @@ from ensemble import Ensemble  # the harness's (tests/harness is first on sys.pa
 from writes import SequentialWriter, connect
 
 NAMES = {"zk": "ZooKeeper", "zkrs": "zkrs"}
-PARTS = ["load", "mixed", "watch", "storm", "failover", "znodes", "reconfig"]
+PARTS = ["load", "mixed", "watch", "storm", "failover", "bigtree", "znodes", "reconfig"]
 WORKLOADS = ["create", "set", "get"]
 SERVERS = 3
 TICK_MS, INIT_LIMIT, SYNC_LIMIT = 2000, 10, 5
@@ -63,10 +67,10 @@ MIXED_SESSIONS = 32
 
 FULL = SimpleNamespace(sessions=[1, 32, 256], in_flight=4, duration=5.0, warmup=1.0, watchers=1000,
                        watch_trials=5, storm_sessions=10_000, znodes=1_000_000, batch=100, settle=8.0,
-                       failover_trials=5, reconfig_trials=5, java_heap="2g")
+                       failover_trials=5, reconfig_trials=5, java_heap="2g", big_tree=300_000)
 SMOKE = SimpleNamespace(sessions=[1, 32], in_flight=4, duration=1.0, warmup=0.5, watchers=100,
                         watch_trials=2, storm_sessions=300, znodes=20_000, batch=100, settle=1.0,
-                        failover_trials=1, reconfig_trials=1, java_heap="2g")
+                        failover_trials=1, reconfig_trials=1, java_heap="2g", big_tree=5_000)
 
 
 def log(msg):
@@ -156,6 +160,25 @@ def rss_all(ensemble, field="VmRSS"):
     return {sid: rss_mib(ensemble.pid(sid), field) for sid in ensemble.sids(running_only=True)}
 
 
+def big_tree(kind, p):
+    """setData at 32 sessions on a fresh ensemble holding p.big_tree znodes of 1 KiB: the
+    snapshots every 50-100 k txns (snapCount's default) then copy a large tree while the load
+    runs. Twice the usual duration, so that both kinds snapshot during it."""
+    with new_ensemble(kind, p) as ensemble:
+        load = ensemble_bench(ensemble, "--workload", "populate", "--total", p.big_tree, "--value-size", 1024,
+                              "--sessions", 32, "--in-flight", 4, "--batch", p.batch, timeout=7200)
+        if load["errors"] or load["znodes"] < p.big_tree:
+            raise RuntimeError(f"{kind}: loading {p.big_tree} znodes: {load['znodes']} created, "
+                               f"{load['errors']} errors")
+        time.sleep(p.settle)
+        r = ensemble_bench(ensemble, "--workload", "set", "--sessions", 32, "--in-flight", p.in_flight,
+                           "--duration", 2 * p.duration, "--warmup", p.warmup, timeout=p.duration * 8 + 300)
+        r["znodes"] = load["znodes"]
+        log(f"{kind} set sessions=32 on {load['znodes']} znodes of 1 KiB: {r['ops_per_sec']:.0f} ops/s "
+            f"p50 {r['p50_ms']:.3f} ms p99 {r['p99_ms']:.3f} ms errors {r['errors']}")
+        return r
+
+
 def many_znodes(kind, p):
     """Loads p.znodes znodes into a fresh ensemble; RSS; whole-ensemble and single-server restart."""
     with new_ensemble(kind, p) as ensemble:
@@ -192,12 +215,17 @@ def many_znodes(kind, p):
 
 def bench_kind(kind, p, parts):
     res = {"load": []}
-    if {"load", "mixed", "watch", "storm", "failover"} & set(parts):
+    if "load" in parts:
+        # each run on a fresh ensemble: creates grow the tree by as many znodes as the server
+        # under test managed to create, and every later run would then snapshot a tree whose
+        # size depends on that server's own speed (at 2648dcb zkrs's setData ran on 387 k znodes
+        # of 1 KiB, ZooKeeper's on 164 k)
+        for workload in WORKLOADS:
+            for n in p.sessions:
+                with new_ensemble(kind, p) as ensemble:
+                    res["load"].append(load_run(ensemble, p, workload, n))
+    if {"mixed", "watch", "storm", "failover"} & set(parts):
         with new_ensemble(kind, p) as ensemble:
-            if "load" in parts:
-                for workload in WORKLOADS:
-                    for n in p.sessions:
-                        res["load"].append(load_run(ensemble, p, workload, n))
             if "mixed" in parts:
                 res["load"].append(load_run(ensemble, p, "mixed", MIXED_SESSIONS))
             if "watch" in parts:
@@ -209,6 +237,8 @@ def bench_kind(kind, p, parts):
                 for trial in range(p.failover_trials):
                     res["failover_s"].append(failover_trial(ensemble))
                     log(f"{kind} failover trial {trial + 1}: {res['failover_s'][-1]:.3f} s")
+    if "bigtree" in parts:
+        res["big_tree"] = big_tree(kind, p)
     if "znodes" in parts:
         res["znodes"] = many_znodes(kind, p)
     return res
@@ -323,6 +353,17 @@ def table(results, kinds, p):
             errors = sum((r or {}).get("errors", 0) for r in runs.values())
             if errors:
                 t.rows[-1][0] += f" ({errors} errors)"
+    big = each(lambda r: r.get("big_tree"))
+    if any(big.values()):
+        count = next(b["znodes"] for b in big.values() if b)
+        val = lambda key: {k: b[key] if b else None for k, b in big.items()}  # noqa: E731
+        t.add(f"setData ops/s, 32 sessions, on {count:,} znodes of 1 KiB", val("ops_per_sec"))
+        p50, p99 = val("p50_ms"), val("p99_ms")
+        ratio = ("n/a" if not p50.get("zk") or not p99.get("zk") or p99.get("zkrs") is None
+                 else f"{fmt_ratio(p50['zkrs'] / p50['zk'])} / {fmt_ratio(p99['zkrs'] / p99['zk'])}")
+        t.add(f"setData p50 / p99 ms, 32 sessions, on {count:,} znodes of 1 KiB",
+              {k: (p50[k], p99[k]) if p50[k] is not None else None for k in kinds},
+              text=lambda v: "n/a" if v is None else f"{v[0]:.2f} / {v[1]:.2f}", ratio=ratio)
 
     watch = each(lambda r: r.get("watch"))
     if any(watch.values()):

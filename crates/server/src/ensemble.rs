@@ -94,8 +94,6 @@ pub struct Ensemble {
     /// before the latest one is stale (it may name a zxid cut and logged again since).
     log_resets: u64,
     listeners: Option<PeerListeners>,
-    /// The proposal last encoded, for the next follower it goes to.
-    last_proposal_sent: Option<(i64, Bytes)>,
 }
 
 impl Ensemble {
@@ -124,7 +122,6 @@ impl Ensemble {
             parked: HashMap::new(),
             log_resets: 0,
             listeners: None,
-            last_proposal_sent: None,
         }
     }
 
@@ -177,17 +174,7 @@ impl Ensemble {
     }
 
     fn send_to(&mut self, to: u64, packet: &Packet) {
-        // a proposal goes to every follower in a row: encoded once, its bytes shared
-        let bytes = match (packet, &self.last_proposal_sent) {
-            (Packet::Proposal { zxid, .. }, Some((sent, bytes))) if sent == zxid => bytes.clone(),
-            (Packet::Proposal { zxid, .. }, _) => {
-                let bytes = Bytes::from(packet.encode());
-                self.last_proposal_sent = Some((*zxid, bytes.clone()));
-                bytes
-            }
-            _ => Bytes::from(packet.encode()),
-        };
-        let ok = self.links.get(&to).is_some_and(|l| l.send(bytes));
+        let ok = self.links.get(&to).is_some_and(|l| l.send_packet(packet));
         if !ok && self.links.remove(&to).is_some() {
             warn!("quorum connection to server {to} is gone or too far behind; dropping it");
             self.deferred.push(Input::Disconnected { peer: to });
@@ -664,7 +651,7 @@ impl ServerCore {
         let ok = z
             .links
             .get(&to)
-            .is_some_and(|l| l.send(Bytes::from(stream.encode())));
+            .is_some_and(|l| l.send_bytes(&stream.encode()));
         if !ok && z.links.remove(&to).is_some() {
             z.deferred.push(Input::Disconnected { peer: to });
         }

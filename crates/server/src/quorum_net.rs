@@ -4,15 +4,15 @@
 //! the socket. Zab itself is in the core (`zab::peer::Peer`).
 
 use crate::core::CoreMsg;
-use bytes::Bytes;
 use config::QuorumConfig;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 use zab::election::Notification;
 use zab::wire::{
@@ -60,64 +60,128 @@ pub enum ZabEvent {
 /// without bound (a slow follower cannot exhaust the leader's memory; it resyncs later).
 pub const MAX_QUEUED_BYTES: usize = 256 << 20;
 
-/// The sending half of a quorum connection.
+/// The sending half of a quorum connection. Packets are encoded straight into the bytes
+/// waiting for the socket (no buffer per packet); the writer takes them all in one write.
 #[derive(Debug, Clone)]
 pub struct QuorumLink {
     pub id: LinkId,
-    tx: UnboundedSender<Bytes>,
-    queued: Arc<AtomicUsize>,
+    handle: Arc<LinkHandle>,
+}
+
+/// What the core's handles and the writer task share.
+#[derive(Debug, Default)]
+struct LinkShared {
+    pending: Mutex<Pending>,
+    /// Wakes the writer: something was queued, or the link was closed.
+    wake: Notify,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    /// Encoded packets not yet taken by the writer.
+    bytes: Vec<u8>,
+    /// Bytes the writer took and has not finished writing.
+    writing: usize,
+    /// No handle is left (flush, then close) or the socket failed (nothing more is sent).
+    closed: bool,
+}
+
+/// The core's side of the link; when its last clone goes, the writer flushes and closes.
+#[derive(Debug)]
+struct LinkHandle(Arc<LinkShared>);
+
+impl Drop for LinkHandle {
+    fn drop(&mut self) {
+        lock(&self.0.pending).closed = true;
+        self.0.wake.notify_one();
+    }
+}
+
+fn lock(pending: &Mutex<Pending>) -> std::sync::MutexGuard<'_, Pending> {
+    // a panic while holding the lock leaves whole packets or none (encoding cannot fail)
+    pending
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl QuorumLink {
-    /// Queues bytes; false when the connection is gone or too far behind.
-    pub fn send(&self, bytes: Bytes) -> bool {
-        let len = bytes.len();
-        let before = self.queued.fetch_add(len, Ordering::Relaxed);
-        if before > 0 && before + len > MAX_QUEUED_BYTES {
-            self.queued.fetch_sub(len, Ordering::Relaxed);
+    /// Queues a packet; false when the connection is gone or too far behind.
+    pub fn send_packet(&self, packet: &Packet) -> bool {
+        self.send_with(|out| packet.encode_into(out))
+    }
+
+    /// Queues bytes already encoded (a snapshot); false as for [`QuorumLink::send_packet`].
+    pub fn send_bytes(&self, bytes: &[u8]) -> bool {
+        self.send_with(|out| out.extend_from_slice(bytes))
+    }
+
+    fn send_with(&self, encode: impl FnOnce(&mut Vec<u8>)) -> bool {
+        let shared = &self.handle.0;
+        let mut p = lock(&shared.pending);
+        if p.closed {
             return false;
         }
-        self.tx.send(bytes).is_ok()
+        let before = p.bytes.len();
+        encode(&mut p.bytes);
+        // one packet larger than the bound still goes when nothing else waits (a snapshot)
+        let queued = before + p.writing;
+        if queued > 0 && p.bytes.len() + p.writing > MAX_QUEUED_BYTES {
+            p.bytes.truncate(before);
+            return false;
+        }
+        drop(p);
+        shared.wake.notify_one();
+        true
     }
 }
 
 static NEXT_LINK: AtomicU64 = AtomicU64::new(1);
 
+/// Buffers above this size are not kept between writes (a snapshot sent once).
+const KEPT_WRITE_BUFFER: usize = 4 << 20;
+
 fn new_link(stream: TcpStream) -> (QuorumLink, tokio::net::tcp::OwnedReadHalf) {
     let _ = stream.set_nodelay(true);
     let (read, mut write) = stream.into_split();
-    let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
-    let queued = Arc::new(AtomicUsize::new(0));
-    let counter = queued.clone();
+    let shared = Arc::new(LinkShared::default());
+    let writer = shared.clone();
     tokio::spawn(async move {
-        // reused: a buffer per batch was an allocation and a few reallocations per write
-        let mut buf = Vec::with_capacity(64 << 10);
-        while let Some(first) = rx.recv().await {
-            // batch what is queued into one write
-            buf.clear();
-            if buf.capacity() > 4 << 20 {
-                buf = Vec::with_capacity(64 << 10);
-            }
-            buf.extend_from_slice(&first);
-            let mut sent = first.len();
-            while let Ok(more) = rx.try_recv() {
-                sent += more.len();
-                buf.extend_from_slice(&more);
-                if buf.len() > 1 << 20 {
+        // two buffers take turns: the one being written and the one being filled
+        let mut out = Vec::with_capacity(64 << 10);
+        loop {
+            let closed = {
+                let mut p = lock(&writer.pending);
+                std::mem::swap(&mut p.bytes, &mut out);
+                p.writing = out.len();
+                p.closed
+            };
+            if out.is_empty() {
+                if closed {
                     break;
                 }
+                // a packet queued since the swap left a permit: this returns at once
+                writer.wake.notified().await;
+                continue;
             }
-            if write.write_all(&buf).await.is_err() {
-                break;
+            let result = write.write_all(&out).await;
+            if out.capacity() > KEPT_WRITE_BUFFER {
+                out = Vec::with_capacity(64 << 10);
+            } else {
+                out.clear();
             }
-            counter.fetch_sub(sent, Ordering::Relaxed);
+            let mut p = lock(&writer.pending);
+            p.writing = 0;
+            if result.is_err() {
+                p.closed = true;
+                p.bytes = Vec::new();
+                return;
+            }
         }
         let _ = write.shutdown().await;
     });
     let link = QuorumLink {
         id: NEXT_LINK.fetch_add(1, Ordering::Relaxed),
-        tx,
-        queued,
+        handle: Arc::new(LinkHandle(shared)),
     };
     (link, read)
 }

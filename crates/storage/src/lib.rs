@@ -47,7 +47,7 @@ impl StorageError {
 
 /// Adler32 as java.util.zip.Adler32.getValue() returns it (an unsigned 32-bit value in a long).
 pub(crate) fn adler32(bytes: &[u8]) -> i64 {
-    adler2::adler32_slice(bytes) as i64
+    simd_adler32::adler32(&bytes) as i64
 }
 
 /// The zxid in a file name `<prefix>.<hex>[.anything]`, as ZooKeeper's Util.getZxidFromName

@@ -1160,12 +1160,55 @@ impl Packet {
         }
     }
 
+    /// Appends the packet as ZooKeeper writes it. The packets of every write (requests,
+    /// proposals, acks, commits, pings) are written directly, without the [`RawPacket`] and
+    /// its buffers that [`Packet::to_raw`] builds.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        self.to_raw().encode_into(out)
+        use packet_type::*;
+        let simple = |out: &mut Vec<u8>, t: i32, zxid: i64| {
+            out.put_i32(t);
+            out.put_i64(zxid);
+            out.put_i32(-1); // no data
+            out.put_i32(-1); // no authinfo
+        };
+        // the data buffer's length is known once it is written
+        let with_data = |out: &mut Vec<u8>, t: i32, zxid: i64, data: &dyn Fn(&mut Vec<u8>)| {
+            out.put_i32(t);
+            out.put_i64(zxid);
+            let at = out.len();
+            out.put_i32(0);
+            data(out);
+            let len = (out.len() - at - 4) as i32;
+            out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+        };
+        match self {
+            Packet::Ack { zxid } => simple(out, ACK, *zxid),
+            Packet::Commit { zxid } => simple(out, COMMIT, *zxid),
+            Packet::Ping { zxid } => simple(out, PING, *zxid),
+            Packet::Proposal { zxid, data } => {
+                with_data(out, PROPOSAL, *zxid, &|out| data.encode_into(out));
+                out.put_i32(-1);
+            }
+            Packet::Request(q) => {
+                with_data(out, REQUEST, -1, &|out| {
+                    out.put_i64(q.session_id);
+                    out.put_i32(q.cxid);
+                    out.put_i32(q.op_type);
+                    out.put_slice(&q.request);
+                });
+                match &q.authinfo {
+                    None => out.put_i32(-1),
+                    Some(ids) => ids.write(out),
+                }
+            }
+            _ => self.to_raw().encode_into(out),
+        }
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        self.to_raw().encode()
+        let mut out = Vec::new();
+        self.encode_into(&mut out);
+        out
     }
 
     /// [`Packet::from_raw`] of a packet it may take apart: a REQUEST's body and auth ids and
@@ -1984,6 +2027,7 @@ mod tests {
         for (p, from) in all_packets() {
             seen.insert(p.packet_type());
             let bytes = p.encode();
+            assert_eq!(bytes, p.to_raw().encode(), "direct encoding of {p:?}");
             assert_eq!(Packet::decode(&bytes, from).unwrap(), p, "{p:?}");
             let raw = RawPacket::decode(&bytes).unwrap();
             assert_eq!(raw.encode(), bytes);
@@ -2457,6 +2501,7 @@ mod tests {
             authinfo in proptest::option::of(proptest::collection::vec(arb_id(), 0..3)),
         ) {
             let p = Packet::Request(LearnerRequest { session_id, cxid, op_type, request, authinfo });
+            prop_assert_eq!(p.encode(), p.to_raw().encode());
             prop_assert_eq!(Packet::decode(&p.encode(), Sender::Learner).unwrap(), p);
         }
 
@@ -2478,6 +2523,7 @@ mod tests {
                 Packet::Inform { zxid, data: data.clone() },
                 Packet::InformAndActivate { zxid, designated_leader: dl, data: data.clone() },
             ] {
+                prop_assert_eq!(p.encode(), p.to_raw().encode());
                 prop_assert_eq!(Packet::decode(&p.encode(), Sender::Leader).unwrap(), p);
             }
         }
