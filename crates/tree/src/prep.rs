@@ -115,7 +115,11 @@ impl Preparer {
                 journal.insert(p.to_owned(), self.by_path.get(p).cloned());
             }
         }
-        let p: Arc<str> = Arc::from(p);
+        // a path with a pending change keeps its key (writes to one znode in a row)
+        let p: Arc<str> = match self.by_path.get_key_value(p) {
+            Some((key, _)) => key.clone(),
+            None => Arc::from(p),
+        };
         self.order.push_back((record.zxid, p.clone()));
         self.by_path.insert(p, record);
     }
