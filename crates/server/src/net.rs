@@ -33,7 +33,7 @@ pub async fn run(
     let addr = cfg
         .client_address()
         .context("clientPort is not set (in zoo.cfg or the server line)")?;
-    let listener = TcpListener::bind(&addr)
+    let listener = bind_listener(&addr)
         .await
         .with_context(|| format!("cannot bind the client port {addr}"))?;
     let local = listener.local_addr()?;
@@ -161,7 +161,7 @@ pub(crate) async fn accept_or_move(
                     return listener.accept().await;
                 }
                 let address = moves.borrow_and_update().clone();
-                match TcpListener::bind(&address).await {
+                match bind_listener(&address).await {
                     Ok(moved) => {
                         info!("{what} port moved to {address} by a reconfiguration");
                         *listener = moved;
@@ -385,6 +385,37 @@ async fn write_loop(
             return;
         }
     }
+}
+
+/// Connections accepted but not yet taken by the accept loop beyond which the kernel drops
+/// the handshake's last ACK, and the client waits a second for the retransmitted SYN-ACK:
+/// 10,000 sessions connecting at once overflowed tokio's default of 1024 while the one
+/// runtime thread was busy with handshakes (the last one connected after 2.3 s instead of
+/// 0.9 s). The kernel caps it at net.core.somaxconn.
+const LISTEN_BACKLOG: u32 = 65535;
+
+/// Binds a listening socket as `TcpListener::bind` does (SO_REUSEADDR, the first address that
+/// binds), with a [`LISTEN_BACKLOG`] queue.
+pub(crate) async fn bind_listener(address: &str) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for a in tokio::net::lookup_host(address).await? {
+        let socket = if a.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(a).and_then(|_| socket.listen(LISTEN_BACKLOG)) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{address} resolves to no address"),
+        )
+    }))
 }
 
 #[cfg(test)]
