@@ -458,9 +458,9 @@ def table(results, kinds, p):
 def header(p, args, kinds):
     return (f"3-server ensembles on loopback, {machine()}, one after the other; forceSync=yes, tickTime {TICK_MS}, "
             f"initLimit {INIT_LIMIT}, syncLimit {SYNC_LIMIT}, maxClientCnxns=0 (no per-address limit), ZooKeeper "
-            f"-Xmx{p.java_heap}. Load: one `zkrs bench` process, session i on server i mod 3, "
+            f"-Xmx{p.java_heap}. Load: one `zkrs bench` process on one thread, session i on server i mod 3, "
             f"{p.in_flight} requests in flight per session, values 1 KiB, {p.warmup:g} s warm-up + "
-            f"{p.duration:g} s measured per run. Ratios zkrs / ZooKeeper (lower is better for times, latencies "
+            f"{p.duration:g} s measured per run, each load run on a fresh ensemble. Ratios zkrs / ZooKeeper (lower is better for times, latencies "
             f"and memory).{' SMOKE RUN: short runs and small counts, not results.' if args.smoke else ''}\n")
 
 
