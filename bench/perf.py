@@ -36,8 +36,9 @@ Raw results: bench/results/perf.json; timelines plot: docs/perf-timelines.png. U
 
     python3 bench/perf.py [--kinds zk,zkrs] [--parts load,mixed,...] [--smoke] [--json F] [--plot F]
 
---smoke (CI): 1 s per load run, 1 and 32 sessions, 100 watchers, 300 sessions in the storm, 20,000 znodes,
-1 trial of everything, reconfig.py --quick; JSON and plot go to a temporary directory.
+--smoke (CI): 1 s per load run (all on one ensemble per kind), 1 and 32 sessions, 100 watchers, 300 sessions
+in the storm, 20,000 znodes, 5,000 in the big tree, 1 trial of everything, reconfig.py --quick; JSON and plot
+go to a temporary directory.
 """
 import argparse
 import json
@@ -67,10 +68,10 @@ MIXED_SESSIONS = 32
 
 FULL = SimpleNamespace(sessions=[1, 32, 256], in_flight=4, duration=5.0, warmup=1.0, watchers=1000,
                        watch_trials=5, storm_sessions=10_000, znodes=1_000_000, batch=100, settle=8.0,
-                       failover_trials=5, reconfig_trials=5, java_heap="2g", big_tree=300_000)
+                       failover_trials=5, reconfig_trials=5, java_heap="2g", big_tree=300_000, fresh_runs=True)
 SMOKE = SimpleNamespace(sessions=[1, 32], in_flight=4, duration=1.0, warmup=0.5, watchers=100,
                         watch_trials=2, storm_sessions=300, znodes=20_000, batch=100, settle=1.0,
-                        failover_trials=1, reconfig_trials=1, java_heap="2g", big_tree=5_000)
+                        failover_trials=1, reconfig_trials=1, java_heap="2g", big_tree=5_000, fresh_runs=False)
 
 
 def log(msg):
@@ -220,9 +221,15 @@ def bench_kind(kind, p, parts):
         # under test managed to create, and every later run would then snapshot a tree whose
         # size depends on that server's own speed (at 2648dcb zkrs's setData ran on 387 k znodes
         # of 1 KiB, ZooKeeper's on 164 k)
-        for workload in WORKLOADS:
-            for n in p.sessions:
+        # (the smoke run, whose figures are not results, shares one: CI's time is short)
+        runs = [(workload, n) for workload in WORKLOADS for n in p.sessions]
+        if p.fresh_runs:
+            for workload, n in runs:
                 with new_ensemble(kind, p) as ensemble:
+                    res["load"].append(load_run(ensemble, p, workload, n))
+        else:
+            with new_ensemble(kind, p) as ensemble:
+                for workload, n in runs:
                     res["load"].append(load_run(ensemble, p, workload, n))
     if {"mixed", "watch", "storm", "failover"} & set(parts):
         with new_ensemble(kind, p) as ensemble:
