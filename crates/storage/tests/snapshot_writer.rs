@@ -4,42 +4,66 @@
 use tree::snapshot::FuzzySnapshot;
 use tree::DataTree;
 
-#[test]
-fn parts_and_whole_give_the_same_file() {
-    let mut t = DataTree::new();
-    for (i, path) in ["/a", "/a/b", "/c"].iter().enumerate() {
-        let header = jute::TxnHeader {
-            client_id: 1,
-            cxid: i as i32,
-            zxid: i as i64 + 1,
-            time: 7,
-            txn_type: jute::op::CREATE,
-        };
-        let txn = tree::Txn::Create(jute::CreateTxn {
-            path: path.to_string(),
-            data: Some(vec![i as u8; 3]),
-            acl: vec![tree::acl::world_anyone(jute::perms::READ)],
-            ephemeral: false,
-            parent_cversion: -1,
-        });
-        t.process_txn(&header, &txn);
-    }
-    let sessions = [(5i64, 3000i32)];
-    let dir = std::env::temp_dir().join(format!("zkrs-parts-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut snap = FuzzySnapshot::start(&mut t);
-    let mut writer = storage::snapshot::SnapshotWriter::create(&dir, 3, &sessions).unwrap();
+/// Applies a create txn of `path` at `zxid`.
+fn create(t: &mut DataTree, zxid: i64, path: String, data: Vec<u8>, perms: i32) {
+    let header = jute::TxnHeader {
+        client_id: 1,
+        cxid: zxid as i32 - 1,
+        zxid,
+        time: 7,
+        txn_type: jute::op::CREATE,
+    };
+    let txn = tree::Txn::Create(jute::CreateTxn {
+        path,
+        data: Some(data),
+        acl: vec![tree::acl::world_anyone(perms)],
+        ephemeral: false,
+        parent_cversion: -1,
+    });
+    t.process_txn(&header, &txn);
+}
+
+/// Writes a snapshot of `t` at `zxid` in steps of `nodes_per_step`, as the server does;
+/// returns the writer (to finish or drop) and the number of steps.
+fn stream(
+    t: &mut DataTree,
+    dir: &std::path::Path,
+    zxid: i64,
+    sessions: &[(i64, i32)],
+    nodes_per_step: usize,
+) -> (storage::snapshot::SnapshotWriter, usize) {
+    let mut snap = FuzzySnapshot::start(t);
+    let mut writer = storage::snapshot::SnapshotWriter::create(dir, zxid, sessions).unwrap();
     let mut steps = 0;
     loop {
         let mut chunk = Vec::new();
-        let done = snap.step(&t, 1, &mut chunk);
+        let done = snap.step(t, nodes_per_step, &mut chunk);
         writer.write(&chunk).unwrap();
         steps += 1;
         if done {
             break;
         }
     }
-    snap.finish(&mut t);
+    snap.finish(t);
+    (writer, steps)
+}
+
+#[test]
+fn parts_and_whole_give_the_same_file() {
+    let mut t = DataTree::new();
+    for (i, path) in ["/a", "/a/b", "/c"].iter().enumerate() {
+        create(
+            &mut t,
+            i as i64 + 1,
+            path.to_string(),
+            vec![i as u8; 3],
+            jute::perms::READ,
+        );
+    }
+    let sessions = [(5i64, 3000i32)];
+    let dir = std::env::temp_dir().join(format!("zkrs-parts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (writer, steps) = stream(&mut t, &dir, 3, &sessions, 1);
     assert!(steps > 3, "one node per step: {steps} steps");
     let path = writer.finish().unwrap();
     assert_eq!(path, dir.join("snapshot.3"));
@@ -80,36 +104,19 @@ fn parts_and_whole_give_the_same_file() {
 fn a_snapshot_larger_than_a_chunk_is_the_same_file() {
     let mut t = DataTree::new();
     for i in 0..3000 {
-        let header = jute::TxnHeader {
-            client_id: 1,
-            cxid: i,
-            zxid: i as i64 + 1,
-            time: 7,
-            txn_type: jute::op::CREATE,
-        };
-        let txn = tree::Txn::Create(jute::CreateTxn {
-            path: format!("/n{i}"),
-            data: Some(vec![i as u8; 997 + (i as usize % 13)]),
-            acl: vec![tree::acl::world_anyone(jute::perms::ALL)],
-            ephemeral: false,
-            parent_cversion: -1,
-        });
-        t.process_txn(&header, &txn);
+        let data = vec![i as u8; 997 + (i as usize % 13)];
+        create(
+            &mut t,
+            i as i64 + 1,
+            format!("/n{i}"),
+            data,
+            jute::perms::ALL,
+        );
     }
     let sessions = [(9i64, 4000i32)];
     let dir = std::env::temp_dir().join(format!("zkrs-chunks-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut snap = FuzzySnapshot::start(&mut t);
-    let mut writer = storage::snapshot::SnapshotWriter::create(&dir, 3000, &sessions).unwrap();
-    loop {
-        let mut chunk = Vec::new();
-        let done = snap.step(&t, 7, &mut chunk);
-        writer.write(&chunk).unwrap();
-        if done {
-            break;
-        }
-    }
-    snap.finish(&mut t);
+    let (writer, _) = stream(&mut t, &dir, 3000, &sessions, 7);
     let path = writer.finish().unwrap();
     let written = std::fs::read(&path).unwrap();
     assert!(written.len() > 2 << 20, "{} bytes", written.len());
