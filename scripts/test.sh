@@ -56,10 +56,11 @@ done
 step "crash test: SIGKILL under load, every acknowledged write survives"
 python3 tests/storage/crash_test.py --kills 20
 
-step "nemesis: the checker's tests, a stale forwarded write after a partition (ZooKeeper and zkrs), bad clients, wall-clock jumps (ZooKeeper and zkrs), then the bounded fault schedule (5 zkrs servers in network namespaces, seeds 1-3, and one seed behind the TCP-proxy fallback; the hour-long one: tests/nemesis/run.py --full)"
+step "nemesis: the checker's tests, a stale forwarded write after a partition (ZooKeeper and zkrs), a sync to a deposed leader (zkrs), bad clients, wall-clock jumps (ZooKeeper and zkrs), then the bounded fault schedule (5 zkrs servers in network namespaces, seeds 1-3, and one seed behind the TCP-proxy fallback; the hour-long one: tests/nemesis/run.py --full)"
 python3 tests/nemesis/test_checker.py
 python3 tests/nemesis/stale_forward.py --kind zk
 python3 tests/nemesis/stale_forward.py --kind zkrs
+python3 tests/nemesis/stale_sync.py --kind zkrs  # Apache ZooKeeper 3.8 fails this one (docs/RELIABILITY.md)
 python3 tests/nemesis/badclients.py
 python3 tests/nemesis/clock_jump.py --kind zk
 python3 tests/nemesis/clock_jump.py --kind zkrs

@@ -1070,6 +1070,10 @@ impl ServerCore {
             self.forward(conn, xid, op_type, session_id, raw, received_ms);
         } else if request.is_write() {
             self.handle_write(conn, xid, op_type, session_id, &request, now, received_ms);
+        } else if let (Request::Sync(sync), true) = (&request, self.zab.is_some()) {
+            // leading: answered after a read barrier (see Core::leader_sync)
+            let path = sync.path.clone();
+            self.leader_client_sync(conn, xid, session_id, path, received_ms);
         } else if matches!(request, Request::Auth(_)) {
             // auth is answered at once, as ZooKeeper does, outside the request order
             self.handle_read(conn, xid, session_id, request);

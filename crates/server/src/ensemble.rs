@@ -31,6 +31,24 @@ struct PendingSync {
     path: String,
 }
 
+/// Leader: a sync waiting for what was proposed before it to commit and for a quorum to
+/// answer a PING sent after it (its read barrier), then answered.
+#[derive(Debug)]
+struct LeaderSync {
+    to: SyncFrom,
+    /// The last zxid proposed when the sync arrived (0: none in flight).
+    zxid: i64,
+    barrier: u64,
+}
+
+#[derive(Debug)]
+enum SyncFrom {
+    /// Forwarded by this learner: it gets a SYNC packet and answers its client.
+    Learner(u64),
+    /// A client of ours.
+    Client(PendingSync),
+}
+
 /// The address a quorum or election port binds: our server line's host, or every interface
 /// with quorumListenOnAllIPs (IPv6 in brackets, as HostPort prints it).
 pub(crate) fn listen_address(listen_all: bool, host: &str, port: u16) -> String {
@@ -82,8 +100,10 @@ pub struct Ensemble {
     /// Learner: reconnects waiting for the leader's REVALIDATE answer.
     pending_revalidations: HashMap<i64, (ConnId, u32)>,
     pending_syncs: VecDeque<PendingSync>,
-    /// Leader: learners' syncs answered once this zxid commits.
-    leader_syncs: Vec<(u64, i64)>,
+    /// Leader: syncs answered once their zxid has committed and their barrier passed.
+    leader_syncs: Vec<LeaderSync>,
+    /// Leader: the last read barrier passed.
+    barrier_passed: u64,
     /// Inputs produced while executing outputs (a link found dead).
     deferred: Vec<Input>,
     /// Learners that connected while we were still looking (they decided a moment before
@@ -118,6 +138,7 @@ impl Ensemble {
             pending_revalidations: HashMap::new(),
             pending_syncs: VecDeque::new(),
             leader_syncs: Vec::new(),
+            barrier_passed: 0,
             deferred: Vec::new(),
             parked: HashMap::new(),
             log_resets: 0,
@@ -340,6 +361,7 @@ impl ServerCore {
 
     fn run_outputs(&mut self, outputs: Vec<Output>) {
         let mut committed_any = false;
+        let mut answer_syncs = false;
         for o in outputs {
             if self.zab.is_none() {
                 return;
@@ -420,6 +442,11 @@ impl ServerCore {
                         .collect();
                     z.send_to(to, &Packet::PingReply { zxid, touches });
                 }
+                Output::ReadBarrierPassed(id) => {
+                    let z = self.zab.as_mut().expect("checked");
+                    z.barrier_passed = z.barrier_passed.max(id);
+                    answer_syncs = true;
+                }
                 Output::TouchSessions(touches) => {
                     let now = crate::core::mono_ms();
                     for t in touches {
@@ -428,8 +455,10 @@ impl ServerCore {
                 }
             }
         }
-        if committed_any {
+        if committed_any || answer_syncs {
             self.answer_leader_syncs();
+        }
+        if committed_any {
             self.maybe_snapshot();
         }
         let deferred = self
@@ -518,6 +547,7 @@ impl ServerCore {
         z.pending_revalidations.clear();
         z.pending_syncs.clear();
         z.leader_syncs.clear();
+        z.barrier_passed = 0;
         // what was in flight is decided by the next leader; clients retry elsewhere
         self.in_flight.clear();
         self.session_queues.clear();
@@ -772,15 +802,7 @@ impl ServerCore {
         let mono = crate::core::mono_ms();
         let session_id = r.session_id;
         match r.op_type {
-            op::SYNC => {
-                // answered once everything proposed so far has committed
-                let z = self.zab.as_mut().expect("ensemble");
-                match self.in_flight.back() {
-                    None => z.send_to(from, &Packet::Sync),
-                    Some(f) => z.leader_syncs.push((from, f.prepared.header.zxid)),
-                }
-                return;
-            }
+            op::SYNC => return self.leader_sync(SyncFrom::Learner(from)),
             op::CREATE_SESSION => {
                 let timeout = r
                     .request
@@ -909,18 +931,91 @@ impl ServerCore {
         }
     }
 
+    /// Leader: a sync, a learner's or a client's. Answered once everything proposed before it
+    /// has committed and a quorum answered a PING sent after it (a read barrier): so a leader
+    /// that was deposed without noticing yet never answers from its stale tree.
+    fn leader_sync(&mut self, to: SyncFrom) {
+        let zxid = self.in_flight.back().map_or(0, |f| f.prepared.header.zxid);
+        let z = self.zab.as_mut().expect("ensemble");
+        let Some((barrier, outputs)) = z.peer.request_read_barrier() else {
+            return;
+        };
+        z.leader_syncs.push(LeaderSync { to, zxid, barrier });
+        self.run_outputs(outputs);
+        self.answer_leader_syncs();
+    }
+
+    /// Leader: a client's sync, queued in its session like a forwarded request so that its
+    /// later reads wait for the answer.
+    pub(crate) fn leader_client_sync(
+        &mut self,
+        conn: ConnId,
+        xid: i32,
+        session_id: i64,
+        path: String,
+        received_ms: i64,
+    ) {
+        self.session_queues
+            .entry(session_id)
+            .or_default()
+            .push_back(Queued::Forwarded {
+                conn,
+                xid,
+                op_type: op::SYNC,
+                received_ms,
+            });
+        self.leader_sync(SyncFrom::Client(PendingSync {
+            session_id,
+            conn,
+            xid,
+            path,
+        }));
+    }
+
     fn answer_leader_syncs(&mut self) {
         let applied = self.tree.last_processed_zxid;
         let z = self.zab.as_mut().expect("ensemble");
         if z.leader_syncs.is_empty() {
             return;
         }
-        let (due, waiting): (Vec<_>, Vec<_>) =
-            z.leader_syncs.drain(..).partition(|(_, zx)| *zx <= applied);
+        let passed = z.barrier_passed;
+        let (due, waiting): (Vec<_>, Vec<_>) = z
+            .leader_syncs
+            .drain(..)
+            .partition(|s| s.zxid <= applied && s.barrier <= passed);
         z.leader_syncs = waiting;
-        for (learner, _) in due {
-            z.send_to(learner, &Packet::Sync);
+        for sync in due {
+            match sync.to {
+                SyncFrom::Learner(learner) => {
+                    let z = self.zab.as_mut().expect("ensemble");
+                    z.send_to(learner, &Packet::Sync);
+                }
+                SyncFrom::Client(sync) => self.answer_client_sync(sync),
+            }
         }
+    }
+
+    /// Answers a client's sync (at the head of its session's queue) and the reads behind it.
+    fn answer_client_sync(&mut self, sync: PendingSync) {
+        let received_ms = match self.session_queues.get_mut(&sync.session_id) {
+            Some(q) => match q.front() {
+                Some(&Queued::Forwarded {
+                    xid, received_ms, ..
+                }) if xid == sync.xid => {
+                    q.pop_front();
+                    Some(received_ms)
+                }
+                _ => None,
+            },
+            None => None,
+        };
+        let mut b = begin_frame(sync.xid, self.tree.last_processed_zxid, 0);
+        jute::write_str(&mut b, &sync.path);
+        self.send(sync.conn, finish_frame(b));
+        if let Some(received_ms) = received_ms {
+            self.finish_request(sync.conn, op::SYNC, received_ms);
+        }
+        self.drain_session_queue(sync.session_id);
     }
 
     // ---- learner: clients here, decisions at the leader ----
@@ -1000,25 +1095,9 @@ impl ServerCore {
             }
             Packet::Sync => {
                 let z = self.zab.as_mut().expect("ensemble");
-                let Some(sync) = z.pending_syncs.pop_front() else {
-                    return;
-                };
-                let front_is_sync = self
-                    .session_queues
-                    .get(&sync.session_id)
-                    .and_then(|q| q.front())
-                    .is_some_and(
-                        |q| matches!(q, Queued::Forwarded { xid, .. } if *xid == sync.xid),
-                    );
-                if front_is_sync {
-                    if let Some(q) = self.session_queues.get_mut(&sync.session_id) {
-                        q.pop_front();
-                    }
+                if let Some(sync) = z.pending_syncs.pop_front() {
+                    self.answer_client_sync(sync);
                 }
-                let mut b = begin_frame(sync.xid, self.tree.last_processed_zxid, 0);
-                jute::write_str(&mut b, &sync.path);
-                self.send(sync.conn, finish_frame(b));
-                self.drain_session_queue(sync.session_id);
             }
             _ => {}
         }

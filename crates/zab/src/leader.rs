@@ -42,6 +42,9 @@ pub enum LeaderAction {
     DropLearner(u64),
     /// A configuration is proposed (a reconfig txn was logged): count its quorum too.
     ConfigProposed(Arc<QuorumConfig>),
+    /// Every sync waiting for this read barrier (or an earlier one) may be answered: a quorum
+    /// still followed us after it was requested. See [`Leader::request_read_barrier`].
+    ReadBarrierPassed(u64),
     /// This configuration is now active; `designated` leads it. When that is not us, we
     /// commit nothing more and hand off: follow `designated` without an election.
     Activate {
@@ -70,6 +73,36 @@ struct LearnerInfo {
     state: LearnerState,
     last_zxid: i64,
     last_heard_tick: u64,
+    /// PINGs sent since UPTODATE, and the replies to them. A learner ignores PINGs until
+    /// UPTODATE (ZooKeeper's syncWithLeader does) and answers each one after it, in order, so
+    /// the n-th reply counted is the answer to the n-th PING. Replies count only once the
+    /// learner's ACK of UPTODATE has arrived: a zkrs learner answers earlier PINGs too.
+    pings_sent: u64,
+    pings_answered: u64,
+    uptodate_acked: bool,
+}
+
+/// A round of PINGs that syncs wait for: it passes when a quorum has answered the PING each
+/// member was sent when the round started (or was retargeted).
+#[derive(Debug)]
+struct BarrierRound {
+    id: u64,
+    started_tick: u64,
+    /// For each voter that was up to date: the PING count its answers must reach.
+    targets: BTreeMap<u64, u64>,
+}
+
+/// Read barriers (Raft's ReadIndex): a leader that was cut off or paused may not know yet
+/// that the others elected a new leader, which may have committed writes since; answering a
+/// sync from its own state then returns stale data (ZooKeeper does: Leader.processSync). So a
+/// sync is answered only after a quorum answered a PING sent after the sync arrived. At most
+/// one round is in flight; requests arriving meanwhile share the next one.
+#[derive(Debug, Default)]
+struct ReadBarriers {
+    in_flight: Option<BarrierRound>,
+    /// A request arrived after the round in flight sent its PINGs.
+    next_wanted: bool,
+    passed: u64,
 }
 
 /// See [`Leader::learner_counts`].
@@ -117,6 +150,7 @@ pub struct Leader {
     history_pending: Option<i64>,
     /// The last zxid of the history we lead with (committed once the epoch is established).
     history_end: i64,
+    barriers: ReadBarriers,
 }
 
 impl Leader {
@@ -158,6 +192,7 @@ impl Leader {
             phase_started_tick: 0,
             history_pending: None,
             history_end: ours.last_zxid,
+            barriers: ReadBarriers::default(),
         }
     }
 
@@ -331,6 +366,9 @@ impl Leader {
                 state: LearnerState::Registered,
                 last_zxid: 0,
                 last_heard_tick: self.tick,
+                pings_sent: 0,
+                pings_answered: 0,
+                uptodate_acked: false,
             },
         );
         match (
@@ -420,13 +458,21 @@ impl Leader {
                     } else {
                         self.establish_if_quorum(&mut out);
                     }
+                } else if zxid == epoch << 32 && l.state == LearnerState::Active {
+                    // the ACK of UPTODATE: from here on it answers every PING
+                    l.uptodate_acked = true;
                 } else if zxid != epoch << 32 && !l.observer {
                     // an ack of a proposal
                     let ready = self.tracker.ack(sid, zxid);
                     self.commit_all(ready, &mut out);
                 }
             }
-            Packet::PingReply { .. } => {}
+            Packet::PingReply { .. } => {
+                if l.state == LearnerState::Active && l.uptodate_acked {
+                    l.pings_answered = (l.pings_answered + 1).min(l.pings_sent);
+                    self.check_read_barrier(&mut out);
+                }
+            }
             other => out.push(LeaderAction::StepDown(format!(
                 "unexpected packet from learner {sid}: {other:?}"
             ))),
@@ -561,6 +607,9 @@ impl Leader {
     fn activate(&mut self, sid: u64, out: &mut Vec<LeaderAction>) {
         if let Some(l) = self.learners.get_mut(&sid) {
             l.state = LearnerState::Active;
+            l.pings_sent = 0;
+            l.pings_answered = 0;
+            l.uptodate_acked = false;
         }
         Self::send(out, sid, Packet::UpToDate);
     }
@@ -752,15 +801,97 @@ impl Leader {
             out.push(LeaderAction::DropLearner(id));
             out.extend(self.on_learner_lost(id));
         }
+        self.ping_learners(&mut out);
+        if let Some(round) = &self.barriers.in_flight {
+            if round.started_tick < self.tick {
+                // still short of a quorum a tick later (a voter rejoined, or a reconfig
+                // changed the voters): these PINGs went out after every request so far
+                self.start_barrier_round(&mut out, false);
+            }
+        }
+        out
+    }
+
+    /// PINGs every learner being synchronized or up to date.
+    fn ping_learners(&mut self, out: &mut Vec<LeaderAction>) {
         let last = self
             .tracker
             .last_committed()
             .max(self.outstanding.keys().next_back().copied().unwrap_or(0));
-        let live: Vec<u64> = self.live().map(|(id, _)| id).collect();
-        for id in live {
-            Self::send(&mut out, id, Packet::Ping { zxid: last });
+        for (&id, l) in self.learners.iter_mut() {
+            match l.state {
+                LearnerState::Active => l.pings_sent += 1,
+                LearnerState::Syncing | LearnerState::Synced => {}
+                LearnerState::Registered | LearnerState::EpochAcked => continue,
+            }
+            Self::send(out, id, Packet::Ping { zxid: last });
         }
-        out
+    }
+
+    /// A sync arrived: it may be answered once [`LeaderAction::ReadBarrierPassed`] reports
+    /// the returned id (or a later one), and what was proposed before it has committed.
+    pub fn request_read_barrier(&mut self) -> (u64, Vec<LeaderAction>) {
+        let mut out = Vec::new();
+        if let Some(round) = &self.barriers.in_flight {
+            self.barriers.next_wanted = true;
+            return (round.id + 1, out);
+        }
+        let id = self.barriers.passed + 1;
+        self.start_barrier_round(&mut out, true);
+        (id, out)
+    }
+
+    /// Starts a round with fresh PINGs (or, on a tick, with the PINGs just sent). Its id
+    /// covers every request so far.
+    fn start_barrier_round(&mut self, out: &mut Vec<LeaderAction>, send_pings: bool) {
+        if send_pings {
+            self.ping_learners(out);
+        }
+        let id = match &self.barriers.in_flight {
+            Some(round) if self.barriers.next_wanted => round.id + 1,
+            Some(round) => round.id,
+            None => self.barriers.passed + 1,
+        };
+        self.barriers.next_wanted = false;
+        let targets = self
+            .learners
+            .iter()
+            .filter(|(_, l)| l.state == LearnerState::Active && !l.observer)
+            .map(|(&sid, l)| (sid, l.pings_sent))
+            .collect();
+        self.barriers.in_flight = Some(BarrierRound {
+            id,
+            started_tick: self.tick,
+            targets,
+        });
+        self.check_read_barrier(out);
+    }
+
+    fn check_read_barrier(&mut self, out: &mut Vec<LeaderAction>) {
+        let Some(round) = &self.barriers.in_flight else {
+            return;
+        };
+        let mut answered: BTreeSet<u64> = round
+            .targets
+            .iter()
+            .filter(|(sid, target)| {
+                self.learners.get(sid).is_some_and(|l| {
+                    l.state == LearnerState::Active && l.pings_answered >= **target
+                })
+            })
+            .map(|(sid, _)| *sid)
+            .collect();
+        answered.insert(self.my_id);
+        if !self.quorum_of_all(&answered) {
+            return;
+        }
+        let id = round.id;
+        self.barriers.passed = id;
+        self.barriers.in_flight = None;
+        out.push(LeaderAction::ReadBarrierPassed(id));
+        if std::mem::take(&mut self.barriers.next_wanted) {
+            self.start_barrier_round(out, true);
+        }
     }
 
     fn check_quorum(&self) -> Vec<LeaderAction> {
@@ -1204,6 +1335,106 @@ mod tests {
             to: 2,
             packet: Packet::Trunc { zxid: E1 + 5 }
         }));
+    }
+    fn reply(leader: &mut Leader, sid: u64) -> Vec<LeaderAction> {
+        let ping_reply = Packet::PingReply {
+            zxid: 0,
+            touches: vec![],
+        };
+        leader.on_packet(sid, ping_reply)
+    }
+
+    fn passed(out: &[LeaderAction]) -> Vec<u64> {
+        out.iter()
+            .filter_map(|a| match a {
+                LeaderAction::ReadBarrierPassed(id) => Some(*id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn pinged(out: &[LeaderAction]) -> Vec<u64> {
+        out.iter()
+            .filter_map(|a| match a {
+                LeaderAction::Send {
+                    to,
+                    packet: Packet::Ping { .. },
+                } => Some(*to),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_sync_barrier_passes_once_a_quorum_answered_a_ping_sent_after_it() {
+        let mut leader = established_leader();
+        let (first, out) = leader.request_read_barrier();
+        assert_eq!(pinged(&out), vec![1, 2], "the barrier's own PINGs");
+        assert!(passed(&out).is_empty(), "the leader alone is no quorum");
+        assert!(
+            passed(&reply(&mut leader, 1)).is_empty(),
+            "a reply before the ACK of UPTODATE answers a PING sent before it"
+        );
+        leader.on_packet(1, Packet::Ack { zxid: 2 << 32 });
+        assert_eq!(passed(&reply(&mut leader, 1)), vec![first]);
+
+        // two syncs while a round is in flight share the next round
+        let (second, out) = leader.request_read_barrier();
+        assert_eq!((second, pinged(&out)), (first + 1, vec![1, 2]));
+        let (third, out) = leader.request_read_barrier();
+        assert_eq!((third, pinged(&out)), (first + 2, vec![]));
+        leader.on_packet(2, Packet::Ack { zxid: 2 << 32 });
+        assert!(
+            passed(&reply(&mut leader, 2)).is_empty(),
+            "follower 2's first reply answers the first round's PING, sent before the second"
+        );
+        let out = reply(&mut leader, 2);
+        assert_eq!(passed(&out), vec![second]);
+        assert_eq!(pinged(&out), vec![1, 2], "the waiting round starts at once");
+        assert!(
+            passed(&reply(&mut leader, 1)).is_empty(),
+            "1 answered round 2's PING"
+        );
+        assert_eq!(passed(&reply(&mut leader, 1)), vec![third]);
+    }
+
+    #[test]
+    fn a_cut_off_leader_never_passes_a_sync_barrier_and_a_tick_pings_again() {
+        let mut leader = established_leader();
+        for sid in [1, 2] {
+            leader.on_packet(sid, Packet::Ack { zxid: 2 << 32 });
+        }
+        let (id, _) = leader.request_read_barrier();
+        for _ in 0..3 {
+            let out = leader.on_tick();
+            assert_eq!(pinged(&out), vec![1, 2]);
+            assert!(passed(&out).is_empty());
+        }
+        // the round now waits for the last tick's PINGs: four were sent
+        for _ in 0..3 {
+            assert!(passed(&reply(&mut leader, 2)).is_empty());
+        }
+        assert_eq!(passed(&reply(&mut leader, 2)), vec![id]);
+        assert!(
+            steps_down(&mut leader, 10),
+            "and without a quorum it steps down"
+        );
+    }
+
+    #[test]
+    fn a_single_voter_passes_a_sync_barrier_at_once() {
+        let one = Arc::new(
+            QuorumConfig::from_properties(&parse_properties("server.1=h:1:2\n", "t").unwrap())
+                .unwrap(),
+        );
+        let ours = StateSummary {
+            current_epoch: 1,
+            last_zxid: 1 << 32,
+        };
+        let mut leader = Leader::new(1, one, 1, ours, vec![], 5);
+        leader.start();
+        let (id, out) = leader.request_read_barrier();
+        assert_eq!(out, vec![LeaderAction::ReadBarrierPassed(id)]);
     }
 }
 #[cfg(test)]

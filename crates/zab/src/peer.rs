@@ -95,6 +95,9 @@ pub enum Output {
     },
     /// Leader: a learner reports these sessions as alive.
     TouchSessions(Vec<SessionTouch>),
+    /// Leader: syncs waiting for this read barrier or an earlier one may be answered (see
+    /// [`Peer::request_read_barrier`]).
+    ReadBarrierPassed(u64),
     /// Leader: close the connection of this learner, which was silent beyond syncLimit
     /// (it may connect again).
     DropLearner {
@@ -546,6 +549,19 @@ impl Peer {
         Some((zxid, out))
     }
 
+    /// Leader: a sync arrived. Returns the read barrier it waits for: answer it once
+    /// [`Output::ReadBarrierPassed`] reports that id or a later one (and what was proposed
+    /// before it has committed), when a quorum is known to have still followed us after it.
+    pub fn request_read_barrier(&mut self) -> Option<(u64, Vec<Output>)> {
+        let Role::Leading(leader) = &mut self.role else {
+            return None;
+        };
+        let (id, actions) = leader.request_read_barrier();
+        let mut out = Vec::new();
+        self.leader_actions(actions, &mut out);
+        Some((id, out))
+    }
+
     pub fn step(&mut self, now_ms: u64, input: Input) -> Vec<Output> {
         self.now_ms = now_ms;
         let mut out = Vec::new();
@@ -740,6 +756,7 @@ impl Peer {
                     }
                 }
                 LeaderAction::DropLearner(peer) => out.push(Output::DropLearner { peer }),
+                LeaderAction::ReadBarrierPassed(id) => out.push(Output::ReadBarrierPassed(id)),
                 LeaderAction::StepDown(why) => {
                     // (logging is not I/O: the runtime's subscriber decides where it goes)
                     tracing::info!("server {} stops leading: {why}", self.my_id);

@@ -159,7 +159,8 @@ impl Net {
                 )),
                 Output::FromLearner { .. }
                 | Output::FromLeader { .. }
-                | Output::TouchSessions(_) => {}
+                | Output::TouchSessions(_)
+                | Output::ReadBarrierPassed(_) => {}
             }
         }
     }

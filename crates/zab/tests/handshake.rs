@@ -3,7 +3,7 @@
 
 use config::{parse_properties, QuorumConfig};
 use jute::TxnHeader;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use zab::discovery::StateSummary;
 use zab::leader::{Leader, LeaderAction};
@@ -47,6 +47,11 @@ struct Cluster {
     to_leader: VecDeque<(u64, Packet)>,
     to_learner: VecDeque<(u64, Packet)>,
     snapshots_sent: Vec<u64>,
+    barriers_passed: Vec<u64>,
+    /// Learners cut off from the leader: what they send or are sent waits in `held`, as
+    /// TCP keeps bytes through a partition, and is delivered when they are healed.
+    cut: BTreeSet<u64>,
+    held: Vec<(bool, u64, Packet)>,
 }
 
 impl Cluster {
@@ -79,6 +84,7 @@ impl Cluster {
                 LeaderAction::StoreAcceptedEpoch(_) | LeaderAction::StoreCurrentEpoch(_) => {}
                 LeaderAction::StepDown(why) => panic!("leader stepped down: {why}"),
                 LeaderAction::DropLearner(sid) => panic!("leader dropped learner {sid}"),
+                LeaderAction::ReadBarrierPassed(id) => self.barriers_passed.push(id),
                 // no reconfiguration here
                 LeaderAction::ConfigProposed(_) | LeaderAction::Activate { .. } => {}
             }
@@ -123,9 +129,24 @@ impl Cluster {
         }
     }
 
+    fn heal(&mut self, sid: u64) {
+        self.cut.remove(&sid);
+        for (to_leader, from_or_to, p) in std::mem::take(&mut self.held) {
+            match (from_or_to == sid, to_leader) {
+                (true, true) => self.to_leader.push_back((sid, p)),
+                (true, false) => self.to_learner.push_back((sid, p)),
+                (false, _) => self.held.push((to_leader, from_or_to, p)),
+            }
+        }
+    }
+
     fn run(&mut self) {
         loop {
             if let Some((sid, p)) = self.to_leader.pop_front() {
+                if self.cut.contains(&sid) {
+                    self.held.push((true, sid, p));
+                    continue;
+                }
                 let out = match p {
                     Packet::FollowerInfo(h) => {
                         self.leader.on_learner_info(sid, h.zxid >> 32, false)
@@ -135,6 +156,10 @@ impl Cluster {
                 };
                 self.leader_actions(out);
             } else if let Some((sid, p)) = self.to_learner.pop_front() {
+                if self.cut.contains(&sid) {
+                    self.held.push((false, sid, p));
+                    continue;
+                }
                 let out = self.nodes.get_mut(&sid).unwrap().learner.on_packet(p);
                 self.learner_actions(sid, out);
             } else {
@@ -144,8 +169,9 @@ impl Cluster {
     }
 }
 
-#[test]
-fn learners_behind_ahead_and_empty_all_end_with_the_leaders_history() {
+/// Leader 3 with follower 1 behind (DIFF), follower 2 ahead (TRUNC) and an empty observer 4
+/// (SNAP), all synchronized and up to date. Returns the cluster and the committed history.
+fn synced_cluster() -> (Cluster, Vec<i64>) {
     let committed: Vec<i64> = (1..=5).map(|c| E1 + c).collect();
     // the leader was a follower established in epoch 2 (it took no txns there); follower 2 is
     // the old epoch-1 leader, back with a txn nobody else logged
@@ -169,6 +195,9 @@ fn learners_behind_ahead_and_empty_all_end_with_the_leaders_history() {
         to_leader: VecDeque::new(),
         to_learner: VecDeque::new(),
         snapshots_sent: Vec::new(),
+        barriers_passed: Vec::new(),
+        cut: BTreeSet::new(),
+        held: Vec::new(),
     };
     // 1 lags (DIFF), 2 logged an uncommitted txn (TRUNC), observer 4 has nothing (SNAP)
     let setups: [(u64, LearnerRole, Vec<i64>); 3] = [
@@ -196,6 +225,12 @@ fn learners_behind_ahead_and_empty_all_end_with_the_leaders_history() {
         cluster.learner_actions(sid, out);
     }
     cluster.run();
+    (cluster, committed)
+}
+
+#[test]
+fn learners_behind_ahead_and_empty_all_end_with_the_leaders_history() {
+    let (mut cluster, committed) = synced_cluster();
     assert!(cluster.established, "a quorum acked NEWLEADER");
     assert_eq!(cluster.snapshots_sent, vec![4]);
     for (sid, n) in &cluster.nodes {
@@ -315,4 +350,28 @@ fn a_follower_with_a_more_recent_history_makes_the_leader_step_down() {
         },
     );
     assert!(matches!(&out[..], [LeaderAction::StepDown(_)]), "{out:?}");
+}
+
+#[test]
+fn a_sync_barrier_waits_for_a_voter_quorum_to_answer_and_the_observer_does_not_count() {
+    let (mut cluster, _) = synced_cluster();
+    assert!(cluster.established);
+    // the leader and observer 4 can talk; both followers are cut off
+    cluster.cut.extend([1, 2]);
+    let (first, out) = cluster.leader.request_read_barrier();
+    cluster.leader_actions(out);
+    cluster.run();
+    let (second, out) = cluster.leader.request_read_barrier();
+    cluster.leader_actions(out);
+    cluster.run();
+    assert_eq!(second, first + 1);
+    assert!(
+        cluster.barriers_passed.is_empty(),
+        "no voter answered: nothing passes (the observer answered, it does not count)"
+    );
+    // follower 2's link delivers what it held: its answer passes the first round, and the
+    // second round's PINGs reach it at once
+    cluster.heal(2);
+    cluster.run();
+    assert_eq!(cluster.barriers_passed, vec![first, second]);
 }
