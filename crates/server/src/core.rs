@@ -150,6 +150,8 @@ pub(crate) enum Queued {
 /// Where prepared txns go to become durable; the core applies them when told they are.
 pub trait TxnSink: Send {
     fn persist(&mut self, txn: Arc<Prepared>);
+    /// [`TxnSink::persist`] of a txn record already serialized (a proposal's bytes).
+    fn persist_raw(&mut self, header: jute::TxnHeader, body: Bytes);
     /// Start a new log file: a snapshot is starting.
     fn roll(&mut self);
     /// Remove every logged txn after `zxid` (a learner's TRUNC); returns once done.
@@ -1034,7 +1036,7 @@ impl ServerCore {
             );
             return;
         }
-        let request = match request {
+        let mut request = match request {
             Ok(r) => r,
             Err(JuteError::InvalidValue { what: "opcode", .. }) => {
                 warn!("Received packet at server of unknown type {op_type} from 0x{session_id:x}");
@@ -1069,7 +1071,15 @@ impl ServerCore {
         {
             self.forward(conn, xid, op_type, session_id, raw, received_ms);
         } else if request.is_write() {
-            self.handle_write(conn, xid, op_type, session_id, &request, now, received_ms);
+            self.handle_write(
+                conn,
+                xid,
+                op_type,
+                session_id,
+                &mut request,
+                now,
+                received_ms,
+            );
         } else if let (Request::Sync(sync), true) = (&request, self.zab.is_some()) {
             // leading: answered after a read barrier (see Core::leader_sync)
             let path = sync.path.clone();
@@ -1104,7 +1114,7 @@ impl ServerCore {
         xid: i32,
         op_type: i32,
         session_id: i64,
-        request: &Request,
+        request: &mut Request,
         now: i64,
         received_ms: i64,
     ) {
@@ -1439,7 +1449,7 @@ impl ServerCore {
             let prepared = self.prep.prepare(
                 &self.tree,
                 &ctx,
-                &Request::DeleteContainer(path.clone()),
+                &mut Request::DeleteContainer(path.clone()),
                 zxid,
             );
             if prepared.error.is_none() {

@@ -235,6 +235,21 @@ fn prepared_from(data: &ProposalData) -> Result<Prepared, String> {
     })
 }
 
+/// Whether a proposal's txn bytes are what ZooKeeper logs for it (it logs the record it
+/// decoded, serialized again: the same bytes, jute keeping nulls as they came). Not so for a
+/// pre-3.3 create txn without parentCVersion, which is logged with it; and a multi's inner
+/// records are checked by decoding them before anything is logged.
+fn logs_as_sent(data: &ProposalData) -> bool {
+    match data.header.txn_type {
+        op::MULTI => false,
+        op::CREATE | op::CREATE2 => {
+            let mut r = jute::Reader::new(&data.txn);
+            <jute::CreateTxn as jute::Jute>::skip(&mut r).is_ok() && r.finish().is_ok()
+        }
+        _ => true,
+    }
+}
+
 fn proposal_data(p: &Prepared) -> ProposalData {
     ProposalData {
         header: p.header.clone(),
@@ -575,15 +590,22 @@ impl ServerCore {
     }
 
     fn persist(&mut self, zxid: i64, data: &ProposalData) {
-        let prepared = match self.in_flight.back() {
-            Some(f) if f.prepared.header.zxid == zxid => f.prepared.clone(),
-            _ => match prepared_from(data) {
-                Ok(p) => Arc::new(p),
-                Err(e) => fatal(&e),
-            },
-        };
         match self.sink.as_mut() {
-            Some(sink) => sink.persist(prepared),
+            // the proposal's bytes as they are: no decode, no re-encode, nothing decoded
+            // here to be freed on the log writer's thread
+            Some(sink) if logs_as_sent(data) => {
+                sink.persist_raw(data.header.clone(), data.txn.clone())
+            }
+            Some(sink) => {
+                let prepared = match self.in_flight.back() {
+                    Some(f) if f.prepared.header.zxid == zxid => f.prepared.clone(),
+                    _ => match prepared_from(data) {
+                        Ok(p) => Arc::new(p),
+                        Err(e) => fatal(&e),
+                    },
+                };
+                sink.persist(prepared)
+            }
             None => {
                 let resets = self.zab.as_ref().map_or(0, |z| z.log_resets);
                 let _ = self.core_tx().send(CoreMsg::Durable { zxid, resets });
@@ -846,7 +868,7 @@ impl ServerCore {
             self.submit(error(ErrorCode::SessionMoved, zxid), Origin::Internal);
             return;
         }
-        let request = match Request::decode(r.op_type, &r.request) {
+        let mut request = match Request::decode(r.op_type, &r.request) {
             Ok(req) if req.is_write() && r.op_type != op::DELETE_CONTAINER => req,
             Ok(_) => {
                 let zxid = self.next_zxid();
@@ -863,7 +885,7 @@ impl ServerCore {
         let auth: Vec<Id> = r.authinfo.unwrap_or_default();
         let zxid = self.next_zxid();
         let ctx = self.context(&auth, session_id, r.cxid, now);
-        let prepared = self.prepare_write(&ctx, &request, zxid);
+        let prepared = self.prepare_write(&ctx, &mut request, zxid);
         self.submit(prepared, Origin::Internal);
     }
 
@@ -872,10 +894,10 @@ impl ServerCore {
     pub(crate) fn prepare_write(
         &mut self,
         ctx: &tree::RequestContext<'_>,
-        request: &Request,
+        request: &mut Request,
         zxid: i64,
     ) -> Prepared {
-        let (Request::Reconfig(r), Some(z)) = (request, self.zab.as_ref()) else {
+        let (Request::Reconfig(r), Some(z)) = (&*request, self.zab.as_ref()) else {
             return self.prep.prepare(&self.tree, ctx, request, zxid);
         };
         let refuse = |code: ErrorCode| error_txn(ctx.session_id, ctx.cxid, zxid, ctx.time, code);
@@ -1160,4 +1182,51 @@ impl ServerCore {
 fn fatal(message: &str) -> ! {
     error!("{message}; exiting");
     std::process::exit(3);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proposal(txn_type: i32, txn: Vec<u8>) -> ProposalData {
+        let header = jute::TxnHeader {
+            client_id: 1,
+            cxid: 1,
+            zxid: 1,
+            time: 0,
+            txn_type,
+        };
+        ProposalData {
+            header,
+            txn: txn.into(),
+            digest: None,
+        }
+    }
+
+    #[test]
+    fn proposals_are_logged_as_sent_unless_zookeeper_would_log_other_bytes() {
+        let create = Txn::Create(jute::CreateTxn {
+            path: "/a".into(),
+            data: Some(b"x".to_vec()),
+            acl: vec![],
+            ephemeral: false,
+            parent_cversion: 3,
+        });
+        assert!(logs_as_sent(&proposal(op::CREATE, create.body())));
+        let set = Txn::SetData(jute::SetDataTxn {
+            path: "/a".into(),
+            data: None,
+            version: 2,
+        });
+        assert!(logs_as_sent(&proposal(op::SET_DATA, set.body())));
+        // a pre-3.3 create (no parentCVersion) is logged as the full CreateTxn
+        let mut v0 = Vec::new();
+        jute::write_str(&mut v0, "/a");
+        jute::write_opt_buffer(&mut v0, Some(b"x"));
+        v0.extend_from_slice(&0i32.to_be_bytes());
+        v0.push(0);
+        assert!(!logs_as_sent(&proposal(op::CREATE, v0)));
+        let multi = Txn::Multi(vec![]);
+        assert!(!logs_as_sent(&proposal(op::MULTI, multi.body())));
+    }
 }

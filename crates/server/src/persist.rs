@@ -13,6 +13,7 @@ use tree::{DataTree, Prepared};
 
 enum LogCommand {
     Append(Arc<Prepared>),
+    AppendRaw(jute::TxnHeader, bytes::Bytes),
     Roll,
     /// A learner's TRUNC: cut the log after this zxid; answer when done.
     Truncate(i64, std_mpsc::Sender<()>),
@@ -178,6 +179,10 @@ impl TxnSink for DiskSink {
         let _ = self.log.send(LogCommand::Append(txn));
     }
 
+    fn persist_raw(&mut self, header: jute::TxnHeader, body: bytes::Bytes) {
+        let _ = self.log.send(LogCommand::AppendRaw(header, body));
+    }
+
     fn roll(&mut self) {
         let _ = self.log.send(LogCommand::Roll);
     }
@@ -316,6 +321,10 @@ fn log_writer(
                 LogCommand::Append(p) => {
                     last = Some(p.header.zxid);
                     log.append_parts(&p.header, &p.txn)
+                }
+                LogCommand::AppendRaw(header, body) => {
+                    last = Some(header.zxid);
+                    log.append_raw(&header, &body)
                 }
                 LogCommand::Roll => log.commit(force_sync).and_then(|_| log.roll()),
                 LogCommand::Truncate(zxid, done) => {

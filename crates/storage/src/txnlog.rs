@@ -53,10 +53,20 @@ pub fn encode_record(entry: &TxnEntry, out: &mut Vec<u8>) {
 /// [`encode_record`] from a header and a txn held elsewhere (no TxnEntry to build).
 pub fn encode_record_parts(header: &TxnHeader, txn: &Txn, out: &mut Vec<u8>) {
     debug_assert_eq!(header.txn_type, txn.txn_type());
+    encode_record_with(header, out, |out| txn.write_body(out));
+}
+
+/// [`encode_record`] of a txn record already serialized (`body`: the bytes
+/// [`Txn::write_body`] gives, as a proposal carries them).
+pub fn encode_record_raw(header: &TxnHeader, body: &[u8], out: &mut Vec<u8>) {
+    encode_record_with(header, out, |out| out.extend_from_slice(body));
+}
+
+fn encode_record_with(header: &TxnHeader, out: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)) {
     let start = out.len();
     out.extend_from_slice(&[0u8; 12]);
     header.write(out);
-    txn.write_body(out);
+    body(out);
     let len = out.len() - start - 12;
     let crc = adler32(&out[start + 12..]);
     out[start..start + 8].copy_from_slice(&crc.to_be_bytes());
@@ -482,6 +492,21 @@ impl TxnLog {
     /// [`TxnLog::append`] from a header and a txn held elsewhere: the server's log writer
     /// appends the prepared txns it shares with the request pipeline without copying them.
     pub fn append_parts(&mut self, header: &TxnHeader, txn: &Txn) -> io::Result<()> {
+        debug_assert_eq!(header.txn_type, txn.txn_type());
+        self.append_with(header, |out| txn.write_body(out))
+    }
+
+    /// [`TxnLog::append`] of a txn record already serialized, as a proposal carries it: a
+    /// follower logs what the leader sent without decoding and re-encoding it.
+    pub fn append_raw(&mut self, header: &TxnHeader, body: &[u8]) -> io::Result<()> {
+        self.append_with(header, |out| out.extend_from_slice(body))
+    }
+
+    fn append_with(
+        &mut self,
+        header: &TxnHeader,
+        body: impl FnOnce(&mut Vec<u8>),
+    ) -> io::Result<()> {
         let zxid = header.zxid;
         if let Some(last) = self.last_zxid {
             if zxid <= last {
@@ -509,7 +534,7 @@ impl TxnLog {
         }
         let cur = self.current.as_mut().expect("set above");
         cur.index.push((zxid, cur.pos + self.buf.len() as u64));
-        encode_record_parts(header, txn, &mut self.buf);
+        encode_record_with(header, &mut self.buf, body);
         self.last_zxid = Some(zxid);
         Ok(())
     }
@@ -704,6 +729,24 @@ mod tests {
         );
         let second = read_log(&dir.path().join("log.10")).unwrap();
         assert_eq!(second.entries, vec![entry(0x10), entry(0x11)]);
+    }
+
+    #[test]
+    fn a_log_of_raw_records_is_byte_for_byte_the_log_of_decoded_ones() {
+        let (decoded, raw) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut by_parts = TxnLog::open(decoded.path(), 4096).unwrap();
+        let mut by_bytes = TxnLog::open(raw.path(), 4096).unwrap();
+        for z in 1..=5 {
+            let e = entry(z);
+            by_parts.append_parts(&e.header, &e.txn).unwrap();
+            by_bytes.append_raw(&e.header, &e.txn.body()).unwrap();
+        }
+        by_parts.commit(true).unwrap();
+        by_bytes.commit(true).unwrap();
+        let read = |dir: &tempfile::TempDir| std::fs::read(dir.path().join("log.1")).unwrap();
+        assert_eq!(read(&decoded), read(&raw));
+        let back = read_log(&raw.path().join("log.1")).unwrap();
+        assert_eq!(back.entries, (1..=5).map(entry).collect::<Vec<_>>());
     }
 
     #[test]

@@ -207,7 +207,7 @@ impl Preparer {
         &mut self,
         tree: &DataTree,
         ctx: &RequestContext<'_>,
-        request: &Request,
+        request: &mut Request,
         zxid: i64,
     ) -> Prepared {
         let op_type = match request {
@@ -227,11 +227,16 @@ impl Preparer {
         let hdr = header(ctx.session_id, ctx.cxid, zxid, ctx.time, op_type);
         let outcome = match request {
             Request::Multi(ops) => return self.prepare_multi(tree, ctx, ops, hdr),
-            Request::Create(c) => self.prepare_create(tree, ctx, c, zxid),
+            // the txn takes the request's data: a write's value is not copied here
+            Request::Create(c) => {
+                let data = std::mem::take(&mut c.data);
+                self.prepare_create(tree, ctx, c, data, zxid)
+            }
             Request::Delete(d) => self.prepare_delete(tree, ctx, &d.path, d.version, zxid, false),
             Request::DeleteContainer(p) => self.prepare_delete(tree, ctx, p, -1, zxid, true),
             Request::SetData(s) => {
-                self.prepare_set_data(tree, ctx, &s.path, &s.data, s.version, zxid)
+                let data = std::mem::take(&mut s.data);
+                self.prepare_set_data(tree, ctx, &s.path, data, s.version, zxid)
             }
             Request::SetAcl(s) => self.prepare_set_acl(tree, ctx, &s.path, &s.acl, s.version, zxid),
             Request::Check(c) => self.prepare_check(tree, ctx, &c.path, c.version),
@@ -294,12 +299,12 @@ impl Preparer {
                 continue;
             }
             let outcome = match o {
-                MultiOp::Create(c) => self.prepare_create(tree, ctx, c, zxid),
+                MultiOp::Create(c) => self.prepare_create(tree, ctx, c, c.data.clone(), zxid),
                 MultiOp::Delete(d) => {
                     self.prepare_delete(tree, ctx, &d.path, d.version, zxid, false)
                 }
                 MultiOp::SetData(s) => {
-                    self.prepare_set_data(tree, ctx, &s.path, &s.data, s.version, zxid)
+                    self.prepare_set_data(tree, ctx, &s.path, s.data.clone(), s.version, zxid)
                 }
                 MultiOp::Check(c) => self.prepare_check(tree, ctx, &c.path, c.version),
                 MultiOp::GetChildren(_) | MultiOp::GetData(_) => unreachable!("rejected above"),
@@ -327,6 +332,7 @@ impl Preparer {
         tree: &DataTree,
         ctx: &RequestContext<'_>,
         c: &Create,
+        data: Option<Vec<u8>>,
         zxid: i64,
     ) -> Outcome<Txn> {
         let mode = CreateMode::from_flags(c.flags).ok_or(ErrorCode::BadArguments)?;
@@ -376,13 +382,13 @@ impl Preparer {
         let txn = match c.op_type {
             op::CREATE_CONTAINER => Txn::CreateContainer(CreateContainerTxn {
                 path: new_path.clone(),
-                data: c.data.clone(),
+                data,
                 acl,
                 parent_cversion: new_cversion,
             }),
             op::CREATE_TTL => Txn::CreateTtl(CreateTtlTxn {
                 path: new_path.clone(),
-                data: c.data.clone(),
+                data,
                 acl,
                 parent_cversion: new_cversion,
                 ttl: c.ttl,
@@ -390,7 +396,7 @@ impl Preparer {
             op_type => {
                 let t = CreateTxn {
                     path: new_path.clone(),
-                    data: c.data.clone(),
+                    data,
                     acl,
                     ephemeral: mode.is_ephemeral(),
                     parent_cversion: new_cversion,
@@ -514,7 +520,7 @@ impl Preparer {
         tree: &DataTree,
         ctx: &RequestContext<'_>,
         p: &str,
-        data: &Option<Vec<u8>>,
+        data: Option<Vec<u8>>,
         version: i32,
         zxid: i64,
     ) -> Outcome<Txn> {
@@ -530,7 +536,7 @@ impl Preparer {
         self.add_change(p, node);
         let txn = SetDataTxn {
             path: p.to_owned(),
-            data: data.clone(),
+            data,
             version: new_version,
         };
         Ok(Txn::SetData(txn))

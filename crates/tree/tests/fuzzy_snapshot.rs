@@ -75,7 +75,9 @@ impl Server {
             extended_types_enabled: true,
             reconfig_enabled: false,
         };
-        let p = self.prep.prepare(&self.tree, &ctx, req, self.zxid);
+        let p = self
+            .prep
+            .prepare(&self.tree, &ctx, &mut req.clone(), self.zxid);
         self.tree.process_txn(&p.header, &p.txn);
         self.tree.drain_events();
         self.prep.applied(self.zxid);

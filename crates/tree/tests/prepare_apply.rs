@@ -48,7 +48,8 @@ impl Pipeline {
 
     fn prepare(&mut self, req: &Request) -> tree::Prepared {
         self.zxid += 1;
-        self.prep.prepare(&self.tree, &ctx(&[]), req, self.zxid)
+        self.prep
+            .prepare(&self.tree, &ctx(&[]), &mut req.clone(), self.zxid)
     }
 
     fn apply(&mut self, p: &tree::Prepared) -> tree::TxnResult {
