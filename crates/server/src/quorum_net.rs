@@ -4,6 +4,7 @@
 //! the socket. Zab itself is in the core (`zab::peer::Peer`).
 
 use crate::core::CoreMsg;
+use bytes::BytesMut;
 use config::QuorumConfig;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,9 +18,12 @@ use tracing::{debug, info, warn};
 use zab::election::Notification;
 use zab::wire::{
     accept_decision, decode_election_frame, dialer_keeps_connection, encode_election_frame,
-    AcceptDecision, ElectionAddress, InitialMessage, Packet, QuorumStreamDecoder, Sender,
-    SnapshotStream, StreamItem,
+    AcceptDecision, ElectionAddress, InitialMessage, Packet, QuorumStreamDecoder, Received, Sender,
+    SnapshotStream,
 };
+
+/// A quorum connection's receive buffer: packets are cut off it and share it.
+const RECEIVE_BUFFER: usize = 64 * 1024;
 
 /// Identifies one quorum connection, so that news of an old one is not taken for a new one.
 pub type LinkId = u64;
@@ -201,18 +205,21 @@ async fn read_quorum_stream(
     let mut link = Some(link);
     let mut sid = known_sid;
     let mut decoder = QuorumStreamDecoder::with_max_buffer(from, max_buffer);
-    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    // packets are cut off the front of this buffer and keep sharing it (a proposal's txn is
+    // logged and applied from here); a new one is allocated when too little room is left
+    let mut buf = BytesMut::with_capacity(RECEIVE_BUFFER);
     let mut held_snap: Option<Packet> = None;
-    let mut chunk = vec![0u8; 64 * 1024];
     'read: loop {
-        let n = match read.read(&mut chunk).await {
+        if buf.capacity() - buf.len() < RECEIVE_BUFFER / 16 {
+            // doubling while a large packet or a snapshot accumulates
+            buf.reserve(RECEIVE_BUFFER.max(buf.len()));
+        }
+        match read.read_buf(&mut buf).await {
             Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        buf.extend_from_slice(&chunk[..n]);
-        let mut used = 0;
+            Ok(_) => {}
+        }
         loop {
-            let item = match decoder.next_item(&buf[used..]) {
+            let item = match decoder.next_received(&mut buf) {
                 Ok(Some(item)) => item,
                 Ok(None) => break,
                 Err(e) => {
@@ -220,16 +227,8 @@ async fn read_quorum_stream(
                     break 'read;
                 }
             };
-            used += item.1;
-            match item.0 {
-                StreamItem::Packet(raw) => {
-                    let packet = match Packet::from_raw_owned(raw, from) {
-                        Ok(p) => p,
-                        Err(e) => {
-                            warn!("bad quorum packet from server {sid:?}: {e}; closing");
-                            break 'read;
-                        }
-                    };
+            match item {
+                Received::Packet(packet) => {
                     if sid.is_none() {
                         let hello = match &packet {
                             Packet::FollowerInfo(h) | Packet::ObserverInfo(h) => h,
@@ -263,7 +262,7 @@ async fn read_quorum_stream(
                         return;
                     }
                 }
-                StreamItem::Snapshot(stream) => {
+                Received::Snapshot(stream) => {
                     let sid = sid.expect("a snapshot comes from the leader");
                     let _ = core.send(CoreMsg::Zab(ZabEvent::Snapshot {
                         sid,
@@ -280,7 +279,6 @@ async fn read_quorum_stream(
                 }
             }
         }
-        buf.drain(..used);
     }
     if let Some(sid) = sid {
         let _ = core.send(CoreMsg::Zab(ZabEvent::LinkDown { sid, link: link_id }));

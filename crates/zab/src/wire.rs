@@ -607,13 +607,6 @@ fn read_len(r: &mut Reader<'_>, what: &'static str, max: usize) -> Result<Option
     Ok(Some(len as usize))
 }
 
-fn read_opt_buffer(r: &mut Reader<'_>, what: &'static str, max: usize) -> Result<Option<Vec<u8>>> {
-    match read_len(r, what, max)? {
-        None => Ok(None),
-        Some(n) => Ok(Some(r.take(n)?.to_vec())),
-    }
-}
-
 /// A ustring; null reads as "" (ZooKeeper never writes a null scheme or id).
 fn read_ustring(r: &mut Reader<'_>, what: &'static str, max: usize) -> Result<String> {
     let offset = r.position();
@@ -680,9 +673,23 @@ impl RawPacket {
     }
 
     fn read(r: &mut Reader<'_>, max: usize) -> Result<RawPacket> {
+        let parts = Self::read_parts(r, max)?;
+        Ok(RawPacket {
+            packet_type: parts.packet_type,
+            zxid: parts.zxid,
+            data: parts.data.map(<[u8]>::to_vec),
+            authinfo: parts.authinfo,
+        })
+    }
+
+    /// [`RawPacket::read`] leaving the data where it lies.
+    fn read_parts<'a>(r: &mut Reader<'a>, max: usize) -> Result<PacketParts<'a>> {
         let packet_type = r.read_i32()?;
         let zxid = r.read_i64()?;
-        let data = read_opt_buffer(r, "packet data", max)?;
+        let data = match read_len(r, "packet data", max)? {
+            None => None,
+            Some(n) => Some(r.take(n)?),
+        };
         let offset = r.position();
         let count = r.read_i32()?;
         let authinfo = match count {
@@ -704,13 +711,21 @@ impl RawPacket {
                 Some(ids)
             }
         };
-        Ok(RawPacket {
+        Ok(PacketParts {
             packet_type,
             zxid,
             data,
             authinfo,
         })
     }
+}
+
+/// A packet read in place: its data is still a slice of the bytes received.
+struct PacketParts<'a> {
+    packet_type: i32,
+    zxid: i64,
+    data: Option<&'a [u8]>,
+    authinfo: Option<Vec<Id>>,
 }
 
 /// The jute record loses the null/empty distinction of authinfo (null becomes empty).
@@ -796,6 +811,16 @@ impl ProposalData {
         Ok(ProposalData {
             header,
             txn: bytes::Bytes::from(buf).slice(range),
+            digest,
+        })
+    }
+
+    /// [`ProposalData::decode`] of received bytes that stay shared: the txn is a slice of them.
+    pub fn decode_shared(buf: bytes::Bytes) -> Result<ProposalData> {
+        let (header, range, digest) = Self::decode_parts(&buf)?;
+        Ok(ProposalData {
+            header,
+            txn: buf.slice(range),
             digest,
         })
     }
@@ -1592,6 +1617,14 @@ pub enum StreamItem {
     Snapshot(SnapshotStream),
 }
 
+/// What [`QuorumStreamDecoder::next_received`] takes off a receive buffer.
+#[derive(Debug)]
+pub enum Received {
+    Packet(Packet),
+    /// The snapshot the leader writes right after a SNAP packet.
+    Snapshot(SnapshotStream),
+}
+
 /// Cuts the bytes received on a quorum connection into packets (and, after a SNAP from the
 /// leader, the snapshot). Sans-IO: feed it the unconsumed bytes, drain what it says it used.
 #[derive(Debug, Clone)]
@@ -1637,6 +1670,57 @@ impl QuorumStreamDecoder {
                 Ok(Some((StreamItem::Packet(p), len)))
             }
         }
+    }
+
+    /// Takes the next packet (decoded) or snapshot off the front of a receive buffer, or
+    /// `Ok(None)` until it has fully arrived. A proposal's txn stays in the received bytes
+    /// (shared, not copied): a follower logs and applies it from there.
+    pub fn next_received(&mut self, buf: &mut bytes::BytesMut) -> Result<Option<Received>> {
+        use bytes::Buf;
+        if self.snapshot.is_some() {
+            let Some((item, len)) = self.next_item(buf)? else {
+                return Ok(None);
+            };
+            buf.advance(len);
+            return Ok(Some(match item {
+                StreamItem::Snapshot(stream) => Received::Snapshot(stream),
+                StreamItem::Packet(raw) => {
+                    Received::Packet(Packet::from_raw_owned(raw, self.from)?)
+                }
+            }));
+        }
+        let mut r = Reader::new(buf);
+        let Some(parts) = incomplete_as_none(RawPacket::read_parts(&mut r, self.max_buffer))?
+        else {
+            return Ok(None);
+        };
+        let len = r.position();
+        let start = buf.as_ptr() as usize;
+        let data = parts.data.map(|d| {
+            let at = d.as_ptr() as usize - start;
+            at..at + d.len()
+        });
+        let (packet_type, zxid, authinfo) = (parts.packet_type, parts.zxid, parts.authinfo);
+        let frame = buf.split_to(len).freeze();
+        if self.from == Sender::Leader && packet_type == packet_type::SNAP {
+            self.snapshot = Some(SnapshotScanner::new(self.max_buffer));
+        }
+        let packet = match (packet_type, data) {
+            (packet_type::PROPOSAL, Some(range)) => Packet::Proposal {
+                zxid,
+                data: ProposalData::decode_shared(frame.slice(range))?,
+            },
+            (packet_type, data) => {
+                let raw = RawPacket {
+                    packet_type,
+                    zxid,
+                    data: data.map(|range| frame[range].to_vec()),
+                    authinfo,
+                };
+                Packet::from_raw_owned(raw, self.from)?
+            }
+        };
+        Ok(Some(Received::Packet(packet)))
     }
 
     /// Whether the next item is the snapshot that follows a SNAP.
@@ -2557,6 +2641,9 @@ mod tests {
                 while let Ok(Some((_, used))) = d.next_item(rest) {
                     rest = &rest[used..];
                 }
+                let mut d = QuorumStreamDecoder::new(from);
+                let mut buf = bytes::BytesMut::from(&bytes[..]);
+                while let Ok(Some(_)) = d.next_received(&mut buf) {}
             }
         }
 

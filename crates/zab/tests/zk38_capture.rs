@@ -458,3 +458,38 @@ fn streams_decode_in_pieces() {
         assert_eq!(n, whole);
     }
 }
+
+/// Taken off a shared receive buffer (proposals keep pointing into it), every captured stream
+/// gives exactly the packets and snapshots decoded from it whole, whatever the pieces it
+/// arrives in.
+#[test]
+fn streams_taken_off_a_receive_buffer_are_the_streams_read() {
+    for (bytes, from) in [
+        (data!("quorum_follower1_initial_leader"), Sender::Leader),
+        (data!("quorum_follower1_initial_learner"), Sender::Learner),
+        (data!("quorum_follower3_diff_leader"), Sender::Leader),
+        (data!("quorum_follower3_diff_learner"), Sender::Learner),
+        (data!("quorum_follower1_snap_leader"), Sender::Leader),
+        (data!("quorum_joiner4_reconfig_leader"), Sender::Leader),
+        (data!("quorum_joiner4_reconfig_learner"), Sender::Learner),
+        (data!("quorum_observer3_leader"), Sender::Leader),
+    ] {
+        let whole = quorum_stream(bytes, from);
+        for piece in [1, 7, 4096, bytes.len()] {
+            let mut dec = QuorumStreamDecoder::new(from);
+            let mut buf = bytes::BytesMut::new();
+            let mut got: Vec<(Packet, Option<SnapshotStream>)> = Vec::new();
+            for chunk in bytes.chunks(piece) {
+                buf.extend_from_slice(chunk);
+                while let Some(item) = dec.next_received(&mut buf).unwrap() {
+                    match item {
+                        Received::Packet(p) => got.push((p, None)),
+                        Received::Snapshot(s) => got.last_mut().unwrap().1 = Some(s),
+                    }
+                }
+            }
+            assert!(buf.is_empty());
+            assert_eq!(got, whole, "pieces of {piece} bytes");
+        }
+    }
+}
