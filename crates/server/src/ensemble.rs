@@ -1070,7 +1070,7 @@ impl ServerCore {
                 session_id,
                 cxid: 0,
                 op_type: op::CREATE_SESSION,
-                request: (timeout as i32).to_be_bytes().to_vec(),
+                request: (timeout as i32).to_be_bytes().to_vec().into(),
                 authinfo: None,
             });
             if !z.send_to_leader(&packet) {
@@ -1170,7 +1170,7 @@ impl ServerCore {
             session_id,
             cxid: xid,
             op_type,
-            request: raw.to_vec(),
+            request: raw,
             authinfo: auth,
         });
         if !z.send_to_leader(&packet) {

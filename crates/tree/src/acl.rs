@@ -320,6 +320,22 @@ pub fn fixup_acl(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
     Ok(out)
 }
 
+/// [`fixup_acl`] of an ACL the caller owns: returned as it is when nothing changes (no
+/// duplicate, no `auth` id, every id valid), which is nearly always.
+pub fn fixup_acl_owned(acl: Vec<Acl>, auth: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
+    let unchanged = !acl.is_empty()
+        && acl.iter().enumerate().all(|(i, a)| {
+            !acl[..i].contains(a)
+                && ((a.id.scheme == "world" && a.id.id == "anyone")
+                    || (a.id.scheme != "auth" && is_valid_id(&a.id.scheme, &a.id.id)))
+        });
+    if unchanged {
+        Ok(acl)
+    } else {
+        fixup_acl(&acl, auth)
+    }
+}
+
 /// The ACL as getACL shows it to a client without ADMIN: digest hashes replaced by `x`.
 pub fn redact_digests(acl: &[Acl]) -> Vec<Acl> {
     acl.iter()
@@ -415,6 +431,28 @@ mod tests {
             &auth
         )
         .is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fixing_up_an_owned_acl_agrees_with_fixing_up_a_borrowed_one(
+            entries in proptest::collection::vec((0..5usize, 0..2i32), 0..4),
+        ) {
+            let ids = [
+                id("world", "anyone"),
+                id("world", "everyone"),
+                id("auth", ""),
+                id("ip", "10.0.0.0/8"),
+                id("digest", "u:h"),
+            ];
+            // few ids and perms: duplicates are common
+            let acl: Vec<Acl> = entries
+                .iter()
+                .map(|&(i, perms)| Acl { perms, id: ids[i].clone() })
+                .collect();
+            let auth = [id("ip", "127.0.0.1"), id("digest", "u:h")];
+            proptest::prop_assert_eq!(fixup_acl_owned(acl.clone(), &auth), fixup_acl(&acl, &auth));
+        }
     }
 
     #[test]

@@ -230,7 +230,8 @@ impl Preparer {
             // the txn takes the request's data: a write's value is not copied here
             Request::Create(c) => {
                 let data = std::mem::take(&mut c.data);
-                self.prepare_create(tree, ctx, c, data, zxid)
+                let acl = std::mem::take(&mut c.acl);
+                self.prepare_create(tree, ctx, c, data, acl, zxid)
             }
             Request::Delete(d) => self.prepare_delete(tree, ctx, &d.path, d.version, zxid, false),
             Request::DeleteContainer(p) => self.prepare_delete(tree, ctx, p, -1, zxid, true),
@@ -299,7 +300,9 @@ impl Preparer {
                 continue;
             }
             let outcome = match o {
-                MultiOp::Create(c) => self.prepare_create(tree, ctx, c, c.data.clone(), zxid),
+                MultiOp::Create(c) => {
+                    self.prepare_create(tree, ctx, c, c.data.clone(), c.acl.clone(), zxid)
+                }
                 MultiOp::Delete(d) => {
                     self.prepare_delete(tree, ctx, &d.path, d.version, zxid, false)
                 }
@@ -333,6 +336,7 @@ impl Preparer {
         ctx: &RequestContext<'_>,
         c: &Create,
         data: Option<Vec<u8>>,
+        acl: Vec<Acl>,
         zxid: i64,
     ) -> Outcome<Txn> {
         let mode = CreateMode::from_flags(c.flags).ok_or(ErrorCode::BadArguments)?;
@@ -356,7 +360,7 @@ impl Preparer {
         } else {
             &c.path[..last_slash]
         };
-        let acl = acl::fixup_acl(&c.acl, ctx.auth)?;
+        let acl = acl::fixup_acl_owned(acl, ctx.auth)?;
         let parent = self.record(tree, parent_path)?;
         Self::check_acl(ctx, &parent.acl, perms::CREATE)?;
         let parent_stat = parent.stat.as_ref().expect("record exists");

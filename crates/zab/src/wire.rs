@@ -941,8 +941,8 @@ pub struct LearnerRequest {
     /// The request's opcode (e.g. `op::CREATE`, `op::SYNC`, `op::CREATE_SESSION`).
     pub op_type: i32,
     /// The request record as the client sent it, after its RequestHeader; for createSession
-    /// the 4-byte session timeout; empty for closeSession.
-    pub request: Vec<u8>,
+    /// the 4-byte session timeout; empty for closeSession. (Shared: the received bytes.)
+    pub request: bytes::Bytes,
     /// The client connection's auth ids (e.g. `ip:127.0.0.1`); null for createSession.
     pub authinfo: Option<Vec<Id>>,
 }
@@ -1249,7 +1249,7 @@ impl Packet {
                     session_id,
                     cxid,
                     op_type,
-                    request: d,
+                    request: d.into(),
                     authinfo: p.authinfo,
                 }))
             }
@@ -1285,7 +1285,7 @@ impl Packet {
                     session_id: be_i64(&d[0..8]),
                     cxid: be_i32(&d[8..12]),
                     op_type: be_i32(&d[12..16]),
-                    request: d[16..].to_vec(),
+                    request: bytes::Bytes::copy_from_slice(&d[16..]),
                     authinfo: p.authinfo.clone(),
                 })
             }
@@ -1710,6 +1710,17 @@ impl QuorumStreamDecoder {
                 zxid,
                 data: ProposalData::decode_shared(frame.slice(range))?,
             },
+            // a forwarded client request: its record stays in the received bytes too
+            (packet_type::REQUEST, Some(range)) if range.len() >= 16 => {
+                let d = &frame[range.clone()];
+                Packet::Request(LearnerRequest {
+                    session_id: be_i64(&d[0..8]),
+                    cxid: be_i32(&d[8..12]),
+                    op_type: be_i32(&d[12..16]),
+                    request: frame.slice(range.start + 16..range.end),
+                    authinfo,
+                })
+            }
             (packet_type, data) => {
                 let raw = RawPacket {
                     packet_type,
@@ -1993,7 +2004,7 @@ mod tests {
                     session_id: 9,
                     cxid: 4,
                     op_type: op::SYNC,
-                    request: vec![0, 0, 0, 2, b'/', b'a'],
+                    request: vec![0, 0, 0, 2, b'/', b'a'].into(),
                     authinfo: Some(vec![Id {
                         scheme: "ip".into(),
                         id: "127.0.0.1".into(),
@@ -2006,7 +2017,7 @@ mod tests {
                     session_id: 9,
                     cxid: 0,
                     op_type: op::CREATE_SESSION,
-                    request: 10000i32.to_be_bytes().to_vec(),
+                    request: 10000i32.to_be_bytes().to_vec().into(),
                     authinfo: None,
                 }),
                 Sender::Learner,
@@ -2584,7 +2595,7 @@ mod tests {
             request in proptest::collection::vec(any::<u8>(), 0..64),
             authinfo in proptest::option::of(proptest::collection::vec(arb_id(), 0..3)),
         ) {
-            let p = Packet::Request(LearnerRequest { session_id, cxid, op_type, request, authinfo });
+            let p = Packet::Request(LearnerRequest { session_id, cxid, op_type, request: request.into(), authinfo });
             prop_assert_eq!(p.encode(), p.to_raw().encode());
             prop_assert_eq!(Packet::decode(&p.encode(), Sender::Learner).unwrap(), p);
         }
@@ -2673,7 +2684,7 @@ mod tests {
                 session_id,
                 cxid,
                 op_type: jute::op::SET_DATA,
-                request: body,
+                request: body.into(),
                 authinfo: auth.map(|ids| ids.into_iter().map(|(scheme, id)| Id { scheme, id }).collect()),
             });
             let mut txn = Vec::new();

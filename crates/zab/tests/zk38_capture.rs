@@ -251,7 +251,7 @@ fn follower_of_a_fresh_ensemble() {
         .collect();
     assert_eq!(reqs[0].op_type, jute::op::CREATE_SESSION);
     assert_eq!(reqs[0].authinfo, None);
-    assert_eq!(reqs[0].request, 10000i32.to_be_bytes());
+    assert_eq!(reqs[0].request[..], 10000i32.to_be_bytes());
     assert!(reqs[1].authinfo.as_ref().unwrap()[0].scheme == "ip");
     assert!(reqs.iter().any(|r| r.op_type == jute::op::SYNC));
     assert!(reqs
