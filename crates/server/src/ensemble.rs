@@ -562,7 +562,6 @@ impl ServerCore {
         z.pending_revalidations.clear();
         z.pending_syncs.clear();
         z.leader_syncs.clear();
-        z.barrier_passed = 0;
         // what was in flight is decided by the next leader; clients retry elsewhere
         self.in_flight.clear();
         self.session_queues.clear();

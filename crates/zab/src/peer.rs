@@ -156,6 +156,11 @@ pub struct Peer {
     election_timer: Option<u64>,
     now_ms: u64,
     last_tick_ms: u64,
+    /// Read barrier ids are the current leader term's own plus this: they grow across terms,
+    /// so that a barrier passed in an earlier term never answers a sync of a later one.
+    barrier_ids_from: u64,
+    /// The highest read barrier id handed out so far.
+    barrier_ids_seen: u64,
 }
 
 impl Peer {
@@ -188,6 +193,8 @@ impl Peer {
             election_timer: None,
             now_ms: 0,
             last_tick_ms: 0,
+            barrier_ids_from: 0,
+            barrier_ids_seen: 0,
         }
     }
 
@@ -411,6 +418,7 @@ impl Peer {
                     leader = leader.with_pending_reconfig(next.version, next);
                 }
                 let actions = leader.start();
+                self.barrier_ids_from = self.barrier_ids_seen;
                 self.role = Role::Leading(Box::new(leader));
                 self.leader_actions(actions, out);
             }
@@ -557,6 +565,8 @@ impl Peer {
             return None;
         };
         let (id, actions) = leader.request_read_barrier();
+        let id = self.barrier_ids_from + id;
+        self.barrier_ids_seen = self.barrier_ids_seen.max(id);
         let mut out = Vec::new();
         self.leader_actions(actions, &mut out);
         Some((id, out))
@@ -756,7 +766,11 @@ impl Peer {
                     }
                 }
                 LeaderAction::DropLearner(peer) => out.push(Output::DropLearner { peer }),
-                LeaderAction::ReadBarrierPassed(id) => out.push(Output::ReadBarrierPassed(id)),
+                LeaderAction::ReadBarrierPassed(id) => {
+                    let id = self.barrier_ids_from + id;
+                    self.barrier_ids_seen = self.barrier_ids_seen.max(id);
+                    out.push(Output::ReadBarrierPassed(id));
+                }
                 LeaderAction::StepDown(why) => {
                     // (logging is not I/O: the runtime's subscriber decides where it goes)
                     tracing::info!("server {} stops leading: {why}", self.my_id);
@@ -1019,6 +1033,54 @@ mod tests {
             peer.config().version,
             "the cut reconfig is not pending"
         );
+    }
+
+    /// A leader's read barrier ids start again with each term; the ones the peer hands out
+    /// must keep growing, or a barrier passed in an earlier term would answer a sync of a
+    /// later one at once.
+    #[test]
+    fn read_barrier_ids_keep_growing_when_the_same_server_leads_again() {
+        let config = Arc::new(
+            QuorumConfig::from_properties(&parse_properties(THREE, "t").unwrap()).unwrap(),
+        );
+        let persisted = Persisted {
+            accepted_epoch: 1,
+            current_epoch: 1,
+        };
+        let mut peer = Peer::new(3, config, persisted, E1, 100, 10, 5);
+        let mut now = 0;
+        let mut out = peer.start(now);
+        let mut ids = Vec::new();
+        for _term in 0..2 {
+            let mine = out
+                .iter()
+                .rev()
+                .find_map(|o| match o {
+                    Output::SendNotification { notification, .. } => Some(notification.vote),
+                    _ => None,
+                })
+                .expect("looking, our vote announced");
+            for sender in [1, 2] {
+                let vote = Notification {
+                    sender,
+                    state: ServerState::Looking,
+                    vote: mine,
+                };
+                peer.step(now + 1, Input::Notification(vote));
+            }
+            now += 1_000;
+            peer.step(now, Input::Tick);
+            assert_eq!(peer.state(), ServerState::Leading);
+            let (id, _) = peer.request_read_barrier().expect("leading");
+            ids.push(id);
+            // nobody follows: after initLimit the leader looks again
+            out = Vec::new();
+            while peer.state() == ServerState::Leading {
+                now += 100;
+                out.extend(peer.step(now, Input::Tick));
+            }
+        }
+        assert!(ids[1] > ids[0], "{ids:?}");
     }
 
     /// Reconfig seeds 35087 and 41689: a learner that got COMMITANDACTIVATE between NEWLEADER
