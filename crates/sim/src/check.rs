@@ -194,6 +194,37 @@ impl Clients {
         Ok(done)
     }
 
+    /// The newest acknowledged write to `key` (0 for none): a read after `sync` issued now
+    /// must return it or a later one.
+    pub fn latest_acked(&self, key: usize) -> i64 {
+        self.acked_by_key[key].last().copied().unwrap_or(0)
+    }
+
+    /// A read of `key` after `sync` on `server` returned the value of `write_id`; when the
+    /// sync was issued, `floor` was the newest write to `key` acknowledged anywhere. Synced
+    /// reads are linearizable: never older than that, whatever leader answered.
+    pub fn check_synced_read(
+        &self,
+        key: usize,
+        write_id: u64,
+        floor: i64,
+        server: u64,
+    ) -> Result<(), String> {
+        let Some(&seen) = self.zxid_of.get(&write_id) else {
+            return Err(format!(
+                "synced read of key {key} on server {server} returned write {write_id}, which \
+                 was never proposed"
+            ));
+        };
+        if seen < floor {
+            return Err(format!(
+                "stale read after sync: key {key} on leader {server} returned write {write_id} \
+                 (0x{seen:x}), older than the write at 0x{floor:x} acknowledged before the sync"
+            ));
+        }
+        Ok(())
+    }
+
     /// A read of `key` on an established leader of `epoch` returned the value of `write_id`.
     /// It must not be older than any write to that key acknowledged in this epoch or before.
     pub fn check_read(

@@ -26,7 +26,10 @@
 //! - acknowledged writes respect real time (a write invoked after another was acknowledged
 //!   gets a higher zxid), and a read on an established leader sees every write acknowledged
 //!   in its epoch or before (a register's linearizability, as far as ZooKeeper promises it
-//!   for reads on the leader).
+//!   for reads on the leader);
+//! - a read after `sync` (answered as the server does: once the leader's read barrier
+//!   passed and what it proposed before has committed) sees every write acknowledged anywhere
+//!   before the sync, even on a leader that was deposed without knowing it yet.
 //!
 //! After the faults stop, the network heals and every server restarts: the ensemble must
 //! elect a leader again, serve on every server, commit a new write, and hold every
@@ -211,6 +214,8 @@ pub struct Stats {
     pub writes_proposed: u64,
     pub writes_acknowledged: u64,
     pub reads_checked: u64,
+    /// Reads after a sync (a read barrier), checked for linearizability.
+    pub synced_reads_checked: u64,
     pub committed_txns: u64,
     pub crashes: u64,
     pub partitions: u64,
@@ -235,6 +240,7 @@ impl Stats {
         self.writes_proposed += o.writes_proposed;
         self.writes_acknowledged += o.writes_acknowledged;
         self.reads_checked += o.reads_checked;
+        self.synced_reads_checked += o.synced_reads_checked;
         self.committed_txns += o.committed_txns;
         self.crashes += o.crashes;
         self.partitions += o.partitions;

@@ -196,6 +196,20 @@ fn short<T: Debug>(x: &T) -> String {
     s
 }
 
+/// A sync then getData at a leader (the server's sync: a read barrier plus everything
+/// proposed before it committed).
+#[derive(Debug)]
+struct PendingSyncRead {
+    server: u64,
+    role_gen: u64,
+    key: usize,
+    barrier: u64,
+    /// The leader's last proposed zxid when the sync arrived.
+    proposed: i64,
+    /// The newest write to `key` acknowledged anywhere when the sync was issued.
+    floor: i64,
+}
+
 struct World {
     cfg: SimConfig,
     rng: Rng,
@@ -212,6 +226,11 @@ struct World {
     reconfigs: BTreeMap<i64, Arc<QuorumConfig>>,
     /// Reconfigs submitted to a leader and not yet acknowledged or abandoned.
     pending_reconfigs: Vec<PendingWrite>,
+    /// Reads after a sync, waiting at their leader for its read barrier and commits.
+    pending_syncs: Vec<PendingSyncRead>,
+    /// Each server's last read barrier passed (ids grow across its terms; cleared by a crash,
+    /// which starts a new peer).
+    barrier_passed: BTreeMap<u64, u64>,
     /// Acknowledged reconfigs: (request id, zxid).
     acked_reconfigs: Vec<(u64, i64)>,
     /// The next port number a port change hands out.
@@ -294,6 +313,8 @@ impl World {
             quorum,
             reconfigs: BTreeMap::new(),
             pending_reconfigs: Vec::new(),
+            pending_syncs: Vec::new(),
+            barrier_passed: BTreeMap::new(),
             acked_reconfigs: Vec::new(),
             next_port: 10_000,
             genesis,
@@ -621,6 +642,11 @@ impl World {
                     s.disk.epochs = p;
                 }
                 Output::Serving(on) => self.serving(id, on)?,
+                Output::ReadBarrierPassed(barrier) => {
+                    let passed = self.barrier_passed.entry(id).or_default();
+                    *passed = (*passed).max(barrier);
+                    self.answer_syncs(id)?;
+                }
                 Output::ConfigActivated(config) => {
                     // the dynamic file: written when activated, read back at restart
                     let s = self.server(id);
@@ -652,6 +678,7 @@ impl World {
                     // a leader's pending writes are indeterminate once its term ends
                     self.clients.abandon(id);
                     self.pending_reconfigs.retain(|w| w.server != id);
+                    self.pending_syncs.retain(|r| r.server != id);
                 }
                 // forwarded requests, revalidations, session touches: no sessions here
                 _ => {}
@@ -1029,6 +1056,7 @@ impl World {
                 self.stats.writes_acknowledged += 1;
             }
             self.acknowledge_reconfigs(id, gen, zxid)?;
+            self.answer_syncs(id)?;
         }
         Ok(())
     }
@@ -1509,6 +1537,8 @@ impl World {
         self.trace(|| format!("s{id} CRASHES, log kept up to position {keep}"));
         self.clients.abandon(id);
         self.pending_reconfigs.retain(|w| w.server != id);
+        self.pending_syncs.retain(|r| r.server != id);
+        self.barrier_passed.remove(&id);
         let conns: Vec<ConnId> = self
             .conns
             .iter()
@@ -1615,9 +1645,68 @@ impl World {
         let key = self.rng.below(self.cfg.keys as u64) as usize;
         if self.rng.chance(0.7) {
             self.write(leader, key).map(|_| ())
+        } else if self.rng.chance(0.5) {
+            self.sync_read(leader, key)
         } else {
             self.read(leader, key)
         }
+    }
+
+    /// sync + getData of `key` at `leader`: answered once its read barrier passed and what it
+    /// had proposed before has committed (as the server does), then checked for
+    /// linearizability: a leader deposed without knowing it must not answer.
+    fn sync_read(&mut self, leader: u64, key: usize) -> Res {
+        let floor = self.clients.latest_acked(key);
+        let s = &mut self.servers[(leader - 1) as usize];
+        let proposed = s.peer.next_zxid().map_or(0, |z| z - 1);
+        let role_gen = s.role_gen;
+        let Some((barrier, out)) = s.peer.request_read_barrier() else {
+            return Ok(());
+        };
+        self.trace(|| format!("client syncs key {key} at s{leader}: barrier {barrier}"));
+        self.pending_syncs.push(PendingSyncRead {
+            server: leader,
+            role_gen,
+            key,
+            barrier,
+            proposed,
+            floor,
+        });
+        self.outputs(leader, out)?;
+        self.check_server(leader)?;
+        self.answer_syncs(leader)
+    }
+
+    /// Answers the synced reads at `id` whose barrier passed and whose proposals committed.
+    fn answer_syncs(&mut self, id: u64) -> Res {
+        let passed = self.barrier_passed.get(&id).copied().unwrap_or(0);
+        let s = &self.servers[(id - 1) as usize];
+        let applied_upto = s.applied;
+        let (due, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending_syncs)
+            .into_iter()
+            .partition(|r| {
+                r.server == id
+                    && r.role_gen == s.role_gen
+                    && r.barrier <= passed
+                    && s.disk.log.partition_point(|(z, _)| *z <= r.proposed) <= applied_upto
+            });
+        self.pending_syncs = waiting;
+        for r in due {
+            let s = &self.servers[(id - 1) as usize];
+            let path = key_path(r.key);
+            let Some(node) = s.tree.node(&path) else {
+                return Err(format!("server {id} has no {path}"));
+            };
+            let bytes = node.data().unwrap_or(&[]);
+            let Ok(raw) = <[u8; 8]>::try_from(bytes) else {
+                return Err(format!("server {id}: {path} holds {bytes:?}"));
+            };
+            let value = u64::from_be_bytes(raw);
+            self.trace(|| format!("synced read of key {} at s{id}: write {value}", r.key));
+            self.stats.synced_reads_checked += 1;
+            self.clients.check_synced_read(r.key, value, r.floor, id)?;
+        }
+        Ok(())
     }
 
     /// Submits a setData of `key` to `leader`; returns the write id and zxid.

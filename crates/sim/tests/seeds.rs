@@ -110,10 +110,12 @@ fn run_seeds(size_class: u64, reconfig: bool) {
     };
     eprintln!(
         "{voters} voters{kind}: {count} seeds from {start} in {:.1} s: {} writes acknowledged, \
-         {} reads checked, {} epochs, {} crashes, {} partitions, {} pauses, {} snapshots",
+         {} reads checked ({} after a sync), {} epochs, {} crashes, {} partitions, {} pauses, \
+         {} snapshots",
         started.elapsed().as_secs_f64(),
         total.writes_acknowledged,
-        total.reads_checked,
+        total.reads_checked + total.synced_reads_checked,
+        total.synced_reads_checked,
         total.epochs_established,
         total.crashes,
         total.partitions,
