@@ -11,7 +11,10 @@ connects to server i mod 3 (writes sent to followers are forwarded to the leader
   load       create, setData and getData of 1 KiB values with 1, 32 and 256 sessions, each
              keeping 4 requests in flight (closed loop); 1 s warm-up, then 5 s measured:
              ops/s, p50/p99 latency, and completions per 100 ms (the timelines plotted);
-             each run on a fresh ensemble
+             each run on a fresh ensemble, the kinds alternating run by run (each workload
+             and session count for one kind, then the other, the order swapped every run):
+             this VM's speed drifts by tens of percent over minutes, and a ratio of two
+             figures measured minutes apart carried that drift
   mixed      90% getData / 10% setData, 32 sessions, same settings (the parts mixed, watch,
              storm and failover share one fresh ensemble)
   watch      1,000 sessions each set a getData watch on one znode; one setData from a session
@@ -212,6 +215,18 @@ def many_znodes(kind, p):
         log(f"{kind}: RSS {fmt_rss(rss)} MiB, restart to serving {r['restart_first_read_s']:.2f} s "
             f"(all {r['restart_all_read_s']:.2f} s), one follower {single:.2f} s")
         return r
+
+
+def interleaved_load_runs(kinds, p):
+    """The load runs of every kind, alternating: for each workload and session count one
+    kind's run then the other's, the order swapped every run, each on a fresh ensemble."""
+    loads = {kind: [] for kind in kinds}
+    runs = [(workload, n) for workload in WORKLOADS for n in p.sessions]
+    for i, (workload, n) in enumerate(runs):
+        for kind in (kinds if i % 2 == 0 else list(reversed(kinds))):
+            with new_ensemble(kind, p) as ensemble:
+                loads[kind].append(load_run(ensemble, p, workload, n))
+    return loads
 
 
 def bench_kind(kind, p, parts):
@@ -467,7 +482,9 @@ def header(p, args, kinds):
             f"initLimit {INIT_LIMIT}, syncLimit {SYNC_LIMIT}, maxClientCnxns=0 (no per-address limit), ZooKeeper "
             f"-Xmx{p.java_heap}. Load: one `zkrs bench` process on one thread, session i on server i mod 3, "
             f"{p.in_flight} requests in flight per session, values 1 KiB, {p.warmup:g} s warm-up + "
-            f"{p.duration:g} s measured per run, each load run on a fresh ensemble. Ratios zkrs / ZooKeeper (lower is better for times, latencies "
+            f"{p.duration:g} s measured per run, each load run on a fresh ensemble"
+            f"{', the kinds alternating run by run' if p.fresh_runs and len(kinds) > 1 else ''}. "
+            f"Ratios zkrs / ZooKeeper (lower is better for times, latencies "
             f"and memory).{' SMOKE RUN: short runs and small counts, not results.' if args.smoke else ''}\n")
 
 
@@ -557,8 +574,11 @@ def main():
                "smoke": args.smoke, "zkrs_binary": provenance(binary), "nofile_limit": nofile,
                "settings": {"tickTime": TICK_MS, "initLimit": INIT_LIMIT, "syncLimit": SYNC_LIMIT, **CFG,
                             **vars(p), "timeline_ms": TIMELINE_MS, "servers": SERVERS}}
+    interleave = "load" in parts and p.fresh_runs and len(kinds) > 1
+    loads = interleaved_load_runs(kinds, p) if interleave else {}
     for kind in kinds:
-        results[kind] = bench_kind(kind, p, parts)
+        results[kind] = bench_kind(kind, p, [x for x in parts if not (interleave and x == "load")])
+        results[kind]["load"] = loads.get(kind, []) + results[kind]["load"]
     if "reconfig" in parts:
         results["reconfig"] = reconfig(kinds, p, args.smoke, out_dir)
     results["seconds"] = time.monotonic() - t_start
