@@ -966,6 +966,27 @@ impl ServerCore {
         self.answer_leader_syncs();
     }
 
+    /// Holds the session's later reads until this request (answered elsewhere) is answered.
+    fn queue_forwarded(
+        &mut self,
+        session_id: i64,
+        conn: ConnId,
+        xid: i32,
+        op_type: i32,
+        received_ms: i64,
+    ) {
+        let queued = Queued::Forwarded {
+            conn,
+            xid,
+            op_type,
+            received_ms,
+        };
+        self.session_queues
+            .entry(session_id)
+            .or_default()
+            .push_back(queued);
+    }
+
     /// Leader: a client's sync, queued in its session like a forwarded request so that its
     /// later reads wait for the answer.
     pub(crate) fn leader_client_sync(
@@ -976,15 +997,7 @@ impl ServerCore {
         path: String,
         received_ms: i64,
     ) {
-        self.session_queues
-            .entry(session_id)
-            .or_default()
-            .push_back(Queued::Forwarded {
-                conn,
-                xid,
-                op_type: op::SYNC,
-                received_ms,
-            });
+        self.queue_forwarded(session_id, conn, xid, op::SYNC, received_ms);
         self.leader_sync(SyncFrom::Client(PendingSync {
             session_id,
             conn,
@@ -1140,15 +1153,7 @@ impl ServerCore {
             }
         }
         let auth = self.conns.get(&conn).map(|c| c.auth.to_vec());
-        self.session_queues
-            .entry(session_id)
-            .or_default()
-            .push_back(Queued::Forwarded {
-                conn,
-                xid,
-                op_type,
-                received_ms,
-            });
+        self.queue_forwarded(session_id, conn, xid, op_type, received_ms);
         let z = self.zab.as_mut().expect("ensemble");
         if op_type == op::SYNC {
             let path = Request::decode(op_type, &raw)

@@ -194,6 +194,16 @@ impl Clients {
         Ok(done)
     }
 
+    /// The zxid of the write a read of `key` on `server` returned; it must have been proposed.
+    fn proposed_zxid(&self, key: usize, write_id: u64, server: u64) -> Result<i64, String> {
+        self.zxid_of.get(&write_id).copied().ok_or_else(|| {
+            format!(
+                "read of key {key} on server {server} returned write {write_id}, which was never \
+                 proposed"
+            )
+        })
+    }
+
     /// The newest acknowledged write to `key` (0 for none): a read after `sync` issued now
     /// must return it or a later one.
     pub fn latest_acked(&self, key: usize) -> i64 {
@@ -210,12 +220,7 @@ impl Clients {
         floor: i64,
         server: u64,
     ) -> Result<(), String> {
-        let Some(&seen) = self.zxid_of.get(&write_id) else {
-            return Err(format!(
-                "synced read of key {key} on server {server} returned write {write_id}, which \
-                 was never proposed"
-            ));
-        };
+        let seen = self.proposed_zxid(key, write_id, server)?;
         if seen < floor {
             return Err(format!(
                 "stale read after sync: key {key} on leader {server} returned write {write_id} \
@@ -234,12 +239,7 @@ impl Clients {
         epoch: i64,
         server: u64,
     ) -> Result<(), String> {
-        let Some(&seen) = self.zxid_of.get(&write_id) else {
-            return Err(format!(
-                "read of key {key} on server {server} returned write {write_id}, which was never \
-                 proposed"
-            ));
-        };
+        let seen = self.proposed_zxid(key, write_id, server)?;
         let limit = (epoch + 1) << 32;
         if let Some(&latest) = self.acked_by_key[key].range(..limit).next_back() {
             if seen < latest {

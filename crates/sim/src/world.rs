@@ -1692,16 +1692,7 @@ impl World {
             });
         self.pending_syncs = waiting;
         for r in due {
-            let s = &self.servers[(id - 1) as usize];
-            let path = key_path(r.key);
-            let Some(node) = s.tree.node(&path) else {
-                return Err(format!("server {id} has no {path}"));
-            };
-            let bytes = node.data().unwrap_or(&[]);
-            let Ok(raw) = <[u8; 8]>::try_from(bytes) else {
-                return Err(format!("server {id}: {path} holds {bytes:?}"));
-            };
-            let value = u64::from_be_bytes(raw);
+            let value = self.value_at(id, r.key)?;
             self.trace(|| format!("synced read of key {} at s{id}: write {value}", r.key));
             self.stats.synced_reads_checked += 1;
             self.clients.check_synced_read(r.key, value, r.floor, id)?;
@@ -1740,17 +1731,22 @@ impl World {
         Ok(Some((id, zxid)))
     }
 
-    fn read(&mut self, leader: u64, key: usize) -> Res {
-        let s = &self.servers[(leader - 1) as usize];
+    /// The write id `key` holds in server `id`'s tree.
+    fn value_at(&self, id: u64, key: usize) -> Result<u64, String> {
         let path = key_path(key);
-        let Some(node) = s.tree.node(&path) else {
-            return Err(format!("server {leader} has no {path}"));
+        let Some(node) = self.servers[(id - 1) as usize].tree.node(&path) else {
+            return Err(format!("server {id} has no {path}"));
         };
         let bytes = node.data().unwrap_or(&[]);
         let Ok(raw) = <[u8; 8]>::try_from(bytes) else {
-            return Err(format!("server {leader}: {path} holds {bytes:?}"));
+            return Err(format!("server {id}: {path} holds {bytes:?}"));
         };
-        let value = u64::from_be_bytes(raw);
+        Ok(u64::from_be_bytes(raw))
+    }
+
+    fn read(&mut self, leader: u64, key: usize) -> Res {
+        let value = self.value_at(leader, key)?;
+        let s = &self.servers[(leader - 1) as usize];
         let epoch = s.leading_epoch.expect("serving leaders have an epoch");
         self.trace(|| format!("client reads key {key} at s{leader}: write {value}"));
         self.stats.reads_checked += 1;
