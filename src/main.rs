@@ -112,7 +112,20 @@ fn server_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(builder.enable_all().build()?)
 }
 
+/// zkrs reads no JVM flags, but a ZooKeeper installation may carry security settings as
+/// `-D` system properties in `SERVER_JVMFLAGS` / `JVMFLAGS` (zkEnv.sh, zookeeper-env.sh). One
+/// that turns on a security feature zkrs does not implement refuses the start, as in zoo.cfg.
+fn refuse_security_jvm_flags() -> anyhow::Result<()> {
+    for var in ["SERVER_JVMFLAGS", "JVMFLAGS"] {
+        if let Some(flags) = std::env::var_os(var) {
+            config::check_jvm_flags(var, &flags.to_string_lossy())?;
+        }
+    }
+    Ok(())
+}
+
 fn run_server(path: Option<PathBuf>) -> anyhow::Result<()> {
+    refuse_security_jvm_flags()?;
     let cfg = match &path {
         None => config::ZooCfg::embedded_default(),
         // the static file, its dynamic file (dynamicConfigFile) and a pending .dynamic.next

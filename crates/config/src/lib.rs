@@ -5,10 +5,13 @@
 
 pub mod dynamic;
 pub mod java_props;
+mod jvm_flags;
 mod properties;
 pub mod quorum;
+pub mod security_keys;
 mod zoo_cfg;
 
+pub use jvm_flags::{check_jvm_flags, system_properties};
 pub use properties::{parse_properties, Property};
 pub use quorum::{HostPort, LearnerType, QuorumConfig, QuorumSystem, ServerSpec};
 pub use zoo_cfg::{FourLetterWhitelist, ZooCfg, DEFAULT_FOUR_LETTER_WORDS};

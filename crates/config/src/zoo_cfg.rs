@@ -1,5 +1,6 @@
 //! The typed settings of a zoo.cfg.
 
+use crate::security_keys::{self, SecurityKey};
 use crate::{parse_properties, ConfigError, Property};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -85,7 +86,9 @@ pub struct ZooCfg {
     pub config_file: Option<PathBuf>,
     /// Every key=value as written, for `conf` and `envi`.
     pub properties: Vec<Property>,
-    /// Keys zkrs does not know: warned about at startup, otherwise ignored.
+    /// Keys zkrs does not know: warned about at startup, otherwise ignored. (A key that turns
+    /// on a security feature zkrs does not implement is an error instead: see
+    /// [`crate::security_keys`].)
     pub unknown_keys: Vec<Property>,
 }
 
@@ -242,7 +245,18 @@ impl ZooCfg {
                 | "leaderServes"
                 | "cnxTimeout"
                 | "maxCnxns" => {}
-                _ => cfg.unknown_keys.push(p.clone()),
+                // Security keys zkrs does not implement fail closed; their "off" values pass.
+                k => match security_keys::classify(k, v) {
+                    SecurityKey::Unsupported => {
+                        return Err(ConfigError {
+                            file: file.to_owned(),
+                            line: Some(p.line),
+                            message: security_keys::refusal(k),
+                        })
+                    }
+                    SecurityKey::Off => {}
+                    SecurityKey::Other => cfg.unknown_keys.push(p.clone()),
+                },
             }
         }
         if !has_data_dir && file != "<embedded default>" && !properties.is_empty() {
@@ -456,6 +470,121 @@ mod tests {
         let cfg = ZooCfg::parse("dataDir=/x\nfrobnicate=3\n", "zoo.cfg").unwrap();
         assert_eq!(cfg.unknown_keys.len(), 1);
         assert_eq!(cfg.unknown_keys[0].key, "frobnicate");
+    }
+
+    /// The error for a zoo.cfg of a dataDir line, then `line` (so line 2 of /etc/zoo.cfg).
+    fn refused(line: &str) -> String {
+        ZooCfg::parse(&format!("dataDir=/x\n{line}\n"), "/etc/zoo.cfg")
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn security_keys_fail_closed_with_file_line_and_key() {
+        for (line, key) in [
+            // TLS for clients
+            ("secureClientPort=2281", "secureClientPort"),
+            ("secureClientPortAddress=0.0.0.0", "secureClientPortAddress"),
+            ("client.portUnification=true", "client.portUnification"),
+            ("ssl.keyStore.location=/k.jks", "ssl.keyStore.location"),
+            ("ssl.clientAuth=none", "ssl.clientAuth"),
+            (
+                "zookeeper.ssl.trustStore.location=/t.jks",
+                "zookeeper.ssl.trustStore.location",
+            ),
+            // TLS between servers
+            ("sslQuorum=true", "sslQuorum"),
+            ("portUnification=true", "portUnification"),
+            ("sslQuorumReloadCertFiles=true", "sslQuorumReloadCertFiles"),
+            (
+                "ssl.quorum.keyStore.password=pw",
+                "ssl.quorum.keyStore.password",
+            ),
+            // SASL between servers
+            ("quorum.auth.enableSasl=true", "quorum.auth.enableSasl"),
+            (
+                "quorum.auth.learnerRequireSasl=true",
+                "quorum.auth.learnerRequireSasl",
+            ),
+            (
+                "quorum.auth.kerberos.servicePrincipal=zkquorum/_HOST",
+                "quorum.auth.kerberos.servicePrincipal",
+            ),
+            // authentication providers and super users
+            (
+                "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider",
+                "authProvider.1",
+            ),
+            (
+                "X509AuthenticationProvider.superUser=CN=admin",
+                "X509AuthenticationProvider.superUser",
+            ),
+            (
+                "DigestAuthenticationProvider.digestAlg=SHA3-256",
+                "DigestAuthenticationProvider.digestAlg",
+            ),
+            (
+                "kerberos.removeHostFromPrincipal=true",
+                "kerberos.removeHostFromPrincipal",
+            ),
+            // enforced authentication
+            ("enforce.auth.enabled=true", "enforce.auth.enabled"),
+            ("enforce.auth.schemes=sasl", "enforce.auth.schemes"),
+            (
+                "sessionRequireClientSASLAuth=true",
+                "sessionRequireClientSASLAuth",
+            ),
+            // system-property spellings
+            (
+                "zookeeper.sasl.serverconfig=Server",
+                "zookeeper.sasl.serverconfig",
+            ),
+            (
+                "zookeeper.authProvider.sasl=org.example.Sasl",
+                "zookeeper.authProvider.sasl",
+            ),
+        ] {
+            assert_eq!(
+                refused(line),
+                format!(
+                    "/etc/zoo.cfg:2: {key} is not supported by zkrs yet; refusing to start without it"
+                ),
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
+    fn security_keys_that_say_off_are_accepted_quietly() {
+        let cfg = ZooCfg::parse(
+            "dataDir=/x\nsecureClientPort=0\nsslQuorum=false\nquorum.auth.enableSasl=false\n\
+             quorum.auth.learnerRequireSasl=false\nquorum.auth.serverRequireSasl=false\n\
+             enforce.auth.enabled=false\nclient.portUnification=false\n\
+             DigestAuthenticationProvider.digestAlg=SHA1\n\
+             authProvider.1=org.apache.zookeeper.server.auth.DigestAuthenticationProvider\n",
+            "zoo.cfg",
+        )
+        .unwrap();
+        assert!(cfg.unknown_keys.is_empty(), "{:?}", cfg.unknown_keys);
+        // keys zkrs implements are not refused
+        let cfg = ZooCfg::parse(
+            "dataDir=/x\nDigestAuthenticationProvider.superDigest=super:abc=\nskipACL=no\n",
+            "zoo.cfg",
+        )
+        .unwrap();
+        assert_eq!(cfg.super_digest.as_deref(), Some("super:abc="));
+    }
+
+    #[test]
+    fn unknown_non_security_keys_stay_warnings() {
+        let cfg = ZooCfg::parse(
+            "dataDir=/x\nserverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n\
+             quorum.cnxn.threads.size=20\n",
+            "zoo.cfg",
+        )
+        .unwrap();
+        let keys: Vec<_> = cfg.unknown_keys.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["serverCnxnFactory", "quorum.cnxn.threads.size"]);
     }
 
     #[test]
