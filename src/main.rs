@@ -6,6 +6,7 @@ use std::path::PathBuf;
 mod bench;
 mod cli;
 mod ensemble;
+mod panic_exit;
 
 #[derive(Parser)]
 #[command(
@@ -53,6 +54,7 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    panic_exit::install();
     match command {
         Command::Cli { .. } => Ok(()),
         Command::Server { config } => run_server(config),

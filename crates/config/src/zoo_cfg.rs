@@ -65,6 +65,9 @@ pub struct ZooCfg {
     pub autopurge_purge_interval_hours: u32,
     pub init_limit: u32,
     pub sync_limit: u32,
+    /// globalOutstandingLimit: while more requests than this are read and not answered on
+    /// the whole server, clients are not read (ZooKeeper's default, 1000; 0: no limit).
+    pub global_outstanding_limit: u64,
     pub read_only_mode: bool,
     /// `reconfigEnabled` (default false, as in ZooKeeper since 3.5.3).
     pub reconfig_enabled: bool,
@@ -132,6 +135,7 @@ impl ZooCfg {
             autopurge_purge_interval_hours: 0,
             init_limit: 10,
             sync_limit: 5,
+            global_outstanding_limit: 1000,
             read_only_mode: false,
             reconfig_enabled: false,
             standalone_enabled: true,
@@ -218,6 +222,9 @@ impl ZooCfg {
                 }
                 "initLimit" => cfg.init_limit = int("a number of ticks")? as u32,
                 "syncLimit" => cfg.sync_limit = int("a number of ticks")? as u32,
+                "globalOutstandingLimit" | "zookeeper.globalOutstandingLimit" => {
+                    cfg.global_outstanding_limit = int("a number of requests")?
+                }
                 "readonlymode.enabled" => cfg.read_only_mode = boolean()?,
                 "reconfigEnabled" => cfg.reconfig_enabled = boolean()?,
                 "standaloneEnabled" => cfg.standalone_enabled = boolean()?,
@@ -232,7 +239,6 @@ impl ZooCfg {
                 "admin.enableServer"
                 | "admin.serverPort"
                 | "admin.serverAddress"
-                | "globalOutstandingLimit"
                 | "clientPortListenBacklog"
                 | "peerType"
                 | "electionAlg"

@@ -18,6 +18,10 @@ use tracing::{debug, info, warn};
 use tree::snapshot::FuzzySnapshot;
 use tree::{DataTree, Prepared, Preparer, RequestContext, Txn, TxnResult};
 
+/// Tests only: the request loop panics on a create of the path this variable names (proves
+/// that a panic anywhere ends the process; see tests/hostile/panic_exit.py).
+const PANIC_INJECTION_VAR: &str = "ZKRS_TEST_PANIC_ON_CREATE";
+
 /// What a connection's writer task is told to do.
 #[derive(Debug)]
 pub enum Outgoing {
@@ -91,6 +95,8 @@ pub(crate) struct Connection {
     pub old_client: bool,
     pub stats: ConnStats,
     pub closing: bool,
+    /// Since when (mono ms) its unsent bytes have been over the bound, if they are.
+    pub backlogged_since: Option<i64>,
 }
 
 /// A request as read from a client connection (held, in order, while its replies back up).
@@ -210,6 +216,8 @@ pub struct ServerCore {
     pub(crate) client_port: Option<u16>,
     /// Moves the listening socket when a reconfiguration changes our client address.
     client_listener: Option<tokio::sync::watch::Sender<String>>,
+    /// See [`PANIC_INJECTION_VAR`].
+    panic_on_create: Option<String>,
 }
 
 /// Milliseconds on a monotonic clock (since the first call): every timeout (session
@@ -308,6 +316,7 @@ impl ServerCore {
             zab: None,
             client_port: cfg.client_port,
             client_listener: None,
+            panic_on_create: std::env::var(PANIC_INJECTION_VAR).ok(),
             cfg,
         };
         core.next_snapshot_after = core.snapshot_threshold();
@@ -408,6 +417,7 @@ impl ServerCore {
                 self.close_conn(conn);
             }
             CoreMsg::Tick => {
+                self.close_slow_consumers();
                 if self.zab.is_none() || self.is_leading() {
                     self.expire_sessions()
                 }
@@ -454,6 +464,44 @@ impl ServerCore {
                 c.outbox.reply(frame);
             } else {
                 c.outbox.notify(frame);
+            }
+            if c.outbox.is_over_budget() && !c.outbox.is_aborted() {
+                // only notifications get this far (replies wait): they cannot be held back
+                // nor dropped, so the connection goes; its client reconnects and sets its
+                // watches again
+                warn!(
+                    "closing connection from {} (session 0x{:x}): over {} MiB of notifications and replies it does not read",
+                    c.remote,
+                    c.session_id,
+                    crate::outbox::MAX_CONNECTION_BYTES >> 20
+                );
+                c.closing = true;
+                c.outbox.abort();
+            }
+        }
+    }
+
+    /// Closes the connections that stayed backlogged longer than their session timeout
+    /// (a client that does not read what it asked for, or is sent).
+    fn close_slow_consumers(&mut self) {
+        let now = mono_ms();
+        let min_timeout = self.cfg.min_session_timeout as i64;
+        for c in self.conns.values_mut() {
+            if !c.outbox.is_backlogged() {
+                c.backlogged_since = None;
+                continue;
+            }
+            let since = *c.backlogged_since.get_or_insert(now);
+            let timeout = (c.stats.session_timeout as i64).max(min_timeout);
+            if now - since > timeout && !c.outbox.is_aborted() {
+                warn!(
+                    "closing connection from {} (session 0x{:x}): it has not read its replies for {} ms",
+                    c.remote,
+                    c.session_id,
+                    now - since
+                );
+                c.closing = true;
+                c.outbox.abort();
             }
         }
     }
@@ -502,6 +550,7 @@ impl ServerCore {
                 old_client: false,
                 stats: ConnStats::new(now_ms()),
                 closing: false,
+                backlogged_since: None,
             },
         );
         if over_limit {
@@ -573,6 +622,9 @@ impl ServerCore {
             return self.learner_connect(conn, &req, timeout, now);
         }
         if req.session_id == 0 {
+            let Some(zxid) = self.zxid_or_close(conn) else {
+                return;
+            };
             let session_id = self.sessions.create(timeout, now);
             let me = self.my_server_id();
             if let Some(s) = self.sessions.get_mut(session_id) {
@@ -583,7 +635,6 @@ impl ServerCore {
                 c.session_id = session_id;
                 c.stats.session_timeout = timeout;
             }
-            let zxid = self.next_zxid();
             let prepared = self
                 .prep
                 .create_session(session_id, timeout as i32, zxid, now_ms());
@@ -651,14 +702,29 @@ impl ServerCore {
         self.close_conn(conn);
     }
 
-    pub(crate) fn next_zxid(&mut self) -> i64 {
+    /// The zxid the next prepared txn gets. None on a server that cannot propose (a leader
+    /// whose epoch is not established, or no longer): the caller answers without a txn.
+    pub(crate) fn next_zxid(&mut self) -> Option<i64> {
         if let Some(z) = &self.zab {
             // the leader proposes each prepared txn at once, in order: Zab assigns the zxid
-            self.zxid = z.next_zxid();
-            return self.zxid;
+            self.zxid = z.next_zxid()?;
+            return Some(self.zxid);
         }
         self.zxid += 1;
-        self.zxid
+        Some(self.zxid)
+    }
+
+    /// The next zxid for a client's request; without one the client is disconnected, to retry
+    /// elsewhere (ZooKeeper closes connections when its server stops leading).
+    fn zxid_or_close(&mut self, conn: ConnId) -> Option<i64> {
+        let zxid = self.next_zxid();
+        if zxid.is_none() {
+            warn!(
+                "cannot prepare a txn now (not an established leader): closing connection {conn}"
+            );
+            self.close_conn(conn);
+        }
+        zxid
     }
 
     /// Applies a prepared txn to the tree, retires its change records, updates sessions and
@@ -696,7 +762,9 @@ impl ServerCore {
         now: i64,
         received_ms: i64,
     ) {
-        let zxid = self.next_zxid();
+        let Some(zxid) = self.zxid_or_close(conn) else {
+            return;
+        };
         let prepared = error_txn(session_id, xid, zxid, now, code);
         self.submit(
             prepared,
@@ -1022,6 +1090,13 @@ impl ServerCore {
             self.close_conn(conn);
             return;
         }
+        if self.zab.is_some() && !self.is_leading() && is_forwarded_op(op_type) {
+            // a learner forwards every write and sync as received, malformed or not: the
+            // leader decides its answer (an error txn for a malformed write or a client's
+            // deleteContainer), as ZooKeeper's FollowerRequestProcessor does
+            self.forward(conn, xid, op_type, session_id, raw, received_ms);
+            return;
+        }
         if op_type == op::DELETE_CONTAINER {
             // only the server's container reaper may delete containers; ZooKeeper answers a
             // client's deleteContainer with BadArguments (after spending a zxid on it)
@@ -1065,12 +1140,7 @@ impl ServerCore {
                 return;
             }
         };
-        if self.zab.is_some()
-            && !self.is_leading()
-            && (request.is_write() || matches!(request, Request::Sync(_)))
-        {
-            self.forward(conn, xid, op_type, session_id, raw, received_ms);
-        } else if request.is_write() {
+        if request.is_write() {
             self.handle_write(
                 conn,
                 xid,
@@ -1135,7 +1205,15 @@ impl ServerCore {
                 );
             }
         }
-        let zxid = self.next_zxid();
+        if let (Some(path), Request::Create(c)) = (&self.panic_on_create, &*request) {
+            assert!(
+                c.path != *path,
+                "panic injected by {PANIC_INJECTION_VAR}={path}"
+            );
+        }
+        let Some(zxid) = self.zxid_or_close(conn) else {
+            return;
+        };
         let ctx = self.context(&auth, session_id, xid, now);
         if matches!(request, Request::CloseSession) {
             if let Some(s) = self.sessions.get_mut(session_id) {
@@ -1201,6 +1279,16 @@ impl ServerCore {
             return self.handle_auth(conn, xid, packet);
         }
         let with_stat = matches!(request, Request::GetChildren2(_));
+        // a reply no client could read is refused before it is built whole (a multiRead of
+        // one 1 MB znode asked 1,000 times would take 1 GB)
+        let max_reply = self.cfg.jute_max_buffer;
+        let too_large = |b: &BytesMut| -> Result<(), ErrorCode> {
+            if b.len() > max_reply {
+                warn!("reply to session 0x{session_id:x} exceeds jute.maxbuffer ({max_reply} bytes): refused");
+                return Err(ErrorCode::MarshallingError);
+            }
+            Ok(())
+        };
         let mut b = begin_frame(xid, zxid, 0);
         let result: Result<(), ErrorCode> = (|| {
             match request {
@@ -1234,6 +1322,7 @@ impl ServerCore {
                     b.put_i32(node.num_children() as i32);
                     for child in self.tree.child_names(node) {
                         jute::write_str(&mut b, child);
+                        too_large(&b)?;
                     }
                     if with_stat {
                         node.stat().write(&mut b);
@@ -1267,6 +1356,7 @@ impl ServerCore {
                     self.tree
                         .ephemerals_of(session_id, &r.prefix_path)
                         .write(&mut b);
+                    too_large(&b)?;
                 }
                 Request::Sync(r) => jute::write_str(&mut b, &r.path),
                 Request::SetWatches(w) => {
@@ -1349,9 +1439,11 @@ impl ServerCore {
                                 b.put_i32(n.num_children() as i32);
                                 for child in self.tree.child_names(n) {
                                     jute::write_str(&mut b, child);
+                                    too_large(&b)?;
                                 }
                             }
                         }
+                        too_large(&b)?;
                     }
                     jute::MultiHeader {
                         op_type: -1,
@@ -1427,10 +1519,12 @@ impl ServerCore {
         for session_id in self.sessions.expired(mono_ms()) {
             let timeout = self.sessions.get(session_id).map_or(0, |s| s.timeout_ms);
             info!("Expiring session 0x{session_id:x}, timeout of {timeout}ms exceeded");
+            let Some(zxid) = self.next_zxid() else {
+                return;
+            };
             if let Some(s) = self.sessions.get_mut(session_id) {
                 s.closing = true;
             }
-            let zxid = self.next_zxid();
             let prepared = self
                 .prep
                 .close_session(&self.tree, session_id, 0, zxid, now);
@@ -1444,7 +1538,9 @@ impl ServerCore {
         let now = now_ms();
         let limit = self.cfg.container_max_per_minute as usize;
         for path in self.tree.reapable(now).into_iter().take(limit) {
-            let zxid = self.next_zxid();
+            let Some(zxid) = self.next_zxid() else {
+                return;
+            };
             let ctx = self.context(&[], 0, 0, now);
             let prepared = self.prep.prepare(
                 &self.tree,
@@ -1458,6 +1554,12 @@ impl ServerCore {
             self.submit(prepared, Origin::Internal);
         }
     }
+}
+
+/// What a learner sends to the leader instead of answering: every write, a session's close,
+/// and sync.
+fn is_forwarded_op(op_type: i32) -> bool {
+    is_write_op(op_type) || matches!(op_type, op::DELETE_CONTAINER | op::CLOSE_SESSION | op::SYNC)
 }
 
 fn is_write_op(op_type: i32) -> bool {

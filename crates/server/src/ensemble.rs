@@ -155,10 +155,9 @@ impl Ensemble {
         self.started.elapsed().as_millis() as u64
     }
 
-    pub fn next_zxid(&self) -> i64 {
-        self.peer
-            .next_zxid()
-            .expect("only an established leader prepares txns")
+    /// None unless we lead an established epoch.
+    pub fn next_zxid(&self) -> Option<i64> {
+        self.peer.next_zxid()
     }
 
     pub fn state(&self) -> ServerState {
@@ -398,7 +397,7 @@ impl ServerCore {
                 Output::DropLearner { peer } => {
                     let z = self.zab.as_mut().expect("checked");
                     if z.links.remove(&peer).is_some() {
-                        info!("dropping server {peer}: silent beyond syncLimit");
+                        info!("closing the quorum connection of server {peer}");
                     }
                 }
                 Output::SendSnapshot { to } => self.send_snapshot(to),
@@ -822,8 +821,15 @@ impl ServerCore {
         let now = crate::core::now_ms();
         let mono = crate::core::mono_ms();
         let session_id = r.session_id;
+        if r.op_type == op::SYNC {
+            return self.leader_sync(SyncFrom::Learner(from));
+        }
+        // every other request takes exactly one zxid: its txn or an error txn
+        let Some(zxid) = self.next_zxid() else {
+            warn!("request forwarded by server {from} before our epoch is established: dropped");
+            return;
+        };
         match r.op_type {
-            op::SYNC => return self.leader_sync(SyncFrom::Learner(from)),
             op::CREATE_SESSION => {
                 let timeout = r
                     .request
@@ -835,7 +841,6 @@ impl ServerCore {
                     s.creating = true;
                     s.owner = Some(from);
                 }
-                let zxid = self.next_zxid();
                 let prepared = self.prep.create_session(session_id, timeout, zxid, now);
                 self.submit(prepared, Origin::Internal);
                 return;
@@ -844,7 +849,6 @@ impl ServerCore {
                 if let Some(s) = self.sessions.get_mut(session_id) {
                     s.closing = true;
                 }
-                let zxid = self.next_zxid();
                 let prepared = self
                     .prep
                     .close_session(&self.tree, session_id, r.cxid, zxid, now);
@@ -855,7 +859,6 @@ impl ServerCore {
         }
         let error = |code: ErrorCode, zxid: i64| error_txn(session_id, r.cxid, zxid, now, code);
         if !self.sessions.touch(session_id, mono) {
-            let zxid = self.next_zxid();
             self.submit(error(ErrorCode::SessionExpired, zxid), Origin::Internal);
             return;
         }
@@ -863,26 +866,22 @@ impl ServerCore {
             // a write from before the client moved to another server (it sat in a partitioned
             // link, say): applying it now would reorder the session's writes
             warn!("session 0x{session_id:x} moved: refusing a write forwarded by server {from}");
-            let zxid = self.next_zxid();
             self.submit(error(ErrorCode::SessionMoved, zxid), Origin::Internal);
             return;
         }
         let mut request = match Request::decode(r.op_type, &r.request) {
             Ok(req) if req.is_write() && r.op_type != op::DELETE_CONTAINER => req,
             Ok(_) => {
-                let zxid = self.next_zxid();
                 self.submit(error(ErrorCode::BadArguments, zxid), Origin::Internal);
                 return;
             }
             Err(e) => {
                 warn!("malformed request forwarded by server {from}: {e}");
-                let zxid = self.next_zxid();
                 self.submit(error(ErrorCode::MarshallingError, zxid), Origin::Internal);
                 return;
             }
         };
         let auth: Vec<Id> = r.authinfo.unwrap_or_default();
-        let zxid = self.next_zxid();
         let ctx = self.context(&auth, session_id, r.cxid, now);
         let prepared = self.prepare_write(&ctx, &mut request, zxid);
         self.submit(prepared, Origin::Internal);

@@ -3,7 +3,10 @@
 
 use crate::core::{mono_ms, now_ms, CoreMsg, Outgoing, ServerCore};
 use crate::fourlw::is_four_letter_word;
-use crate::outbox::{Flow, Outbox, MAX_UNANSWERED_BYTES, MAX_UNANSWERED_REQUESTS};
+use crate::outbox::{
+    Flow, GlobalOutstanding, Outbox, MAX_UNANSWERED_BYTES, MAX_UNANSWERED_REQUESTS,
+    MAX_UNSENT_BYTES,
+};
 use crate::session::ConnId;
 use anyhow::Context;
 use bytes::{Bytes, BytesMut};
@@ -88,6 +91,9 @@ pub async fn run(
 
     let max_buffer = cfg.jute_max_buffer;
     let keep_raw = ensemble.is_some();
+    let global = Arc::new(GlobalOutstanding::new(
+        cfg.global_outstanding_limit as usize,
+    ));
     let mut next_conn: ConnId = 1;
     let mut listener = listener;
     tokio::pin!(shutdown);
@@ -105,7 +111,8 @@ pub async fn run(
                 };
                 let conn = next_conn;
                 next_conn += 1;
-                tokio::spawn(serve_connection(stream, remote, conn, core_tx.clone(), max_buffer, keep_raw));
+                let limits = ConnectionLimits { max_buffer, global: global.clone() };
+                tokio::spawn(serve_connection(stream, remote, conn, core_tx.clone(), limits, keep_raw));
             }
         }
     }
@@ -174,18 +181,32 @@ pub(crate) async fn accept_or_move(
     }
 }
 
+/// A connection that has not sent its ConnectRequest by then is closed (ZooKeeper's NIO
+/// server closes sessionless connections after 10 s too): it holds a socket and a task.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A request buffer grown past this for a large request is freed once that request is read.
+const IDLE_BUFFER_BYTES: usize = 64 * 1024;
+
+/// What bounds what one connection may make the server hold.
+struct ConnectionLimits {
+    /// jute.maxbuffer: the largest request read.
+    max_buffer: usize,
+    global: Arc<GlobalOutstanding>,
+}
+
 async fn serve_connection(
     stream: TcpStream,
     remote: SocketAddr,
     conn: ConnId,
     core_tx: UnboundedSender<CoreMsg>,
-    max_buffer: usize,
+    limits: ConnectionLimits,
     keep_raw: bool,
 ) {
     let _ = stream.set_nodelay(true);
     let (rd, wr) = stream.into_split();
     let (out_tx, out_rx) = mpsc::unbounded_channel();
-    let outbox = Outbox::new(out_tx);
+    let outbox = Outbox::counted_in(out_tx, limits.global.clone());
     let flow = outbox.flow();
     if core_tx
         .send(CoreMsg::Accepted {
@@ -198,13 +219,35 @@ async fn serve_connection(
         return;
     }
     let writer = tokio::spawn(write_loop(wr, out_rx, flow.clone(), conn, core_tx.clone()));
-    if let Err(reason) = read_loop(rd, conn, &core_tx, &flow, max_buffer, keep_raw).await {
+    let read = read_loop(rd, conn, &core_tx, &flow, limits.max_buffer, keep_raw);
+    let ended = tokio::select! {
+        ended = read => ended,
+        _ = flow.until_aborted() => Err("over its memory budget (it does not read)".to_owned()),
+    };
+    if let Err(reason) = ended {
         if !reason.is_empty() {
             info!("closing connection from {remote}: {reason}");
         }
     }
     let _ = core_tx.send(CoreMsg::Closed { conn });
     let _ = writer.await;
+    flow.closed();
+}
+
+/// `read` within the handshake's deadline, if one applies.
+async fn by_deadline<T>(
+    deadline: Option<tokio::time::Instant>,
+    read: impl Future<Output = std::io::Result<T>>,
+) -> std::io::Result<T> {
+    match deadline {
+        None => read.await,
+        Some(at) => tokio::time::timeout_at(at, read).await.unwrap_or_else(|_| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no ConnectRequest within {HANDSHAKE_TIMEOUT:?}"),
+            ))
+        }),
+    }
 }
 
 /// Reads frames until the peer closes or sends something invalid (Err with the reason).
@@ -220,14 +263,28 @@ async fn read_loop(
     let mut rd = BufReader::with_capacity(8 * 1024, rd);
     let mut body = Vec::new();
     let mut connected = false;
+    let handshake_deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
     let mut unanswered = Unanswered::default();
     loop {
-        // stop reading (the socket pushes back) while too much waits for an answer
-        while unanswered.is_over_limit(flow.answered()) {
-            flow.wait_for_answers().await;
+        // stop reading (the socket pushes back) while too much waits for an answer: this
+        // connection's replies and notifications, or the server's outstanding requests
+        loop {
+            if unanswered.is_over_limit(flow.answered(), flow.unsent()) {
+                flow.wait_for_answers().await;
+            } else if flow.global().is_over_limit() && flow.outstanding() > 0 {
+                // a connection with nothing outstanding may still send one request: clients
+                // that do not read their replies cannot stop everyone else
+                tokio::select! {
+                    _ = flow.global().wait_below_limit() => break,
+                    _ = flow.wait_for_answers() => {}
+                }
+            } else {
+                break;
+            }
         }
+        let deadline = (!connected).then_some(handshake_deadline);
         let mut len_bytes = [0u8; 4];
-        match rd.read_exact(&mut len_bytes).await {
+        match by_deadline(deadline, rd.read_exact(&mut len_bytes)).await {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
             Err(e) => return Err(e.to_string()),
@@ -256,10 +313,17 @@ async fn read_loop(
         if len < 0 || len as usize > max_buffer {
             return Err(format!("Len error {len} (jute.maxbuffer is {max_buffer})"));
         }
-        body.resize(len as usize, 0);
-        rd.read_exact(&mut body)
-            .await
-            .map_err(|e| format!("truncated packet: {e}"))?;
+        // grown as the bytes arrive, not to the size the client declares
+        if body.capacity() > IDLE_BUFFER_BYTES {
+            body = Vec::new();
+        }
+        body.clear();
+        let mut limited = (&mut rd).take(len as u64);
+        match by_deadline(deadline, limited.read_to_end(&mut body)).await {
+            Ok(n) if n == len as usize => {}
+            Ok(n) => return Err(format!("truncated packet: {n} of {len} bytes")),
+            Err(e) => return Err(format!("truncated packet: {e}")),
+        }
         let received_ms = mono_ms();
         if !connected {
             let request = ConnectRequest::decode(&body)
@@ -267,6 +331,7 @@ async fn read_loop(
             // clients before 3.4 send no readOnly byte, and must not get one back
             let old_client = body.len() < 45;
             unanswered.read(body.len());
+            flow.request_read();
             core_tx
                 .send(CoreMsg::Connect {
                     conn,
@@ -287,6 +352,7 @@ async fn read_loop(
         let op_type = i32::from_be_bytes([body[4], body[5], body[6], body[7]]);
         let request = Request::decode(op_type, &body[8..]);
         unanswered.read(body.len());
+        flow.request_read();
         // a learner forwards writes to its leader as received
         let raw = if keep_raw {
             Bytes::copy_from_slice(&body[8..])
@@ -322,8 +388,10 @@ impl Unanswered {
     }
 
     /// Forgets the requests answered since the last call (`answered` counts every reply
-    /// written), then says whether reading must wait. One request is always let through.
-    fn is_over_limit(&mut self, answered: u64) -> bool {
+    /// written), then says whether reading must wait: too much read and not answered (one
+    /// request is always let through), or too many bytes not yet sent (replies and
+    /// notifications: a client that does not read gets nothing more read either).
+    fn is_over_limit(&mut self, answered: u64, unsent: usize) -> bool {
         while self.answered < answered {
             self.answered += 1;
             match self.sizes.pop_front() {
@@ -331,8 +399,9 @@ impl Unanswered {
                 None => break,
             }
         }
-        !self.sizes.is_empty()
-            && (self.sizes.len() >= MAX_UNANSWERED_REQUESTS || self.bytes >= MAX_UNANSWERED_BYTES)
+        let read_ahead = !self.sizes.is_empty()
+            && (self.sizes.len() >= MAX_UNANSWERED_REQUESTS || self.bytes >= MAX_UNANSWERED_BYTES);
+        read_ahead || unsent >= MAX_UNSENT_BYTES
     }
 }
 
@@ -368,7 +437,12 @@ async fn write_loop(
             next = out_rx.try_recv().ok();
         }
         if !batch.is_empty() {
-            if wr.write_all(&batch).await.is_err() {
+            // a client that does not read blocks this write: an abort must still end it
+            let written = tokio::select! {
+                written = wr.write_all(&batch) => written.is_ok(),
+                _ = flow.until_aborted() => false,
+            };
+            if !written {
                 return;
             }
             batch.clear();
@@ -425,22 +499,29 @@ mod tests {
     #[test]
     fn reading_waits_for_answers_past_the_request_bounds() {
         let mut unanswered = Unanswered::default();
-        assert!(!unanswered.is_over_limit(0));
+        assert!(!unanswered.is_over_limit(0, 0));
         for _ in 0..MAX_UNANSWERED_REQUESTS {
             unanswered.read(20);
         }
-        assert!(unanswered.is_over_limit(0));
-        assert!(!unanswered.is_over_limit(1), "one answer lets one more in");
-        unanswered.read(MAX_UNANSWERED_BYTES);
-        assert!(unanswered.is_over_limit(1));
+        assert!(unanswered.is_over_limit(0, 0));
         assert!(
-            unanswered.is_over_limit(MAX_UNANSWERED_REQUESTS as u64),
+            !unanswered.is_over_limit(1, 0),
+            "one answer lets one more in"
+        );
+        unanswered.read(MAX_UNANSWERED_BYTES);
+        assert!(unanswered.is_over_limit(1, 0));
+        assert!(
+            unanswered.is_over_limit(MAX_UNANSWERED_REQUESTS as u64, 0),
             "the big one waits"
         );
-        assert!(!unanswered.is_over_limit(MAX_UNANSWERED_REQUESTS as u64 + 1));
+        assert!(!unanswered.is_over_limit(MAX_UNANSWERED_REQUESTS as u64 + 1, 0));
+        assert!(
+            unanswered.is_over_limit(MAX_UNANSWERED_REQUESTS as u64 + 1, MAX_UNSENT_BYTES),
+            "replies or notifications the client does not read stop reading too"
+        );
         // one request is always let through, however big
         unanswered.read(2 * MAX_UNANSWERED_BYTES);
-        assert!(unanswered.is_over_limit(MAX_UNANSWERED_REQUESTS as u64 + 1));
-        assert!(!unanswered.is_over_limit(MAX_UNANSWERED_REQUESTS as u64 + 2));
+        assert!(unanswered.is_over_limit(MAX_UNANSWERED_REQUESTS as u64 + 1, 0));
+        assert!(!unanswered.is_over_limit(MAX_UNANSWERED_REQUESTS as u64 + 2, 0));
     }
 }

@@ -1,13 +1,20 @@
-//! A client connection's outgoing side and its flow control.
+//! A client connection's outgoing side and its flow control: one memory budget per
+//! connection, and the server-wide bound on outstanding requests.
 //!
-//! Without it a client that pipelines reads and never reads the replies makes the server hold
-//! every reply (20 such clients x 200 reads of 256 KiB = 1 GB). Two bounds keep each
-//! connection's memory small while never failing a request:
-//! - the core stops answering a connection whose unsent replies exceed [`MAX_UNSENT_BYTES`]:
-//!   its next requests wait, in order, until the writer has drained it ([`Outbox::is_backlogged`]);
+//! Without them a client that pipelines reads and never reads the replies makes the server
+//! hold every reply (20 such clients x 200 reads of 256 KiB = 1 GB), and one that holds a
+//! recursive watch and never reads makes it hold every notification. The bounds:
+//! - the core stops answering a connection whose unsent bytes (replies and notifications)
+//!   exceed [`MAX_UNSENT_BYTES`]: its next requests wait, in order, until the writer has
+//!   drained it ([`Outbox::is_backlogged`]);
 //! - the reader stops reading a connection with [`MAX_UNANSWERED_REQUESTS`] requests or
-//!   [`MAX_UNANSWERED_BYTES`] of them not yet answered (as ZooKeeper's outstanding-request
-//!   throttle stops reading), so the socket pushes back on the client.
+//!   [`MAX_UNANSWERED_BYTES`] of them not yet answered, or [`MAX_UNSENT_BYTES`] unsent (as
+//!   ZooKeeper's outstanding-request throttle stops reading), so the socket pushes back;
+//! - notifications cannot wait (a watch event is never dropped), so a connection whose unsent
+//!   bytes pass [`MAX_CONNECTION_BYTES`], or that stays backlogged longer than its session
+//!   timeout, is closed at once: its client reconnects and re-registers its watches;
+//! - every reader waits while the server as a whole has more than globalOutstandingLimit
+//!   requests read and not answered ([`GlobalOutstanding`]).
 
 use crate::core::Outgoing;
 use bytes::Bytes;
@@ -16,28 +23,109 @@ use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::Notify;
 
-/// Unsent reply bytes beyond which the core answers nothing more on the connection. One
-/// reply may exceed it (a getData of a 1 MB znode): the bound is checked before answering.
+/// Unsent bytes beyond which the core answers nothing more on the connection and its reader
+/// stops. One reply may exceed it (a getData of a 1 MB znode): the bound is checked before
+/// answering.
 pub const MAX_UNSENT_BYTES: usize = 1 << 20;
+/// Unsent bytes beyond which the connection is closed: only notifications, which the core
+/// cannot hold back, take a connection this far past [`MAX_UNSENT_BYTES`].
+pub const MAX_CONNECTION_BYTES: usize = 8 << 20;
 /// Requests read but not answered beyond which the connection is not read.
 pub const MAX_UNANSWERED_REQUESTS: usize = 1000;
 /// Bytes of requests read but not answered beyond which the connection is not read.
 pub const MAX_UNANSWERED_BYTES: usize = 4 << 20;
 
+/// Requests read and not yet answered on all connections (ZooKeeper's
+/// globalOutstandingLimit): while there are more than the limit, no connection is read.
+#[derive(Debug)]
+pub struct GlobalOutstanding {
+    count: AtomicUsize,
+    /// 0: no limit.
+    limit: usize,
+    wake: Notify,
+}
+
+impl GlobalOutstanding {
+    pub fn new(limit: usize) -> Self {
+        GlobalOutstanding {
+            count: AtomicUsize::new(0),
+            limit,
+            wake: Notify::new(),
+        }
+    }
+
+    pub fn unlimited() -> Arc<Self> {
+        Arc::new(Self::new(0))
+    }
+
+    pub fn count(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    pub fn is_over_limit(&self) -> bool {
+        self.limit > 0 && self.count() >= self.limit
+    }
+
+    fn add(&self, n: usize) {
+        self.count.fetch_add(n, Ordering::SeqCst);
+    }
+
+    fn answered(&self, n: usize) {
+        if n > 0 {
+            let before = self.count.fetch_sub(n, Ordering::SeqCst);
+            debug_assert!(before >= n, "more answers than requests");
+            self.wake.notify_waiters();
+        }
+    }
+
+    /// Resolves once fewer requests than the limit are outstanding.
+    pub async fn wait_below_limit(&self) {
+        loop {
+            let notified = self.wake.notified();
+            tokio::pin!(notified);
+            // registered before the check: an answer in between is not missed
+            notified.as_mut().enable();
+            if !self.is_over_limit() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
 /// What the core, the reader and the writer of one connection share.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Flow {
     /// Bytes queued for the writer and not yet written to the socket.
     unsent: AtomicUsize,
     /// Replies written (notifications excluded): the reader's measure of answered requests.
     answered: AtomicU64,
+    /// Requests read and not answered, as counted in `global` (each is taken off once).
+    outstanding: AtomicUsize,
+    global: Arc<GlobalOutstanding>,
     /// The core holds requests until `unsent` falls below the bound.
     core_waiting: AtomicBool,
-    /// Wakes the reader when replies were written.
+    /// Wakes the reader when bytes were written.
     reader_wake: Notify,
+    /// The connection is being closed without flushing (over its budget).
+    aborted: AtomicBool,
+    abort_wake: Notify,
 }
 
 impl Flow {
+    fn new(global: Arc<GlobalOutstanding>) -> Self {
+        Flow {
+            unsent: AtomicUsize::new(0),
+            answered: AtomicU64::new(0),
+            outstanding: AtomicUsize::new(0),
+            global,
+            core_waiting: AtomicBool::new(false),
+            reader_wake: Notify::new(),
+            aborted: AtomicBool::new(false),
+            abort_wake: Notify::new(),
+        }
+    }
+
     /// The writer wrote `bytes`, of which `replies` replies. Returns whether the core waits
     /// for this connection to drain and must now be told.
     pub fn written(&self, bytes: usize, replies: u64) -> bool {
@@ -45,19 +133,73 @@ impl Flow {
         debug_assert!(before >= bytes, "wrote more than was queued");
         if replies > 0 {
             self.answered.fetch_add(replies, Ordering::SeqCst);
+            self.take_outstanding(replies as usize);
+        }
+        if bytes > 0 || replies > 0 {
             self.reader_wake.notify_one();
         }
         before - bytes < MAX_UNSENT_BYTES && self.core_waiting.swap(false, Ordering::SeqCst)
+    }
+
+    /// Takes up to `n` answered requests off this connection's and the server's counts.
+    fn take_outstanding(&self, n: usize) {
+        let taken = self
+            .outstanding
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |o| Some(o - o.min(n)))
+            .map_or(0, |before| before.min(n));
+        self.global.answered(taken);
+    }
+
+    /// The reader read a request (a connect request included: it gets an answer too).
+    pub fn request_read(&self) {
+        self.outstanding.fetch_add(1, Ordering::SeqCst);
+        self.global.add(1);
+    }
+
+    /// The connection is gone: what it left unanswered no longer counts.
+    pub fn closed(&self) {
+        self.take_outstanding(usize::MAX);
     }
 
     pub fn answered(&self) -> u64 {
         self.answered.load(Ordering::SeqCst)
     }
 
-    /// Resolves after the next [`Flow::written`] with replies (or at once if one came since
-    /// the last wait).
+    /// Requests read on this connection and not answered yet.
+    pub fn outstanding(&self) -> usize {
+        self.outstanding.load(Ordering::SeqCst)
+    }
+
+    pub fn unsent(&self) -> usize {
+        self.unsent.load(Ordering::SeqCst)
+    }
+
+    pub fn global(&self) -> &GlobalOutstanding {
+        &self.global
+    }
+
+    /// Resolves after the next [`Flow::written`] (or at once if one came since the last wait).
     pub async fn wait_for_answers(&self) {
         self.reader_wake.notified().await
+    }
+
+    /// Closes the connection without writing what is queued.
+    pub fn abort(&self) {
+        self.aborted.store(true, Ordering::SeqCst);
+        self.abort_wake.notify_waiters();
+    }
+
+    /// Resolves once [`Flow::abort`] was called.
+    pub async fn until_aborted(&self) {
+        loop {
+            let notified = self.abort_wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.aborted.load(Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
+        }
     }
 }
 
@@ -69,10 +211,15 @@ pub struct Outbox {
 }
 
 impl Outbox {
+    /// A connection that counts in no server-wide limit (tests).
     pub fn new(tx: UnboundedSender<Outgoing>) -> Self {
+        Self::counted_in(tx, GlobalOutstanding::unlimited())
+    }
+
+    pub fn counted_in(tx: UnboundedSender<Outgoing>, global: Arc<GlobalOutstanding>) -> Self {
         Outbox {
             tx,
-            flow: Arc::new(Flow::default()),
+            flow: Arc::new(Flow::new(global)),
         }
     }
 
@@ -103,9 +250,23 @@ impl Outbox {
         let _ = self.tx.send(Outgoing::Close);
     }
 
-    /// Too many reply bytes wait for the socket: answer nothing more for now.
+    /// Close now, dropping what is queued (the client does not read it).
+    pub fn abort(&self) {
+        self.flow.abort();
+    }
+
+    pub fn is_aborted(&self) -> bool {
+        self.flow.aborted.load(Ordering::SeqCst)
+    }
+
+    /// Too many bytes wait for the socket: answer nothing more for now.
     pub fn is_backlogged(&self) -> bool {
-        self.flow.unsent.load(Ordering::SeqCst) >= MAX_UNSENT_BYTES
+        self.flow.unsent() >= MAX_UNSENT_BYTES
+    }
+
+    /// So many bytes wait for the socket that the connection must be closed.
+    pub fn is_over_budget(&self) -> bool {
+        self.flow.unsent() > MAX_CONNECTION_BYTES
     }
 
     /// Asks the writer to send [`crate::core::CoreMsg::Writable`] once the backlog is drained. Returns true

@@ -74,13 +74,14 @@ impl Discovery {
         self.new_epoch
     }
 
-    /// A learner's FOLLOWERINFO/OBSERVERINFO with the epoch it has accepted. Returns the new
+    /// A learner's FOLLOWERINFO/OBSERVERINFO with the epoch it has accepted (None: a learner
+    /// that is no member of the configurations, whose epoch must not count). Returns the new
     /// epoch once a quorum of voters (the leader included) has connected: send LEADERINFO
     /// with it to every learner from then on.
-    pub fn on_learner_info(&mut self, sid: u64, accepted_epoch: i64) -> Option<i64> {
+    pub fn on_learner_info(&mut self, sid: u64, accepted_epoch: Option<i64>) -> Option<i64> {
         if !self.epoch_decided {
-            if accepted_epoch >= self.new_epoch {
-                self.new_epoch = accepted_epoch + 1;
+            if let Some(accepted) = accepted_epoch.filter(|&e| e >= self.new_epoch) {
+                self.new_epoch = accepted + 1;
             }
             if self.config.is_voter(sid) {
                 self.connecting.insert(sid);
@@ -136,23 +137,23 @@ mod tests {
     fn the_new_epoch_exceeds_every_accepted_epoch_heard_before_a_quorum() {
         let mut d = Discovery::new(3, config(), 3, OURS);
         assert_eq!(
-            d.on_learner_info(4, 7),
+            d.on_learner_info(4, Some(7)),
             None,
             "an observer does not make a quorum"
         );
         assert_eq!(
-            d.on_learner_info(1, 5),
+            d.on_learner_info(1, Some(5)),
             Some(8),
             "observer's epoch 7 was heard"
         );
         // later learners are told the same epoch
-        assert_eq!(d.on_learner_info(2, 9), Some(8));
+        assert_eq!(d.on_learner_info(2, Some(9)), Some(8));
     }
 
     #[test]
     fn epoch_acks_from_a_quorum_establish_and_a_follower_ahead_stops_the_leader() {
         let mut d = Discovery::new(3, config(), 3, OURS);
-        d.on_learner_info(1, 3);
+        d.on_learner_info(1, Some(3));
         assert_eq!(
             d.on_ack_epoch(
                 1,

@@ -17,6 +17,10 @@ use std::sync::Arc;
 /// How many committed txns the leader keeps in memory to DIFF learners (ZooKeeper: 500).
 pub const COMMITTED_LOG_WINDOW: usize = 500;
 
+/// The largest accepted epoch a learner may claim: the epoch after it must still make
+/// positive zxids (`epoch << 32` with epoch < 2^31).
+pub const MAX_ACCEPTED_EPOCH: i64 = i32::MAX as i64 - 1;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LeaderAction {
     Send {
@@ -351,6 +355,26 @@ impl Leader {
         }
     }
 
+    /// Whether `sid` is a voter or an observer of the active or the proposed configuration.
+    /// Anyone else (a server about to be added, or a stranger) is served as a learner but
+    /// cannot influence the epoch or the leadership.
+    fn is_member(&self, sid: u64) -> bool {
+        let (active, proposed) = self.configs();
+        active.members.contains_key(&sid) || proposed.is_some_and(|c| c.members.contains_key(&sid))
+    }
+
+    fn is_voter_in_force(&self, sid: u64) -> bool {
+        let (active, proposed) = self.configs();
+        active.is_voter(sid) || proposed.is_some_and(|c| c.is_voter(sid))
+    }
+
+    /// Closes a learner's connection for what it sent; our term goes on.
+    fn drop_learner(&mut self, sid: u64, why: &str, out: &mut Vec<LeaderAction>) {
+        tracing::warn!("dropping learner {sid}: {why}");
+        out.push(LeaderAction::DropLearner(sid));
+        out.extend(self.on_learner_lost(sid));
+    }
+
     /// A learner connected and sent FOLLOWERINFO or OBSERVERINFO.
     pub fn on_learner_info(
         &mut self,
@@ -359,6 +383,21 @@ impl Leader {
         observer: bool,
     ) -> Vec<LeaderAction> {
         let mut out = Vec::new();
+        if self.learners.contains_key(&sid) {
+            // registered already on this connection (a reconnect replaces the link first)
+            self.drop_learner(sid, "a second FOLLOWERINFO/OBSERVERINFO", &mut out);
+            return out;
+        }
+        if !(0..=MAX_ACCEPTED_EPOCH).contains(&accepted_epoch) {
+            // its next epoch would overflow into a negative zxid: no real server has it
+            self.drop_learner(
+                sid,
+                &format!("impossible accepted epoch {accepted_epoch}"),
+                &mut out,
+            );
+            return out;
+        }
+        let member = self.is_member(sid);
         self.learners.insert(
             sid,
             LearnerInfo {
@@ -373,15 +412,21 @@ impl Leader {
         );
         match (
             self.new_epoch,
-            self.discovery.on_learner_info(sid, accepted_epoch),
+            self.discovery
+                .on_learner_info(sid, member.then_some(accepted_epoch)),
         ) {
-            (Some(epoch), _) if accepted_epoch > epoch => {
+            (Some(epoch), _) if accepted_epoch > epoch && self.is_voter_in_force(sid) => {
                 // It promised a later epoch (to a leader that never established it) and will
                 // refuse ours, again at every attempt: it could never rejoin. Looking again
                 // makes the next epoch exceed every accepted one, its own included.
                 out.push(LeaderAction::StepDown(format!(
                     "learner {sid} accepted epoch {accepted_epoch}, later than our {epoch}"
                 )));
+            }
+            (Some(epoch), _) if accepted_epoch > epoch => {
+                // not a voter: it may not move the leadership (it rejoins after an election)
+                let why = format!("accepted epoch {accepted_epoch}, later than our {epoch}");
+                self.drop_learner(sid, &why, &mut out);
             }
             (Some(epoch), _) => Self::send(&mut out, sid, Self::leader_info(epoch)),
             (None, Some(epoch)) => {
@@ -405,10 +450,17 @@ impl Leader {
         let mut out = Vec::new();
         let tick = self.tick;
         let Some(l) = self.learners.get_mut(&sid) else {
+            // nothing before FOLLOWERINFO/OBSERVERINFO: a stranger, or garbage
+            out.push(LeaderAction::DropLearner(sid));
             return out;
         };
         l.last_heard_tick = tick;
+        let acks_epoch_once = l.state == LearnerState::Registered && self.new_epoch.is_some();
         match packet {
+            Packet::AckEpoch { .. } if !acks_epoch_once => {
+                // before our LEADERINFO, or a second time: not what a learner does
+                self.drop_learner(sid, "unexpected ACKEPOCH", &mut out);
+            }
             Packet::AckEpoch {
                 last_zxid,
                 current_epoch,
@@ -429,7 +481,11 @@ impl Leader {
                     return out;
                 }
                 match self.discovery.on_ack_epoch(sid, theirs) {
-                    Err(e) => out.push(LeaderAction::StepDown(e.to_string())),
+                    Err(e) if self.is_voter_in_force(sid) => {
+                        out.push(LeaderAction::StepDown(e.to_string()))
+                    }
+                    // a non-voter's history does not decide who leads
+                    Err(e) => self.drop_learner(sid, &e.to_string(), &mut out),
                     Ok(true) if !self.epoch_acked => {
                         self.epoch_acked = true;
                         self.phase_started_tick = self.tick;
@@ -473,9 +529,13 @@ impl Leader {
                     self.check_read_barrier(&mut out);
                 }
             }
-            other => out.push(LeaderAction::StepDown(format!(
-                "unexpected packet from learner {sid}: {other:?}"
-            ))),
+            other => {
+                // a learner sends nothing else: close its connection, never our term
+                let kind = other.packet_type();
+                let name = crate::wire::packet_type::name(kind).unwrap_or("?");
+                let why = format!("unexpected packet {name} ({kind})");
+                self.drop_learner(sid, &why, &mut out);
+            }
         }
         out
     }
@@ -1436,7 +1496,104 @@ mod tests {
         let (id, out) = leader.request_read_barrier();
         assert_eq!(out, vec![LeaderAction::ReadBarrierPassed(id)]);
     }
+
+    fn dropped_not_deposed(out: &[LeaderAction], sid: u64) {
+        assert!(
+            !out.iter().any(|a| matches!(a, LeaderAction::StepDown(_))),
+            "{out:?}"
+        );
+        assert!(out.contains(&LeaderAction::DropLearner(sid)), "{out:?}");
+    }
+
+    #[test]
+    fn a_stranger_that_registers_with_a_later_epoch_is_dropped_not_followed() {
+        let mut leader = established_leader();
+        let out = leader.on_learner_info(99, 7, false);
+        dropped_not_deposed(&out, 99);
+        assert!(!leader.is_learner(99));
+        // an observer-to-be (no member yet) with an ordinary epoch is served
+        let out = leader.on_learner_info(98, 1, true);
+        assert!(
+            matches!(out[..], [LeaderAction::Send { to: 98, .. }]),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn an_impossible_epoch_is_refused_before_it_can_overflow_a_zxid() {
+        let mut leader = established_leader();
+        for epoch in [MAX_ACCEPTED_EPOCH + 1, i32::MAX as i64, -1, i64::MAX >> 32] {
+            let out = leader.on_learner_info(1, epoch, false);
+            // server 1 registered already: a second FOLLOWERINFO is refused too
+            dropped_not_deposed(&out, 1);
+        }
+        let mut leader = Leader::new(3, config(), 1, ours_epoch_1(), vec![], 5);
+        let out = leader.on_learner_info(2, i32::MAX as i64, false);
+        dropped_not_deposed(&out, 2);
+        leader.on_learner_info(1, 1, false);
+        assert_eq!(
+            leader.epoch(),
+            Some(2),
+            "the impossible epoch did not count"
+        );
+    }
+
+    fn ours_epoch_1() -> StateSummary {
+        StateSummary {
+            current_epoch: 1,
+            last_zxid: 1 << 32,
+        }
+    }
+
+    #[test]
+    fn a_non_member_does_not_raise_the_epoch_being_decided() {
+        let mut leader = Leader::new(3, config(), 1, ours_epoch_1(), vec![], 5);
+        leader.on_learner_info(99, 1000, false);
+        leader.on_learner_info(1, 1, false);
+        assert_eq!(leader.epoch(), Some(2));
+        // a member's later epoch does count, as in ZooKeeper
+        let mut leader = Leader::new(3, config(), 1, ours_epoch_1(), vec![], 5);
+        leader.on_learner_info(2, 6, false);
+        leader.on_learner_info(1, 1, false);
+        assert_eq!(leader.epoch(), Some(7));
+    }
+
+    #[test]
+    fn an_unexpected_packet_from_a_learner_closes_that_learner_only() {
+        for packet in [
+            Packet::Commit { zxid: 2 << 32 | 1 },
+            Packet::Proposal {
+                zxid: 2 << 32 | 1,
+                data: plain_txn(),
+            },
+            Packet::NewLeader {
+                zxid: 9 << 32,
+                config: None,
+            },
+            Packet::UpToDate,
+            Packet::AckEpoch {
+                last_zxid: 0,
+                current_epoch: 0,
+            },
+        ] {
+            let mut leader = established_leader();
+            let out = leader.on_packet(1, packet.clone());
+            dropped_not_deposed(&out, 1);
+            assert!(!leader.is_learner(1), "{packet:?}");
+            assert!(leader.is_learner(2));
+        }
+        // a stranger's ACK of a proposal does not commit it
+        let mut leader = established_leader();
+        leader.on_learner_info(99, 1, false);
+        let (zxid, _) = leader.propose(plain_txn()).unwrap();
+        let out = leader.on_packet(99, Packet::Ack { zxid });
+        assert!(
+            !out.iter().any(|a| matches!(a, LeaderAction::Commit(_))),
+            "{out:?}"
+        );
+    }
 }
+
 #[cfg(test)]
 mod initial_version_tests {
     use super::*;
