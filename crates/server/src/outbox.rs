@@ -336,4 +336,67 @@ mod tests {
         outbox.reply(frame(2 * MAX_UNSENT_BYTES));
         assert!(!outbox.is_backlogged());
     }
+
+    #[test]
+    fn outstanding_requests_count_until_answered_or_closed_and_never_twice() {
+        let global = Arc::new(GlobalOutstanding::new(3));
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let a = Outbox::counted_in(tx.clone(), global.clone()).flow();
+        let b = Outbox::counted_in(tx, global.clone()).flow();
+        for _ in 0..2 {
+            a.request_read();
+        }
+        b.request_read();
+        assert_eq!(global.count(), 3);
+        assert!(global.is_over_limit());
+        // a notification answers nothing; a reply answers one
+        a.written(0, 0);
+        assert_eq!(global.count(), 3);
+        a.written(0, 1);
+        assert_eq!((global.count(), a.outstanding()), (2, 1));
+        assert!(!global.is_over_limit());
+        // replies beyond the requests read (a connect response to a closed reader) do not
+        // take others' requests off the count
+        a.written(0, 5);
+        assert_eq!(global.count(), 1);
+        b.closed();
+        b.written(0, 1);
+        assert_eq!(global.count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_reader_waiting_for_the_global_limit_is_woken_by_an_answer() {
+        let global = Arc::new(GlobalOutstanding::new(1));
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let flow = Outbox::counted_in(tx, global.clone()).flow();
+        flow.request_read();
+        let waiter = {
+            let global = global.clone();
+            tokio::spawn(async move { global.wait_below_limit().await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        flow.written(10, 1);
+        tokio::time::timeout(std::time::Duration::from_secs(1), waiter)
+            .await
+            .expect("woken")
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_abort_reaches_whoever_waits_for_it() {
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let outbox = Outbox::new(tx);
+        let flow = outbox.flow();
+        let waiter = tokio::spawn(async move { flow.until_aborted().await });
+        tokio::task::yield_now().await;
+        outbox.notify(frame(MAX_CONNECTION_BYTES + 1));
+        assert!(outbox.is_over_budget());
+        outbox.abort();
+        assert!(outbox.is_aborted());
+        tokio::time::timeout(std::time::Duration::from_secs(1), waiter)
+            .await
+            .expect("woken")
+            .unwrap();
+    }
 }
