@@ -22,6 +22,12 @@ use zab::election::ServerState;
 use zab::peer::{Input, Output, Peer};
 use zab::wire::{LearnerRequest, Packet, ProposalData, SessionTouch, SnapshotStream};
 
+/// What a learner that connected before we lead may send meanwhile (it sends FOLLOWERINFO and
+/// waits for LEADERINFO): more is not a learner, and is not held.
+const MAX_PARKED_PACKETS: usize = 16;
+/// Learners held while we are still looking: an ensemble's worth, not a stranger's flood.
+const MAX_PARKED_LEARNERS: usize = 256;
+
 /// A learner's sync forwarded to the leader, answered when the leader's SYNC comes back.
 #[derive(Debug)]
 struct PendingSync {
@@ -327,7 +333,9 @@ impl ServerCore {
             ZabEvent::LearnerUp { sid, link } => {
                 match z.state {
                     ServerState::Looking => {
-                        z.parked.insert(sid, (link, Vec::new()));
+                        if z.parked.len() < MAX_PARKED_LEARNERS || z.parked.contains_key(&sid) {
+                            z.parked.insert(sid, (link, Vec::new()));
+                        }
                         return;
                     }
                     ServerState::Leading => {}
@@ -351,8 +359,11 @@ impl ServerCore {
                 if z.links.get(&sid).is_some_and(|l| l.id == link) {
                     self.step(Input::Packet { from: sid, packet });
                 } else if let Some((parked, packets)) = z.parked.get_mut(&sid) {
-                    if parked.id == link {
+                    if parked.id == link && packets.len() < MAX_PARKED_PACKETS {
                         packets.push(packet);
+                    } else if parked.id == link {
+                        warn!("server {sid} sent too much before we lead; closing its connection");
+                        z.parked.remove(&sid);
                     }
                 }
             }

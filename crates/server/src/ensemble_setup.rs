@@ -121,6 +121,7 @@ pub async fn start(
         quorum_moved,
         core_tx.clone(),
         cfg.jute_max_buffer,
+        std::time::Duration::from_millis(cfg.tick_time as u64 * cfg.init_limit.max(1) as u64),
     ));
     let (election_moves, election_moved) = tokio::sync::watch::channel(setup.election_bind.clone());
     let election = crate::quorum_net::start_election(

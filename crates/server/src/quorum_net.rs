@@ -200,8 +200,12 @@ async fn read_quorum_stream(
     known_sid: Option<u64>,
     core: UnboundedSender<CoreMsg>,
     max_buffer: usize,
+    register_within: Option<Duration>,
 ) {
     let link_id = link.id;
+    // a learner that has not sent its FOLLOWERINFO/OBSERVERINFO by then is closed (ZooKeeper's
+    // LearnerHandler reads with an initLimit timeout): it holds a socket and a task
+    let register_by = register_within.map(|d| tokio::time::Instant::now() + d);
     let mut link = Some(link);
     let mut sid = known_sid;
     let mut decoder = QuorumStreamDecoder::with_max_buffer(from, max_buffer);
@@ -214,7 +218,17 @@ async fn read_quorum_stream(
             // doubling while a large packet or a snapshot accumulates
             buf.reserve(RECEIVE_BUFFER.max(buf.len()));
         }
-        match read.read_buf(&mut buf).await {
+        let received = match register_by.filter(|_| sid.is_none()) {
+            Some(at) => match tokio::time::timeout_at(at, read.read_buf(&mut buf)).await {
+                Ok(received) => received,
+                Err(_) => {
+                    warn!("a quorum connection sent no FOLLOWERINFO/OBSERVERINFO in time; closing");
+                    break;
+                }
+            },
+            None => read.read_buf(&mut buf).await,
+        };
+        match received {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
@@ -292,6 +306,7 @@ pub async fn listen_quorum(
     mut moves: tokio::sync::watch::Receiver<String>,
     core: UnboundedSender<CoreMsg>,
     max_buffer: usize,
+    register_within: Duration,
 ) {
     let mut listener = listener;
     loop {
@@ -313,6 +328,7 @@ pub async fn listen_quorum(
             None,
             core.clone(),
             max_buffer,
+            Some(register_within),
         ));
     }
 }
@@ -348,7 +364,16 @@ pub fn connect_to_leader(
         if core.send(CoreMsg::Zab(up)).is_err() {
             return;
         }
-        read_quorum_stream(read, link, Sender::Leader, Some(leader), core, max_buffer).await;
+        read_quorum_stream(
+            read,
+            link,
+            Sender::Leader,
+            Some(leader),
+            core,
+            max_buffer,
+            None,
+        )
+        .await;
     });
 }
 
@@ -434,6 +459,10 @@ fn election_address(cfg: &QuorumConfig, sid: u64) -> Option<String> {
 }
 
 /// Starts the election listener and the connection manager.
+/// Servers outside the configuration (joiners about to be added by a reconfig) whose election
+/// connections are kept: the rest are refused, so that made-up ids cannot grow our tables.
+const MAX_STRANGERS: usize = 64;
+
 pub async fn start_election(
     my_sid: u64,
     config: Arc<QuorumConfig>,
@@ -593,6 +622,13 @@ impl ElectionManager {
                     stream,
                     early,
                 } => {
+                    let known =
+                        self.config.members.contains_key(&sid) || self.learned.contains_key(&sid);
+                    if !known && self.strangers() >= MAX_STRANGERS {
+                        // servers about to be added are a handful; a flood of ids is not
+                        warn!("election connection from unknown server {sid} refused: {MAX_STRANGERS} unknown servers known already");
+                        continue;
+                    }
                     if let Some(address) = address {
                         self.learned.insert(sid, address);
                     }
@@ -610,6 +646,14 @@ impl ElectionManager {
                 }
             }
         }
+    }
+
+    /// Servers outside the configuration whose election address we learned.
+    fn strangers(&self) -> usize {
+        self.learned
+            .keys()
+            .filter(|sid| !self.config.members.contains_key(sid))
+            .count()
     }
 
     fn send(&mut self, to: u64, bytes: Vec<u8>) {

@@ -253,7 +253,11 @@ async fn strangers_on_the_quorum_port_do_not_move_the_leadership() {
     garbage.write_all(&[0x7f; 64]).await.unwrap();
     held.push(garbage);
     held.push(impostor(quorum, &[Packet::Commit { zxid: 5 }]).await);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // and one that never registers is closed after initLimit (20 ticks of 100 ms)
+    let mut silent = TcpStream::connect(quorum).await.unwrap();
+    let mut buf = [0u8; 64];
+    let closed = tokio::time::timeout(Duration::from_secs(10), silent.read(&mut buf)).await;
+    assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "{closed:?}");
     assert_eq!(
         leader_and_epoch(&members).await,
         (leader, epoch),
