@@ -22,6 +22,29 @@ pub fn world_anyone(perms: i32) -> Acl {
     }
 }
 
+/// The scheme of [`missing_acl`]'s entry. No client can set it: [`fixup_acl`] accepts only
+/// world, auth, digest and ip ids.
+pub const MISSING_ACL_SCHEME: &str = "zkrs-missing-acl";
+
+/// What a znode whose ACL id is missing from the ACL cache (a damaged snapshot) has instead
+/// of a list: one entry, naming the id, that grants nothing, so that [`check_acl`] denies
+/// every permission to everyone but a super user (and skipACL skips it). ZooKeeper gives such
+/// a node an empty list, which its checkACL takes as open to everyone.
+pub fn missing_acl(id: i64) -> Vec<Acl> {
+    vec![Acl {
+        perms: 0,
+        id: Id {
+            scheme: MISSING_ACL_SCHEME.into(),
+            id: id.to_string(),
+        },
+    }]
+}
+
+/// Whether `acl` is [`missing_acl`]'s marker.
+pub fn is_missing_acl(acl: &[Acl]) -> bool {
+    matches!(acl, [a] if a.id.scheme == MISSING_ACL_SCHEME)
+}
+
 /// ACL lists are stored once and referenced by id from each znode (ReferenceCountedACLCache).
 #[derive(Debug, Clone, Default)]
 pub struct AclCache {
@@ -80,14 +103,14 @@ impl AclCache {
         self.purge_unused();
     }
 
+    /// The list of `id`; [`missing_acl`] if the cache lacks it.
     pub fn get(&self, id: i64) -> Vec<Acl> {
         if id == OPEN_UNSAFE_ACL_ID {
             return vec![world_anyone(perms::ALL)];
         }
         self.by_id
             .get(&id)
-            .map(|(acl, _)| acl.to_vec())
-            .unwrap_or_default()
+            .map_or_else(|| missing_acl(id), |(acl, _)| acl.to_vec())
     }
 
     /// The cache's own copy of `acl`, if it holds that list.
@@ -96,7 +119,7 @@ impl AclCache {
         Some(shared.clone())
     }
 
-    /// The list of `id` without copying it (empty if unknown, as [`AclCache::get`]).
+    /// The list of `id` without copying it ([`missing_acl`] if unknown, as [`AclCache::get`]).
     pub fn shared(&self, id: i64) -> Arc<[Acl]> {
         if id == OPEN_UNSAFE_ACL_ID {
             static OPEN: std::sync::OnceLock<Arc<[Acl]>> = std::sync::OnceLock::new();
@@ -106,7 +129,7 @@ impl AclCache {
         }
         self.by_id
             .get(&id)
-            .map_or_else(|| Arc::from([]), |(acl, _)| acl.clone())
+            .map_or_else(|| Arc::from(missing_acl(id)), |(acl, _)| acl.clone())
     }
 
     pub fn get_ref(&self, id: i64) -> Option<&[Acl]> {
@@ -259,10 +282,14 @@ pub fn ip_matches(client: &str, expr: &str) -> bool {
 }
 
 /// Checks that `auth` (the ids a connection has authenticated as) grants `perm` under `acl`.
-/// An empty ACL grants everything, as in ZooKeeper.
+/// An empty ACL grants everything, as in ZooKeeper; [`missing_acl`]'s marker grants nothing
+/// (a super user passes both).
 pub fn check_acl(acl: &[Acl], perm: i32, auth: &[Id]) -> bool {
     if acl.is_empty() || auth.iter().any(|id| id.scheme == "super") {
         return true;
+    }
+    if is_missing_acl(acl) {
+        return false;
     }
     acl.iter().any(|a| {
         if a.perms & perm == 0 {
@@ -394,6 +421,28 @@ mod tests {
         assert!(!check_acl(&acl, perms::WRITE, &[id("ip", "11.1.2.3")]));
         assert!(check_acl(&acl, perms::WRITE, &[id("super", "")]));
         assert!(check_acl(&[], perms::WRITE, &[]));
+        // an id missing from the cache: nothing for anyone but a super user
+        let missing = missing_acl(7);
+        assert!(is_missing_acl(&missing) && !is_missing_acl(&acl) && !is_missing_acl(&[]));
+        for perm in [
+            perms::READ,
+            perms::WRITE,
+            perms::CREATE,
+            perms::DELETE,
+            perms::ADMIN,
+        ] {
+            assert!(!check_acl(&missing, perm, &[]));
+            assert!(!check_acl(&missing, perm, &[id("digest", "u:h")]));
+            assert!(!check_acl(&missing, perm, &[id("ip", "127.0.0.1")]));
+            assert!(check_acl(&missing, perm, &[id("super", "")]));
+        }
+        // and no client can set it
+        assert_eq!(fixup_acl(&missing, &[]), Err(ErrorCode::InvalidAcl));
+        let mut cache = AclCache::default();
+        assert_eq!(cache.get(7), missing);
+        assert_eq!(&cache.shared(7)[..], &missing[..]);
+        let known = cache.intern(&acl);
+        assert_eq!(cache.get(known), acl);
     }
 
     #[test]

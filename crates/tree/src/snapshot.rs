@@ -462,6 +462,160 @@ mod tests {
         assert!(back.dangling_acl_paths().is_empty());
     }
 
+    /// A damaged snapshot: /a names ACL id 7, which its ACL cache lacks. ZooKeeper gives
+    /// such a node an empty ACL (open to everyone); here it denies everyone but a super user.
+    #[test]
+    fn a_node_whose_acl_id_is_missing_from_the_cache_denies_everything() {
+        use crate::prep::{Preparer, RequestContext};
+        use jute::request::{Create, Request};
+        use jute::{op, DeleteRequest, ErrorCode, Id, SetAclRequest, SetDataRequest};
+
+        let open = vec![acl::world_anyone(perms::ALL)];
+        let mut out = Vec::new();
+        1i32.write(&mut out);
+        1i64.write(&mut out);
+        (open.len() as i32).write(&mut out);
+        for a in &open {
+            a.write(&mut out);
+        }
+        for (p, acl_id, zxid) in [("", -1i64, 0), ("/a", 7, 1), ("/a/b", 1, 2), ("/c", 1, 3)] {
+            write_str(&mut out, p);
+            write_opt_buffer(&mut out, Some(b"secret"));
+            acl_id.write(&mut out);
+            StatPersisted {
+                czxid: zxid,
+                mzxid: zxid,
+                pzxid: zxid,
+                ..Default::default()
+            }
+            .write(&mut out);
+        }
+        write_str(&mut out, "/");
+        let mut r = Reader::new(&out);
+        let mut tree = DataTree::deserialize_from(&mut r).unwrap();
+        r.finish().unwrap();
+        tree.last_processed_zxid = 3;
+        assert_eq!(tree.dangling_acl_paths(), vec!["/a".to_string()]);
+        let a = tree.node("/a").unwrap();
+        assert_eq!(a.acl(), 7, "the id is kept as it is");
+        assert!(acl::is_missing_acl(&tree.acl_of(a)));
+
+        // getData (the server's read path) and every other permission, anonymously or not
+        let someone = [Id {
+            scheme: "digest".into(),
+            id: "u:abc".into(),
+        }];
+        let superuser = [Id {
+            scheme: "super".into(),
+            id: "".into(),
+        }];
+        for perm in [
+            perms::READ,
+            perms::WRITE,
+            perms::CREATE,
+            perms::DELETE,
+            perms::ADMIN,
+        ] {
+            assert!(!tree.check_acl(a, perm, &[]), "perm {perm}");
+            assert!(!tree.check_acl(a, perm, &someone), "perm {perm}");
+            assert!(tree.check_acl(a, perm, &superuser), "perm {perm}");
+        }
+        let c = tree.node("/c").unwrap();
+        assert!(
+            tree.check_acl(c, perms::WRITE, &[]),
+            "a known id still applies"
+        );
+
+        // writes by an anonymous session: setData, delete of its child, create under it,
+        // setACL; a super user and skipACL pass
+        let ctx = |auth, skip_acl| RequestContext {
+            session_id: 0x42,
+            cxid: 1,
+            auth,
+            time: 1000,
+            skip_acl,
+            extended_types_enabled: true,
+            reconfig_enabled: false,
+        };
+        let set_data = |p: &str| {
+            Request::SetData(SetDataRequest {
+                path: p.into(),
+                data: Some(b"mine".to_vec()),
+                version: -1,
+            })
+        };
+        let requests = [
+            set_data("/a"),
+            Request::Delete(DeleteRequest {
+                path: "/a/b".into(),
+                version: -1,
+            }),
+            Request::Create(Create {
+                op_type: op::CREATE,
+                path: "/a/new".into(),
+                data: None,
+                acl: open.clone(),
+                flags: 0,
+                ttl: -1,
+            }),
+            Request::SetAcl(SetAclRequest {
+                path: "/a".into(),
+                acl: open.clone(),
+                version: -1,
+            }),
+        ];
+        for request in &requests {
+            for (auth, skip, allowed) in [
+                (&[][..], false, false),
+                (&someone[..], false, false),
+                (&superuser[..], false, true),
+                (&[][..], true, true),
+            ] {
+                let prepared =
+                    Preparer::new().prepare(&tree, &ctx(auth, skip), &mut request.clone(), 4);
+                let error = prepared.error;
+                if allowed {
+                    assert_eq!(error, None, "{request:?} by {auth:?}, skipACL {skip}");
+                } else {
+                    assert_eq!(
+                        error,
+                        Some(ErrorCode::NoAuth),
+                        "{request:?} by {auth:?}, skipACL {skip}"
+                    );
+                }
+            }
+        }
+        let prepared = Preparer::new().prepare(&tree, &ctx(&[], false), &mut set_data("/c"), 4);
+        assert_eq!(prepared.error, None);
+
+        // a watcher of /a hears of a change only if it may read /a
+        tree.watch_data("/a", 9);
+        apply(
+            &mut tree,
+            4,
+            Txn::SetData(jute::SetDataTxn {
+                path: "/a".into(),
+                data: Some(b"x".to_vec()),
+                version: 1,
+            }),
+        );
+        let events = tree.drain_events();
+        assert_eq!(events.len(), 1);
+        let event_acl = events[0].acl.as_ref().unwrap();
+        assert!(!acl::check_acl(event_acl, perms::READ, &[]));
+        assert!(acl::check_acl(event_acl, perms::READ, &superuser));
+
+        // written again, the node keeps naming id 7 and reads back the same
+        let mut again = Vec::new();
+        tree.serialize_into(&mut again);
+        let back = DataTree::deserialize_from(&mut Reader::new(&again)).unwrap();
+        assert_eq!(back.node("/a").unwrap().acl(), 7);
+        assert_eq!(back.dangling_acl_paths(), vec!["/a".to_string()]);
+        let mut third = Vec::new();
+        back.serialize_into(&mut third);
+        assert_eq!(again, third);
+    }
+
     #[test]
     fn a_fuzzy_snapshot_of_a_quiet_tree_is_the_plain_serialization() {
         let mut tree = DataTree::new();
