@@ -25,6 +25,11 @@ enum Command {
     Server {
         /// Path to zoo.cfg
         config: Option<PathBuf>,
+        /// Start even when txns are missing from the dataDir (a log file lost, a gap between
+        /// the snapshot and the logs): serve the data that is there, with an error logged
+        /// naming the missing zxids. Without it such a dataDir refuses to start.
+        #[arg(long)]
+        accept_data_loss: bool,
     },
     /// Run a local replicated ensemble: `zkrs ensemble start 3`, `status`, `stop`.
     Ensemble(ensemble::EnsembleArgs),
@@ -57,7 +62,13 @@ fn main() -> anyhow::Result<()> {
     panic_exit::install();
     match command {
         Command::Cli { .. } => Ok(()),
-        Command::Server { config } => run_server(config),
+        Command::Server {
+            config,
+            accept_data_loss,
+        } => {
+            server::persist::set_accept_data_loss(accept_data_loss);
+            run_server(config)
+        }
         Command::Ensemble(args) => ensemble::run(args),
         Command::Txnlog { file } => {
             storage::inspect::format_log(&file, &mut std::io::stdout().lock())?;

@@ -4,6 +4,7 @@
 use crate::core::{CoreMsg, TxnSink};
 use config::ZooCfg;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use storage::txnlog::TxnLog;
@@ -35,14 +36,36 @@ pub struct Restored {
     pub recent_txns: Vec<(i64, zab::wire::ProposalData)>,
 }
 
+/// The operator's `zkrs server --accept-data-loss`: a process-wide choice, made once before
+/// the server starts, that every [`restore`] (at startup, and a learner's reload after a
+/// TRUNC) honours.
+static ACCEPT_DATA_LOSS: AtomicBool = AtomicBool::new(false);
+
+/// Lets [`restore`] serve a dataDir with txns missing (logged as errors) instead of refusing.
+pub fn set_accept_data_loss(accept: bool) {
+    ACCEPT_DATA_LOSS.store(accept, Ordering::Relaxed);
+}
+
 /// Loads the newest valid snapshot and replays the log after it (ZooKeeper's restore); what
 /// was replayed counts toward the next snapshot, which the core takes once snapCount is reached.
+/// Txns missing between the snapshot and the end of the log refuse the start unless
+/// [`set_accept_data_loss`] was called.
 pub fn restore(cfg: &ZooCfg) -> anyhow::Result<Restored> {
     let data_dir = storage::datadir::version_dir(&cfg.data_dir)?;
     let log_dir = storage::datadir::version_dir(cfg.log_dir())?;
-    let recovered = storage::datadir::recover(&cfg.data_dir, cfg.log_dir()).map_err(|e| {
-        anyhow::anyhow!("cannot recover the data in {}: {e}", cfg.data_dir.display())
-    })?;
+    let options = storage::datadir::RecoverOptions {
+        accept_data_loss: ACCEPT_DATA_LOSS.load(Ordering::Relaxed),
+    };
+    let recovered = storage::datadir::recover_with(&cfg.data_dir, cfg.log_dir(), options)
+        .map_err(|e| match e {
+            storage::datadir::RecoverError::DataLoss(_) => anyhow::anyhow!(
+                "{e}; refusing to start. Start with --accept-data-loss to serve the data that is there"
+            ),
+            e => anyhow::anyhow!("cannot recover the data in {}: {e}", cfg.data_dir.display()),
+        })?;
+    for gap in &recovered.data_loss {
+        error!("DATA LOSS accepted by --accept-data-loss: {gap}; serving the data that is there");
+    }
     for w in &recovered.warnings {
         warn!("{w}");
     }
@@ -93,8 +116,9 @@ pub fn restore(cfg: &ZooCfg) -> anyhow::Result<Restored> {
             .and_then(|h| i64::from_str_radix(h, 16).ok())
     });
     // ZooKeeper refuses a dataDir with logs and no snapshot: a first (small) snapshot is
-    // written before serving; a fresh one after replaying is taken in the background
-    if snapshot_zxid.is_none() {
+    // written before serving; a fresh one after replaying is taken in the background. A loss
+    // the operator accepted is accepted once: a snapshot of what is served goes past the gap.
+    if snapshot_zxid.is_none() || !recovered.data_loss.is_empty() {
         let bytes = storage::snapshot::serialize(&recovered.tree, &sessions);
         let path = storage::snapshot::write(&data_dir, recovered.last_zxid, &bytes)?;
         info!("initial snapshot {}", path.display());

@@ -42,10 +42,133 @@ pub struct Recovered {
     pub recent_txns: Vec<(i64, Vec<u8>)>,
     /// How many txns of the log were applied after the snapshot.
     pub replayed_txns: u64,
+    /// Txns missing from the dataDir, accepted by [`RecoverOptions::accept_data_loss`]
+    /// (without it recovery fails with them all).
+    pub data_loss: Vec<DataGap>,
 }
 
 /// How many of the last logged txns [`recover`] keeps (ZooKeeper's commitLogCount).
 pub const RECENT_TXNS: usize = 500;
+
+/// What [`recover_with`] may accept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecoverOptions {
+    /// Serve the data that is there when txns are missing (the operator's
+    /// `--accept-data-loss`): the gaps are returned in [`Recovered::data_loss`] instead of
+    /// failing the recovery.
+    pub accept_data_loss: bool,
+}
+
+/// Why [`recover`] gives up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecoverError {
+    /// A file that cannot be used as it is.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// Every file reads back fine but txns are missing between the snapshot and the last
+    /// logged txn (at least one gap).
+    #[error("{}", display_gaps(.0))]
+    DataLoss(Vec<DataGap>),
+}
+
+impl RecoverError {
+    /// The file problem, if this is one.
+    pub fn storage(&self) -> Option<&StorageError> {
+        match self {
+            RecoverError::Storage(e) => Some(e),
+            RecoverError::DataLoss(_) => None,
+        }
+    }
+}
+
+fn display_gaps(gaps: &[DataGap]) -> String {
+    gaps.iter()
+        .map(|g| g.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Where the txns before a [`DataGap`] are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GapStart {
+    /// Nowhere: there is no snapshot and the first log file does not start at the first txn.
+    Nothing,
+    /// The snapshot recovery started from: the first log file to replay starts after its
+    /// zxid + 1.
+    Snapshot(PathBuf),
+    /// This log file holds the last txn before the gap.
+    Log(PathBuf),
+}
+
+/// Txns that should be in the dataDir and are not: `first..=last` are neither in the
+/// snapshot used nor in any log file, while later txns are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataGap {
+    /// The `version-2` directory of the log files.
+    pub log_dir: PathBuf,
+    pub first: i64,
+    pub last: i64,
+    /// What holds the txn right before the gap.
+    pub after: GapStart,
+    /// The log file that holds the txn right after the gap.
+    pub before: PathBuf,
+    /// The snapshot recovery started from.
+    pub snapshot: Option<PathBuf>,
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name().map_or_else(
+        || p.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+impl std::fmt::Display for DataGap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: ", self.log_dir.display())?;
+        if self.first == self.last {
+            write!(f, "txn {:#x} is missing ", self.first)?;
+        } else {
+            write!(f, "txns {:#x}..{:#x} are missing ", self.first, self.last)?;
+        }
+        let before = file_name(&self.before);
+        match &self.after {
+            GapStart::Log(p) if *p == self.before => write!(f, "inside {before}")?,
+            GapStart::Log(p) => write!(f, "between {} and {before}", file_name(p))?,
+            GapStart::Snapshot(p) => write!(f, "between {} and {before}", file_name(p))?,
+            GapStart::Nothing => write!(f, "before {before}")?,
+        }
+        match (&self.snapshot, &self.after) {
+            (Some(_), GapStart::Snapshot(_)) => Ok(()),
+            (Some(s), _) => write!(f, " ({} used)", file_name(s)),
+            (None, _) => write!(f, " (no snapshot)"),
+        }
+    }
+}
+
+/// Whether a log may hold `next` right after `prev` (a txn, or the zxid of the snapshot
+/// replay starts from) with nothing missing in between. A zxid is `epoch << 32 | counter`.
+/// Within an epoch a leader numbers its proposals 1, 2, 3… and every one of them is logged
+/// by every server that has the later ones (zab's Leader::propose; a learner logs a DIFF's
+/// txns and a SNAP replaces the whole log), so the next txn is `prev + 1`. A new leader's
+/// epoch starts over at counter 1 (its NEWLEADER zxid `epoch << 32` is no txn), and epochs
+/// may be skipped (an election whose epoch never got established), so the first txn of any
+/// later epoch may follow anything. A counter of 0 in a later epoch is never logged, and
+/// accepted too rather than flagged.
+pub fn zxid_follows(prev: i64, next: i64) -> bool {
+    next == prev.wrapping_add(1) || (next >> 32 > prev >> 32 && next & 0xffff_ffff <= 1)
+}
+
+/// The txns certainly missing between `prev` and `next` when [`zxid_follows`] says some
+/// are: the rest of the epoch when `next` is in the same one, else the start of `next`'s
+/// epoch (how much of `prev`'s epoch followed it cannot be known).
+fn missing_range(prev: i64, next: i64) -> (i64, i64) {
+    if next >> 32 == prev >> 32 {
+        (prev + 1, next - 1)
+    } else {
+        ((next >> 32 << 32) | 1, next - 1)
+    }
+}
 
 /// The log files to read to replay everything after `snap_zxid`, as ZooKeeper's
 /// FileTxnLog.getLogFiles: the newest file starting at or before `snap_zxid` (it may hold
@@ -68,13 +191,29 @@ pub fn logs_after(logs: &[(i64, PathBuf)], snap_zxid: i64) -> Vec<(i64, PathBuf)
 /// truncated (so later appends never leave garbage in the middle) and reported. Corruption
 /// anywhere else → Err. Zxids must strictly increase across the replayed log.
 ///
+/// Txns missing between the snapshot and the last logged txn (a log file lost, a newest
+/// snapshot damaged so that an older one is used while the logs between them were purged, a
+/// log file with a hole) fail the recovery with [`RecoverError::DataLoss`], naming the files
+/// and the zxids: the rule is [`zxid_follows`]. ZooKeeper only warns about some of them and
+/// serves what it has; see [`recover_with`] for the operator's way to do the same.
+///
 /// Differences from ZooKeeper, all on the safe side: a CRC-failing record in the middle of a
 /// log is an error in both, but zkrs also refuses an incomplete record or a zeroed stretch
 /// followed by valid records (ZooKeeper would silently skip to the next file); a dataDir with
 /// logs and no snapshot at all is replayed from zxid 0 with a warning (ZooKeeper refuses it
 /// unless zookeeper.snapshot.trust.empty is set); snapshot files that exist but none of which
 /// is valid are an error (as in ZooKeeper).
-pub fn recover(data_dir: &Path, log_dir: &Path) -> Result<Recovered, StorageError> {
+pub fn recover(data_dir: &Path, log_dir: &Path) -> Result<Recovered, RecoverError> {
+    recover_with(data_dir, log_dir, RecoverOptions::default())
+}
+
+/// [`recover`]; with [`RecoverOptions::accept_data_loss`] txns missing from the dataDir are
+/// reported in [`Recovered::data_loss`] and the tree is what the files hold.
+pub fn recover_with(
+    data_dir: &Path,
+    log_dir: &Path,
+    options: RecoverOptions,
+) -> Result<Recovered, RecoverError> {
     let snap_dir = version_dir(data_dir).map_err(|e| StorageError::io(data_dir, e))?;
     let txn_dir = version_dir(log_dir).map_err(|e| StorageError::io(log_dir, e))?;
     let snaps =
@@ -86,18 +225,18 @@ pub fn recover(data_dir: &Path, log_dir: &Path) -> Result<Recovered, StorageErro
             .map_err(|e| StorageError::io(&txn_dir, e))?
             .first()
         {
-            return Err(StorageError::new(
+            return Err(RecoverError::Storage(StorageError::new(
                 p,
                 0,
                 "the txn log directory has snapshot files: check dataDir and dataLogDir",
-            ));
+            )));
         }
         if let Some((_, p)) = logs_in(&snap_dir)?.first() {
-            return Err(StorageError::new(
+            return Err(RecoverError::Storage(StorageError::new(
                 p,
                 0,
                 "the snapshot directory has log files: check dataDir and dataLogDir",
-            ));
+            )));
         }
     }
     let mut warnings = Vec::new();
@@ -136,7 +275,7 @@ pub fn recover(data_dir: &Path, log_dir: &Path) -> Result<Recovered, StorageErro
     }
     if loaded.is_none() && candidates > 0 {
         let e = last_error.expect("a candidate failed");
-        return Err(StorageError::new(
+        return Err(RecoverError::Storage(StorageError::new(
             &e.file,
             e.offset,
             format!(
@@ -144,7 +283,7 @@ pub fn recover(data_dir: &Path, log_dir: &Path) -> Result<Recovered, StorageErro
                 snap_dir.display(),
                 e.message
             ),
-        ));
+        )));
     }
     let (snap_zxid, snapshot, mut tree, sessions) = match loaded {
         Some((z, p, t, s)) => (z, Some(p), t, s),
@@ -166,27 +305,30 @@ pub fn recover(data_dir: &Path, log_dir: &Path) -> Result<Recovered, StorageErro
     let mut torn_tail = None;
     let newest_log = logs.last().map(|(_, p)| p.clone());
     let mut last_zxid = snap_zxid;
-    let mut prev: Option<i64> = None;
-    let mut first_replayed = true;
+    // the last txn read (replayed or not), and the index of its file in `to_replay`
+    let mut prev: Option<(i64, usize)> = None;
+    let mut gaps = Vec::new();
     let mut recent_txns: VecDeque<(i64, Vec<u8>)> = VecDeque::new();
     let mut replayed_txns = 0;
-    for (_, path) in logs_after(&logs, snap_zxid) {
+    let to_replay = logs_after(&logs, snap_zxid);
+    for (file_index, (_, path)) in to_replay.iter().enumerate() {
         // the last records of this file, as (zxid, byte range): copied once it is scanned
         let mut recent_here: VecDeque<(i64, std::ops::Range<usize>)> = VecDeque::new();
-        let bytes = txnlog::read_log_bytes(&path).map_err(|e| StorageError::io(&path, e))?;
+        let bytes = txnlog::read_log_bytes(path).map_err(|e| StorageError::io(path, e))?;
         // txns are applied as they are decoded; a corrupt record further on fails the whole
         // recovery, so nothing applied before it is ever served
-        let end = txnlog::scan_log(&path, &bytes, |entry, offset, record| {
+        let end = txnlog::scan_log(path, &bytes, |entry, offset, record| {
             let zxid = entry.zxid();
             let start = record.as_ptr() as usize - bytes.as_ptr() as usize;
             recent_here.push_back((zxid, start..start + record.len()));
             if recent_here.len() > RECENT_TXNS {
                 recent_here.pop_front();
             }
-            if let Some(p) = prev {
+            let before = prev.replace((zxid, file_index));
+            if let Some((p, _)) = before {
                 if zxid <= p {
                     return Err(StorageError::new(
-                        &path,
+                        path,
                         offset,
                         format!(
                             "zxid {zxid:#x} follows {p:#x}: zxids must increase across the log"
@@ -194,18 +336,27 @@ pub fn recover(data_dir: &Path, log_dir: &Path) -> Result<Recovered, StorageErro
                     ));
                 }
             }
-            prev = Some(zxid);
             if zxid <= snap_zxid {
                 return Ok(());
             }
-            if first_replayed {
-                first_replayed = false;
-                let (se, sc) = (snap_zxid >> 32, snap_zxid & 0xffff_ffff);
-                if snapshot.is_some() && zxid >> 32 == se && (zxid & 0xffff_ffff) > sc + 1 {
-                    warnings.push(format!(
-                        "the log resumes at zxid {zxid:#x} after snapshot {snap_zxid:#x}: txns may be missing"
-                    ));
-                }
+            // what this txn must follow: the txn before it, or the snapshot
+            let after_txn = before.filter(|(p, _)| *p >= snap_zxid);
+            let after_zxid = after_txn.map_or(snap_zxid, |(p, _)| p);
+            if !zxid_follows(after_zxid, zxid) {
+                let (first, last) = missing_range(after_zxid, zxid);
+                let after = match (after_txn, &snapshot) {
+                    (Some((_, f)), _) => GapStart::Log(to_replay[f].1.clone()),
+                    (None, Some(s)) => GapStart::Snapshot(s.clone()),
+                    (None, None) => GapStart::Nothing,
+                };
+                gaps.push(DataGap {
+                    log_dir: txn_dir.clone(),
+                    first,
+                    last,
+                    after,
+                    before: path.clone(),
+                    snapshot: snapshot.clone(),
+                });
             }
             match &entry.txn {
                 Txn::CreateSession(t) => {
@@ -229,16 +380,16 @@ pub fn recover(data_dir: &Path, log_dir: &Path) -> Result<Recovered, StorageErro
         }
         drop(bytes);
         if let Some(why) = &end.torn_tail {
-            if Some(&path) != newest_log.as_ref() {
-                return Err(StorageError::new(
-                    &path,
+            if Some(path) != newest_log.as_ref() {
+                return Err(RecoverError::Storage(StorageError::new(
+                    path,
                     end.valid_len,
                     format!("{why} (not the newest log file, so this is not a torn write)"),
-                ));
+                )));
             }
-            TxnLog::truncate_to(&txn_dir, &path, end.valid_len).map_err(|e| {
+            TxnLog::truncate_to(&txn_dir, path, end.valid_len).map_err(|e| {
                 StorageError::new(
-                    &path,
+                    path,
                     end.valid_len,
                     format!("cannot truncate the torn tail: {e}"),
                 )
@@ -250,13 +401,18 @@ pub fn recover(data_dir: &Path, log_dir: &Path) -> Result<Recovered, StorageErro
             ));
         }
     }
+    if !gaps.is_empty() && !options.accept_data_loss {
+        return Err(RecoverError::DataLoss(gaps));
+    }
     // txns are applied through the same path as live ones: drop their watch events
     let _ = tree.drain_events();
     tree.last_processed_zxid = last_zxid;
     let dangling = tree.dangling_acl_paths();
     if !dangling.is_empty() {
         warnings.push(format!(
-            "{} znodes reference ACLs missing from the snapshot's ACL cache (first: {}); they are open to everyone",
+            "{} znodes reference ACLs missing from the snapshot's ACL cache (first: {}): \
+             every operation on them is denied (except to a super user, or with skipACL) \
+             until a super user sets their ACL",
             dangling.len(),
             dangling[0]
         ));
@@ -270,6 +426,7 @@ pub fn recover(data_dir: &Path, log_dir: &Path) -> Result<Recovered, StorageErro
         warnings,
         recent_txns: recent_txns.into(),
         replayed_txns,
+        data_loss: gaps,
     })
 }
 
@@ -421,6 +578,30 @@ mod tests {
         zs.iter()
             .map(|z| (*z, PathBuf::from(format!("log.{z:x}"))))
             .collect()
+    }
+
+    #[test]
+    fn zxid_continuity() {
+        const E: i64 = 1 << 32;
+        // within an epoch: the next counter, nothing else
+        assert!(zxid_follows(E | 7, E | 8));
+        assert!(!zxid_follows(E | 7, E | 9));
+        assert!(zxid_follows(0, 1));
+        assert!(!zxid_follows(0, 2));
+        // a later epoch (skipped ones too) starts at counter 1; a snapshot may be named at
+        // a NEWLEADER zxid (counter 0)
+        assert!(zxid_follows(E | 7, (2 << 32) | 1));
+        assert!(zxid_follows(E | 7, (9 << 32) | 1));
+        assert!(zxid_follows(0, E | 1));
+        assert!(zxid_follows(2 << 32, (2 << 32) | 1));
+        assert!(!zxid_follows(E | 7, (2 << 32) | 2));
+        assert_eq!(missing_range(E | 7, E | 9), (E | 8, E | 8));
+        assert_eq!(
+            missing_range(E | 7, (3 << 32) | 5),
+            ((3 << 32) | 1, (3 << 32) | 4)
+        );
+        // the counter's last value runs into the next epoch's zero
+        assert!(zxid_follows(E | 0xffff_ffff, 2 << 32));
     }
 
     #[test]

@@ -6,7 +6,7 @@ mod common;
 use common::{assert_same_tree, op_strategy, Builder};
 use proptest::strategy::{Strategy, ValueTree};
 use std::path::{Path, PathBuf};
-use storage::datadir::{self, recover};
+use storage::datadir::{self, recover, RecoverError};
 use storage::txnlog::{self, TxnLog};
 use storage::{snapshot, StorageError};
 use tree::{DataTree, TxnEntry};
@@ -98,6 +98,14 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// The file problem a recovery of `data`/`log` fails with.
+fn file_error(data: &Path, log: &Path) -> StorageError {
+    match recover(data, log) {
+        Err(RecoverError::Storage(e)) => e,
+        other => panic!("expected a file error, got {other:?}"),
+    }
+}
+
 fn assert_recovered(dir: &Path, entries: &[TxnEntry]) -> datadir::Recovered {
     let r = recover(dir, dir).unwrap();
     assert_same_tree(&r.tree, &tree_at(entries));
@@ -176,7 +184,7 @@ fn separate_log_dir_and_swapped_dirs() {
     let r = recover(data.path(), logdir.path()).unwrap();
     assert_same_tree(&r.tree, &b.tree);
     assert!(r.snapshot.is_some());
-    let err = recover(logdir.path(), data.path()).unwrap_err();
+    let err = file_error(logdir.path(), data.path());
     assert!(err.message.contains("dataLogDir"), "{err}");
 }
 
@@ -308,7 +316,7 @@ fn corrupt_middle_record_is_an_error_naming_file_and_offset() {
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[byte as usize] ^= 0x40;
         std::fs::write(&path, &bytes).unwrap();
-        let err: StorageError = recover(dir.path(), dir.path()).unwrap_err();
+        let err: StorageError = file_error(dir.path(), dir.path());
         assert_eq!(err.file, path, "{err}");
         assert_eq!(err.offset, record, "{err}");
         assert!(err
@@ -327,13 +335,13 @@ fn zxids_must_increase_across_files() {
     // a later file that repeats an old txn
     let mut log = TxnLog::open(&v, PRE_ALLOC).unwrap();
     let mut stale = b.entries[3].clone();
-    stale.header.zxid = b.entries.last().unwrap().zxid() + 5;
+    stale.header.zxid = b.entries.last().unwrap().zxid() + 1;
     log.append(&stale).unwrap();
     log.commit(true).unwrap();
     drop(log);
     let mut log = TxnLog::open(&v, PRE_ALLOC).unwrap();
     let mut older = b.entries[4].clone();
-    older.header.zxid = b.entries.last().unwrap().zxid() + 6;
+    older.header.zxid = b.entries.last().unwrap().zxid() + 2;
     log.append(&older).unwrap();
     log.commit(true).unwrap();
     assert!(recover(dir.path(), dir.path()).is_ok());
@@ -341,7 +349,7 @@ fn zxids_must_increase_across_files() {
     let files = logs(&v);
     let bytes = std::fs::read(&files[0]).unwrap();
     std::fs::write(v.join(txnlog::log_name(0x7fff_0000)), bytes).unwrap();
-    let err = recover(dir.path(), dir.path()).unwrap_err();
+    let err = file_error(dir.path(), dir.path());
     assert!(err.message.contains("must increase"), "{err}");
 }
 
@@ -377,7 +385,7 @@ fn corrupt_newest_snapshot_falls_back_to_an_older_one() {
     // every snapshot bad: an error, not an empty tree
     let oldest = v.join(snapshot::snapshot_name(b.entries[39].zxid()));
     std::fs::write(&oldest, b"ZKSN").unwrap();
-    let err = recover(dir.path(), dir.path()).unwrap_err();
+    let err = file_error(dir.path(), dir.path());
     assert!(err.message.contains("no valid snapshot"), "{err}");
     // a compressed snapshot is a snapshot we cannot read, not a missing one
     for (_, p) in [(40, oldest), (80, middle), (110, newest)] {
@@ -391,7 +399,7 @@ fn corrupt_newest_snapshot_falls_back_to_an_older_one() {
         b"\x1f\x8b",
     )
     .unwrap();
-    let err = recover(dir.path(), dir.path()).unwrap_err();
+    let err = file_error(dir.path(), dir.path());
     assert!(err.message.contains("compression"), "{err}");
 }
 
@@ -400,7 +408,7 @@ fn foreign_files_are_rejected_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let v = datadir::version_dir(dir.path()).unwrap();
     std::fs::write(v.join("log.1"), b"this is not a ZooKeeper log at all").unwrap();
-    let err = recover(dir.path(), dir.path()).unwrap_err();
+    let err = file_error(dir.path(), dir.path());
     assert_eq!(err.offset, 0);
     assert!(err.message.contains("magic"), "{err}");
 }
@@ -518,4 +526,298 @@ fn remove_logs_leaves_snapshots() {
     datadir::remove_logs(dir.path()).unwrap();
     assert!(logs(&v).is_empty());
     assert_recovered(dir.path(), &b.entries);
+}
+
+// ---- gaps in the data ----
+
+/// `entries` renumbered with `zxids` (same length), as another epoch's leader would have
+/// numbered them.
+fn renumber(entries: &[TxnEntry], zxids: &[i64]) -> Vec<TxnEntry> {
+    assert_eq!(entries.len(), zxids.len());
+    entries
+        .iter()
+        .zip(zxids)
+        .map(|(e, z)| {
+            let mut e = e.clone();
+            e.header.zxid = *z;
+            e
+        })
+        .collect()
+}
+
+/// The tree and sessions of the txns that are left, applied in order.
+fn assert_recovered_from(r: &datadir::Recovered, left: &[TxnEntry]) {
+    assert_same_tree(&r.tree, &tree_at(left));
+    assert_eq!(
+        r.sessions.clone().into_iter().collect::<Vec<_>>(),
+        sessions_at(left)
+    );
+}
+
+fn data_loss(dir: &Path) -> Vec<datadir::DataGap> {
+    match recover(dir, dir) {
+        Err(RecoverError::DataLoss(gaps)) => gaps,
+        other => panic!("expected missing txns, got {other:?}"),
+    }
+}
+
+fn damage(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 1;
+    std::fs::write(path, &bytes).unwrap();
+}
+
+fn accepting() -> datadir::RecoverOptions {
+    datadir::RecoverOptions {
+        accept_data_loss: true,
+    }
+}
+
+/// The hostile tester's dataDir: the newest snapshot is damaged, so recovery falls back to an
+/// older one, and a log file between them is gone.
+#[test]
+fn missing_middle_log_file_refuses_naming_files_and_range() {
+    let b = random_builder(300, 12);
+    let dir = tempfile::tempdir().unwrap();
+    let v = write_datadir(dir.path(), &b.entries, 100, &[50, 250]);
+    let names: Vec<String> = logs(&v)
+        .iter()
+        .map(|p| p.file_name().unwrap().to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, vec!["log.1", "log.65", "log.c9"]);
+    damage(&v.join("snapshot.fa"));
+    // with every log there, the older snapshot and the logs give everything
+    assert_recovered(dir.path(), &b.entries);
+    std::fs::remove_file(v.join("log.65")).unwrap();
+
+    let gaps = data_loss(dir.path());
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    let gap = &gaps[0];
+    assert_eq!((gap.first, gap.last), (0x65, 0xc8));
+    assert_eq!(gap.after, datadir::GapStart::Log(v.join("log.1")));
+    assert_eq!(gap.before, v.join("log.c9"));
+    assert_eq!(gap.snapshot, Some(v.join("snapshot.32")));
+    let err = recover(dir.path(), dir.path()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: txns 0x65..0xc8 are missing between log.1 and log.c9 (snapshot.32 used)",
+            v.display()
+        )
+    );
+    assert!(err.storage().is_none());
+
+    // the operator accepts the loss: what is there is served
+    let r = datadir::recover_with(dir.path(), dir.path(), accepting()).unwrap();
+    assert_eq!(r.data_loss, gaps);
+    let left: Vec<TxnEntry> = b.entries[..100]
+        .iter()
+        .chain(&b.entries[200..])
+        .cloned()
+        .collect();
+    assert_recovered_from(&r, &left);
+    assert_eq!(r.last_zxid, 300);
+    assert_eq!(r.snapshot, Some(v.join("snapshot.32")));
+}
+
+#[test]
+fn first_log_after_the_snapshot_starting_late_refuses() {
+    let b = random_builder(300, 13);
+    let dir = tempfile::tempdir().unwrap();
+    let v = write_datadir(dir.path(), &b.entries, 100, &[100]);
+    // the snapshot holds 1..=100; 101..=200 are gone
+    std::fs::remove_file(v.join("log.65")).unwrap();
+    let gaps = data_loss(dir.path());
+    assert_eq!(
+        gaps[0].to_string(),
+        format!(
+            "{}: txns 0x65..0xc8 are missing between log.1 and log.c9 (snapshot.64 used)",
+            v.display()
+        )
+    );
+    // and without the file that ends at the snapshot: nothing covers 101..=200
+    std::fs::remove_file(v.join("log.1")).unwrap();
+    let gaps = data_loss(dir.path());
+    assert_eq!(gaps.len(), 1);
+    assert_eq!(
+        gaps[0].after,
+        datadir::GapStart::Snapshot(v.join("snapshot.64"))
+    );
+    assert_eq!(
+        gaps[0].to_string(),
+        format!(
+            "{}: txns 0x65..0xc8 are missing between snapshot.64 and log.c9",
+            v.display()
+        )
+    );
+    let r = datadir::recover_with(dir.path(), dir.path(), accepting()).unwrap();
+    let left: Vec<TxnEntry> = b.entries[..100]
+        .iter()
+        .chain(&b.entries[200..])
+        .cloned()
+        .collect();
+    assert_recovered_from(&r, &left);
+
+    // no snapshot at all, and the logs do not start at the first txn
+    let dir = tempfile::tempdir().unwrap();
+    let v = write_datadir(dir.path(), &b.entries, 100, &[]);
+    std::fs::remove_file(v.join("log.1")).unwrap();
+    assert_eq!(
+        data_loss(dir.path())[0].to_string(),
+        format!(
+            "{}: txns 0x1..0x64 are missing before log.65 (no snapshot)",
+            v.display()
+        )
+    );
+}
+
+#[test]
+fn a_gap_inside_one_log_file_refuses() {
+    let b = random_builder(60, 14);
+    let dir = tempfile::tempdir().unwrap();
+    let v = datadir::version_dir(dir.path()).unwrap();
+    let snap = snapshot::serialize(&tree_at(&b.entries[..10]), &sessions_at(&b.entries[..10]));
+    snapshot::write(&v, 10, &snap).unwrap();
+    let mut log = TxnLog::open(&v, PRE_ALLOC).unwrap();
+    // txn 0x15 was never written, and 0x20..=0x22 neither
+    for e in b
+        .entries
+        .iter()
+        .filter(|e| ![0x15, 0x20, 0x21, 0x22].contains(&e.zxid()))
+    {
+        log.append(e).unwrap();
+    }
+    log.commit(true).unwrap();
+    let gaps = data_loss(dir.path());
+    let shown: Vec<String> = gaps.iter().map(|g| g.to_string()).collect();
+    assert_eq!(
+        shown,
+        vec![
+            format!(
+                "{}: txn 0x15 is missing inside log.1 (snapshot.a used)",
+                v.display()
+            ),
+            format!(
+                "{}: txns 0x20..0x22 are missing inside log.1 (snapshot.a used)",
+                v.display()
+            ),
+        ]
+    );
+    let err = recover(dir.path(), dir.path()).unwrap_err();
+    assert_eq!(err.to_string(), shown.join("; "));
+    // before the snapshot, a hole does not matter: it holds those txns
+    let dir = tempfile::tempdir().unwrap();
+    let v = datadir::version_dir(dir.path()).unwrap();
+    let snap = snapshot::serialize(&tree_at(&b.entries[..30]), &sessions_at(&b.entries[..30]));
+    snapshot::write(&v, 30, &snap).unwrap();
+    let mut log = TxnLog::open(&v, PRE_ALLOC).unwrap();
+    for e in b.entries.iter().filter(|e| e.zxid() != 0x15) {
+        log.append(e).unwrap();
+    }
+    log.commit(true).unwrap();
+    assert_recovered(dir.path(), &b.entries);
+}
+
+/// A new leader's epoch starts over at counter 1, epochs may be skipped (an election whose
+/// epoch never got established), and its NEWLEADER zxid `epoch << 32` is no txn: none of
+/// that is a gap, whether the epoch changes inside a file, between files, or right after the
+/// snapshot.
+#[test]
+fn epoch_changes_are_not_gaps() {
+    let b = random_builder(90, 15);
+    const E1: i64 = 1 << 32;
+    const E2: i64 = 2 << 32;
+    const E5: i64 = 5 << 32;
+    let zxids: Vec<i64> = (1..=30)
+        .map(|c| E1 | c)
+        .chain((1..=30).map(|c| E2 | c))
+        .chain((1..=30).map(|c| E5 | c))
+        .collect();
+    let entries = renumber(&b.entries, &zxids);
+    // files rolled at every epoch change (a restart), inside epochs, and one that spans one
+    for (roll, snaps) in [
+        (30, vec![]),
+        (30, vec![30, 60]),
+        (20, vec![25]),
+        (45, vec![30]),
+        (1000, vec![60]),
+        (7, vec![29, 31]),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        write_datadir(dir.path(), &entries, roll, &snaps);
+        let r = assert_recovered(dir.path(), &entries);
+        assert!(r.data_loss.is_empty());
+        assert_eq!(r.last_zxid, E5 | 30);
+    }
+    // a learner that received a SNAP at the end of epoch 2: the snapshot replaces its logs,
+    // and the next leader's txns start a new file at counter 1
+    let dir = tempfile::tempdir().unwrap();
+    let v = datadir::version_dir(dir.path()).unwrap();
+    let snap = snapshot::serialize(&tree_at(&entries[..60]), &sessions_at(&entries[..60]));
+    snapshot::write(&v, E2 | 30, &snap).unwrap();
+    let mut log = TxnLog::open(&v, PRE_ALLOC).unwrap();
+    for e in &entries[60..] {
+        log.append(e).unwrap();
+    }
+    log.commit(true).unwrap();
+    assert_eq!(
+        logs(&v),
+        vec![v.join(txnlog::log_name(E5 | 1))],
+        "one file, of epoch 5"
+    );
+    assert_recovered(dir.path(), &entries);
+    // a snapshot named at a NEWLEADER zxid (counter 0)
+    std::fs::remove_file(v.join(snapshot::snapshot_name(E2 | 30))).unwrap();
+    snapshot::write(&v, E5, &snap).unwrap();
+    assert_recovered(dir.path(), &entries);
+}
+
+#[test]
+fn a_new_epoch_that_does_not_start_at_counter_one_is_a_gap() {
+    let b = random_builder(40, 16);
+    const E1: i64 = 1 << 32;
+    const E3: i64 = 3 << 32;
+    let zxids: Vec<i64> = (1..=20)
+        .map(|c| E1 | c)
+        .chain((4..=23).map(|c| E3 | c))
+        .collect();
+    let entries = renumber(&b.entries, &zxids);
+    let dir = tempfile::tempdir().unwrap();
+    let v = write_datadir(dir.path(), &entries, 20, &[10]);
+    let gaps = data_loss(dir.path());
+    assert_eq!(
+        gaps[0].to_string(),
+        format!(
+            "{}: txns 0x300000001..0x300000003 are missing between log.100000001 and \
+             log.300000004 (snapshot.10000000a used)",
+            v.display()
+        )
+    );
+    // the same inside one file
+    let dir = tempfile::tempdir().unwrap();
+    write_datadir(dir.path(), &entries, 1000, &[]);
+    let gaps = data_loss(dir.path());
+    assert_eq!((gaps[0].first, gaps[0].last), (E3 | 1, E3 | 3));
+    assert!(gaps[0]
+        .to_string()
+        .contains("inside log.100000001 (no snapshot)"));
+    // and a snapshot at the end of epoch 1 followed by epoch 3's fourth txn
+    let dir = tempfile::tempdir().unwrap();
+    let v = datadir::version_dir(dir.path()).unwrap();
+    let snap = snapshot::serialize(&tree_at(&entries[..20]), &sessions_at(&entries[..20]));
+    snapshot::write(&v, E1 | 20, &snap).unwrap();
+    let mut log = TxnLog::open(&v, PRE_ALLOC).unwrap();
+    for e in &entries[20..] {
+        log.append(e).unwrap();
+    }
+    log.commit(true).unwrap();
+    assert_eq!(
+        data_loss(dir.path())[0].to_string(),
+        format!(
+            "{}: txns 0x300000001..0x300000003 are missing between snapshot.100000014 and \
+             log.300000004",
+            v.display()
+        )
+    );
 }
