@@ -376,7 +376,7 @@ mod tests {
         };
         tokio::task::yield_now().await;
         assert!(!waiter.is_finished());
-        flow.written(10, 1);
+        flow.written(0, 1);
         tokio::time::timeout(std::time::Duration::from_secs(1), waiter)
             .await
             .expect("woken")
