@@ -24,12 +24,18 @@ python3 -c 'import kazoo, pytest, pytest_timeout' 2>/dev/null || python3 -m pip 
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --release --workspace --all-targets -- -D warnings
+scripts/check_pure.sh
 
 step "build"
 cargo build --release
 
 step "unit, property and socket tests"
 cargo test --release --workspace
+
+step "simulator on fresh seeds (time-derived, besides the fixed ones above; a failing seed replays with SIM_SEED=<seed>)"
+fresh=$(( $(date +%s) * 1000 ))
+echo "fresh seeds from SIM_FIRST_SEED=$fresh"
+SIM_FIRST_SEED=$fresh SIM_SEEDS=300 SIM_RECONFIG_SEEDS=60 cargo test --release -p zkrs-sim --test seeds
 
 step "interop: kazoo's test suite, zkCli.sh and the C client, against Apache ZooKeeper and zkrs"
 tests/interop/run.sh zk
