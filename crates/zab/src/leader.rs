@@ -1592,6 +1592,100 @@ mod tests {
             "{out:?}"
         );
     }
+
+    fn any_learner_packet() -> impl proptest::strategy::Strategy<Value = Packet> {
+        use proptest::prelude::*;
+        let zxid = prop_oneof![
+            any::<i64>(),
+            (0i64..4, 0i64..8).prop_map(|(e, c)| e << 32 | c)
+        ];
+        let epoch = prop_oneof![any::<i64>(), 0i64..6, Just(i32::MAX as i64)];
+        prop_oneof![
+            zxid.clone().prop_map(|zxid| Packet::Ack { zxid }),
+            zxid.clone().prop_map(|zxid| Packet::Commit { zxid }),
+            zxid.clone().prop_map(|zxid| Packet::Ping { zxid }),
+            zxid.clone().prop_map(|zxid| Packet::PingReply {
+                zxid,
+                touches: vec![]
+            }),
+            zxid.clone().prop_map(|zxid| Packet::Proposal {
+                zxid,
+                data: plain_txn()
+            }),
+            zxid.clone()
+                .prop_map(|zxid| Packet::NewLeader { zxid, config: None }),
+            (zxid.clone(), any::<i32>()).prop_map(|(last_zxid, current_epoch)| {
+                Packet::AckEpoch {
+                    last_zxid,
+                    current_epoch,
+                }
+            }),
+            epoch
+                .clone()
+                .prop_map(|e| Packet::FollowerInfo(crate::wire::LearnerHello::new(e, 99, 0))),
+            epoch.prop_map(|e| Packet::ObserverInfo(crate::wire::LearnerHello::new(e, 99, 0))),
+            Just(Packet::UpToDate),
+            Just(Packet::Sync),
+            zxid.prop_map(|zxid| Packet::Trunc { zxid }),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Whatever learners that are no members send, in any order, an established leader
+        /// keeps its term and epoch and commits nothing they acknowledge; no input panics it.
+        #[test]
+        fn strangers_cannot_depose_or_commit_through_an_established_leader(
+            packets in proptest::collection::vec(
+                (proptest::sample::select(vec![99u64, 100, 101]), any_learner_packet()),
+                1..40,
+            )
+        ) {
+            let mut leader = established_leader();
+            let epoch = leader.epoch();
+            let (proposed, _) = leader.propose(plain_txn()).unwrap();
+            for (sid, packet) in packets {
+                let out = match packet {
+                    Packet::FollowerInfo(h) => leader.on_learner_info(sid, h.zxid >> 32, false),
+                    Packet::ObserverInfo(h) => leader.on_learner_info(sid, h.zxid >> 32, true),
+                    other => leader.on_packet(sid, other),
+                };
+                proptest::prop_assert!(
+                    !out.iter().any(|a| matches!(
+                        a,
+                        LeaderAction::StepDown(_) | LeaderAction::Commit(_)
+                    )),
+                    "{out:?}"
+                );
+                proptest::prop_assert_eq!(leader.epoch(), epoch);
+            }
+            // the voters still commit what they acknowledge
+            let out = leader.on_packet(1, Packet::Ack { zxid: proposed });
+            proptest::prop_assert!(
+                out.iter().any(|a| matches!(a, LeaderAction::Commit(z) if *z == proposed))
+                    || leader.on_durable(proposed).iter().any(|a| matches!(a, LeaderAction::Commit(z) if *z == proposed)),
+                "{out:?}"
+            );
+        }
+
+        /// Voters misbehaving may lose the leader its quorum, never panic it.
+        #[test]
+        fn no_learner_input_panics_the_leader(
+            packets in proptest::collection::vec(
+                (proptest::sample::select(vec![1u64, 2, 3, 99]), any_learner_packet()),
+                1..40,
+            )
+        ) {
+            let mut leader = established_leader();
+            for (sid, packet) in packets {
+                let _ = match packet {
+                    Packet::FollowerInfo(h) => leader.on_learner_info(sid, h.zxid >> 32, false),
+                    Packet::ObserverInfo(h) => leader.on_learner_info(sid, h.zxid >> 32, true),
+                    other => leader.on_packet(sid, other),
+                };
+                let _ = leader.on_tick();
+            }
+        }
+    }
 }
 
 #[cfg(test)]
