@@ -1090,6 +1090,15 @@ impl ServerCore {
             self.close_conn(conn);
             return;
         }
+        if op_type == op::CHECK {
+            // a version check outside a multi (no ZooKeeper client sends one): ZooKeeper 3.8
+            // logs and proposes it as a txn of type 13, which its learners cannot take (they
+            // drop the leader, so one request moves the leadership) and its own restart
+            // cannot read. zkrs answers it without a txn.
+            warn!("a check outside a multi from session 0x{session_id:x}: answered Unimplemented");
+            self.reply_error(conn, xid, ErrorCode::Unimplemented);
+            return;
+        }
         if self.zab.is_some() && !self.is_leading() && is_forwarded_op(op_type) {
             // a learner forwards every write and sync as received, malformed or not: the
             // leader decides its answer (an error txn for a malformed write or a client's

@@ -881,6 +881,11 @@ impl ServerCore {
             return;
         }
         let mut request = match Request::decode(r.op_type, &r.request) {
+            // a lone check (forwarded by a ZooKeeper learner): no txn, see Core::on_request
+            Ok(Request::Check(_)) => {
+                self.submit(error(ErrorCode::Unimplemented, zxid), Origin::Internal);
+                return;
+            }
             Ok(req) if req.is_write() && r.op_type != op::DELETE_CONTAINER => req,
             Ok(_) => {
                 self.submit(error(ErrorCode::BadArguments, zxid), Origin::Internal);

@@ -140,6 +140,8 @@ async fn serves_writes(addr: SocketAddr, name: &str) {
 #[tokio::test]
 async fn every_role_answers_bad_client_requests_and_keeps_serving() {
     let members = start_ensemble().await;
+    serves_writes(members[0].client, "/before").await;
+    let leadership = leader_and_epoch(&members).await;
     // a create whose body stops inside its data field
     let mut truncated_create = jute_string("/t");
     truncated_create.extend_from_slice(&100i32.to_be_bytes());
@@ -154,7 +156,11 @@ async fn every_role_answers_bad_client_requests_and_keeps_serving() {
     junk_multi.extend_from_slice(&[0xff; 9]);
     for (i, m) in members.iter().enumerate() {
         let role = mode(m.client).await.unwrap();
-        let cases: [(&str, i32, &[u8], ErrorCode); 4] = [
+        let mut check = jute_string("/");
+        check.extend_from_slice(&(-1i32).to_be_bytes());
+        let cases: [(&str, i32, &[u8], ErrorCode); 5] = [
+            // a version check outside a multi takes down a ZooKeeper 3.8 ensemble
+            ("lone check", op::CHECK, &check, ErrorCode::Unimplemented),
             (
                 "deleteContainer",
                 op::DELETE_CONTAINER,
@@ -186,10 +192,11 @@ async fn every_role_answers_bad_client_requests_and_keeps_serving() {
         }
         serves_writes(m.client, &format!("/after-{}", i + 1)).await;
     }
-    // and each still serves after all the others were probed
+    // and each still serves after all the others were probed, under the same leader
     for (i, m) in members.iter().enumerate() {
         serves_writes(m.client, &format!("/again-{}", i + 1)).await;
     }
+    assert_eq!(leader_and_epoch(&members).await, leadership);
 }
 
 async fn leader_and_epoch(members: &[Member]) -> (usize, i64) {
