@@ -8,9 +8,15 @@ measured throughout), the server is hit with:
   * half-open connections: a partial length prefix or a partial ConnectRequest, then silence,
   * oversize packets: a 2 GiB length prefix before the handshake, and a 64 MiB request
     length from an established session,
-  * slow readers: sessions pipelining getData of a 256 KiB znode and never reading a reply.
+  * slow readers: sessions pipelining getData of a 256 KiB znode and never reading a reply,
+  * slow watchers (issue 17): sessions with a persistent recursive watch (addWatch mode 1) on a
+    subtree that a pipelined writer changes as fast as it can, never reading a notification,
+  * multiRead (issue 17): requests asking 1,000 times for a 1 MB znode (a 1 GB reply), read,
+  * pre-handshake declarations (issue 17): connections that declare a ~1 MB ConnectRequest and
+    send one byte, then nothing.
 Checks: no well-behaved operation fails, their latency stays bounded, the server's RSS stays
-bounded (before / peak / after printed) and it closes the garbage and oversize connections.
+bounded (before / peak / after printed) and it closes the garbage, oversize and pre-handshake
+connections.
 
     python3 tests/nemesis/badclients.py [--sessions 2000] [--kind zkrs|zk]
 """
@@ -30,6 +36,9 @@ from servers import Server  # noqa: E402
 from kazoo.client import KazooClient  # noqa: E402
 
 BIG = 256 * 1024
+HUGE = 1_000_000                                   # a 1 MB znode (under jute.maxbuffer)
+WATCH_NAMES = [f"{i}-" + "w" * 1000 for i in range(8)]   # long paths: big notifications
+DECLARED = 1_000_000                               # a ConnectRequest length the server must wait for
 # RSS growth: zkrs holds at most ~1.3 MiB of replies per slow reader (crates/server/src/outbox.rs)
 # and a few KiB per idle session; measured 54 MB. ZooKeeper's heap is capped by -Xmx512m.
 LIMITS = {"p99_ms": 500.0, "max_ms": 3000.0, "rss_growth_mb": 128.0}
@@ -53,8 +62,12 @@ def jstr(s):
 PING = request(-2, 11)
 
 
-def open_session(port, timeout_ms=30000):
-    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+def open_session(port, timeout_ms=30000, rcvbuf=None):
+    s = socket.socket()
+    if rcvbuf:   # before connecting, so that the window stays small
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.settimeout(10)
+    s.connect(("127.0.0.1", port))
     s.sendall(connect_request(timeout_ms))
     need, buf = 4, b""
     while len(buf) < need:
@@ -65,6 +78,54 @@ def open_session(port, timeout_ms=30000):
         if len(buf) >= 4:
             need = 4 + struct.unpack(">i", buf[:4])[0]
     return s
+
+
+def watch_writer(port, parent, names, stop, counter):
+    """Pipelined setData (64 in flight) on parent/<names> until `stop`; counts acknowledged writes."""
+    try:
+        s = open_session(port)
+    except OSError:
+        return
+    xid, buf = 0, b""
+    try:
+        while not stop.is_set():
+            batch = []
+            for _ in range(64):
+                xid += 1
+                batch.append(request(xid, 5, jstr(f"{parent}/{names[xid % len(names)]}")
+                                     + struct.pack(">i", 4) + b"%04d" % (xid % 10000) + struct.pack(">i", -1)))
+            s.sendall(b"".join(batch))
+            replies = 0
+            while replies < 64:
+                while len(buf) >= 4 and len(buf) >= 4 + struct.unpack(">i", buf[:4])[0]:
+                    buf = buf[4 + struct.unpack(">i", buf[:4])[0]:]
+                    replies += 1
+                    counter[0] += 1
+                if replies < 64:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        return
+                    buf += chunk
+    except OSError:
+        return
+    finally:
+        s.close()
+
+
+def drain(s, seconds):
+    """Reads and discards what `s` receives for up to `seconds`; returns the byte count."""
+    total, deadline = 0, time.monotonic() + seconds
+    buf = bytearray(1 << 20)
+    try:
+        while time.monotonic() < deadline:
+            s.settimeout(max(0.05, deadline - time.monotonic()))
+            n = s.recv_into(buf)
+            if not n:
+                break
+            total += n
+    except OSError:
+        pass
+    return total
 
 
 def rss_mb(pid):
@@ -116,6 +177,9 @@ def main():
     ap.add_argument("--oversize", type=int, default=50)
     ap.add_argument("--slow", type=int, default=20)
     ap.add_argument("--slow-requests", type=int, default=200)
+    ap.add_argument("--watchers", type=int, default=20, help="recursive watchers that never read")
+    ap.add_argument("--multiread", type=int, default=2, help="multiRead requests of 1000 x a 1 MB znode")
+    ap.add_argument("--declared", type=int, default=500, help="pre-handshake 1 MB declarations + 1 byte")
     ap.add_argument("--abuse-seconds", type=float, default=20)
     ap.add_argument("--kind", default="zkrs", choices=("zkrs", "zk"))
     args = ap.parse_args()
@@ -133,6 +197,9 @@ def main():
         setup = KazooClient(hosts=server.connect_string, timeout=10)
         setup.start(timeout=30)
         setup.create("/bad-big", b"x" * BIG)
+        setup.create("/bad-huge", b"h" * HUGE)
+        for name in WATCH_NAMES:
+            setup.create(f"/bad-watch/{name}", b"", makepath=True)
         setup.stop()
         setup.close()
         good = [Good(server.port, i, stop) for i in range(4)]
@@ -220,6 +287,46 @@ def main():
                 except OSError:
                     break
             slow.append(s)
+        # slow watchers: a persistent recursive watch on /bad-watch, notifications never read
+        watchers = []
+        for i in range(args.watchers):
+            try:
+                s = open_session(server.port, rcvbuf=4096)
+                s.sendall(request(1, 106, jstr("/bad-watch") + struct.pack(">i", 1)))
+            except OSError as e:
+                failures.append(f"watcher {i}: handshake failed: {e!r}")
+                break
+            watchers.append(s)
+        watch_writes = [0]
+        if args.watchers:
+            threading.Thread(target=watch_writer, args=(server.port, "/bad-watch", WATCH_NAMES, stop, watch_writes),
+                             daemon=True).start()
+        # multiRead of 1000 x the 1 MB znode: a 1 GB reply unless the server refuses it
+        multiread_bytes = []
+
+        def multiread():
+            try:
+                s = open_session(server.port)
+            except OSError:
+                return
+            ops = b"".join(struct.pack(">i?i", 4, False, -1) + jstr("/bad-huge") + b"\0" for _ in range(1000))
+            s.sendall(request(7, 22, ops + struct.pack(">i?i", -1, True, -1)))
+            multiread_bytes.append(drain(s, 10))
+            s.close()
+        mr_threads = [threading.Thread(target=multiread, daemon=True) for _ in range(args.multiread)]
+        for t in mr_threads:
+            t.start()
+        # pre-handshake: a ~1 MB ConnectRequest declared, one byte sent
+        declared = []
+        t_declared = time.monotonic()
+        for i in range(args.declared):
+            try:
+                s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+                s.sendall(struct.pack(">i", DECLARED) + b"\0")
+            except OSError as e:
+                failures.append(f"pre-handshake connection {i} failed: {e!r}")
+                break
+            declared.append(s)
         remaining = args.abuse_seconds - (time.monotonic() - t_abuse)
         if remaining > 0:
             time.sleep(remaining)
@@ -241,12 +348,16 @@ def main():
             return n
         garbage_closed = closed_by_server(garbage)
         oversize_closed = closed_by_server(oversize)
+        declared_closed = closed_by_server(declared, wait=1.0)
+        declared_age = time.monotonic() - t_declared
+        for t in mr_threads:
+            t.join(timeout=15)
         t_end_abuse = time.monotonic()
-        rss_peak = max(p for p in peak if p is not None)
-        for s in sessions + garbage + held + oversize + slow:
+        rss_peak = max((p for p in peak if p is not None), default=0.0)
+        for s in sessions + garbage + held + oversize + slow + watchers + declared:
             s.close()
         time.sleep(5)
-        rss_after = rss_mb(pid)
+        rss_after = rss_mb(pid) if server.proc.poll() is None else float("nan")
         stop.set()
         for g in good:
             g.join(timeout=20)
@@ -257,14 +368,18 @@ def main():
         alive = server.proc.poll() is None
         print(f"bad clients vs {args.kind}: {len(sessions)} idle sessions (opened in {t_sessions:.1f} s), "
               f"{args.garbage} garbage, {args.halfopen} half-open, {args.oversize} oversize, {args.slow} slow "
-              f"readers x {args.slow_requests} reads of {BIG // 1024} KiB")
+              f"readers x {args.slow_requests} reads of {BIG // 1024} KiB, {args.watchers} unread recursive watchers "
+              f"({watch_writes[0]} writes under them), {args.multiread} multiRead of 1000 x 1 MB, "
+              f"{args.declared} pre-handshake 1 MB declarations")
         print(f"  well-behaved ops: {len(base)} before (p50 {pct(base, .5):.1f} ms, p99 {pct(base, .99):.1f} ms), "
               f"{len(during)} during (p50 {pct(during, .5):.1f} ms, p99 {pct(during, .99):.1f} ms, "
               f"max {pct(during, 1):.1f} ms), {len(after)} after (p99 {pct(after, .99):.1f} ms); errors {len(errors)}")
         print(f"  server RSS: {rss_before:.1f} MB before, {rss_peak:.1f} MB peak, {rss_after:.1f} MB after "
               f"closing the bad connections")
+        print(f"  multiRead replies received: {', '.join(f'{b / 1e6:.1f} MB' for b in multiread_bytes) or 'none'}")
         print(f"  closed by the server: {garbage_closed}/{len(garbage)} garbage, "
-              f"{oversize_closed}/{len(oversize)} oversize; server alive: {alive}; "
+              f"{oversize_closed}/{len(oversize)} oversize, {declared_closed}/{len(declared)} pre-handshake "
+              f"declarations (after {declared_age:.0f} s); server alive: {alive}; "
               f"wall {time.monotonic() - t_start:.0f} s")
         if errors:
             failures.append(f"{len(errors)} well-behaved operations failed, e.g. {errors[:3]}")
@@ -279,6 +394,9 @@ def main():
             failures.append(f"RSS grew by {rss_peak - rss_before:.0f} MB (limit {LIMITS['rss_growth_mb']:.0f})")
         if garbage_closed < len(garbage) or oversize_closed < len(oversize):
             failures.append("the server left garbage or oversize connections open")
+        if declared_closed < len(declared):
+            failures.append(f"the server left {len(declared) - declared_closed} connections that never completed "
+                            f"their handshake open for {declared_age:.0f} s")
     finally:
         stop.set()
         for s in held:
