@@ -28,8 +28,10 @@ use tokio::sync::Notify;
 /// answering.
 pub const MAX_UNSENT_BYTES: usize = 1 << 20;
 /// Unsent bytes beyond which the connection is closed: only notifications, which the core
-/// cannot hold back, take a connection this far past [`MAX_UNSENT_BYTES`].
-pub const MAX_CONNECTION_BYTES: usize = 8 << 20;
+/// cannot hold back, take a connection this far past [`MAX_UNSENT_BYTES`]. (At 8 MiB, 20
+/// clients with a recursive watch on / that never read held 156 MB; a reading client's
+/// backlog of notifications stays far below this.)
+pub const MAX_CONNECTION_BYTES: usize = 2 << 20;
 /// Requests read but not answered beyond which the connection is not read.
 pub const MAX_UNANSWERED_REQUESTS: usize = 1000;
 /// Bytes of requests read but not answered beyond which the connection is not read.
