@@ -4,9 +4,12 @@
 use jute::{op, CreateTxn, Jute, TxnHeader};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use storage::txnlog::TxnLog;
+
+mod common;
+use common::wait_for_refusal;
 
 const E1: i64 = 1 << 32;
 
@@ -75,27 +78,10 @@ fn server(cfg: &Path, args: &[&str]) -> Child {
         .expect("start zkrs")
 }
 
-/// Waits for `child` to exit; one still running after 20 s did not refuse to start.
-fn wait_for_exit(mut child: Child) -> Output {
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > Duration::from_secs(20) {
-            child.kill().unwrap();
-            let output = child.wait_with_output().unwrap();
-            panic!(
-                "zkrs server started instead of refusing; stderr:\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().unwrap()
-}
-
 #[test]
 fn a_missing_log_file_refuses_to_start_unless_the_loss_is_accepted() {
     let (cfg, v) = datadir_with_a_missing_log("middle");
-    let output = wait_for_exit(server(&cfg, &[]));
+    let output = wait_for_refusal(server(&cfg, &[]));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "exit status {}", output.status);
     let expected = format!(

@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+
+mod common;
+use common::wait_for_refusal;
 
 /// A fresh directory with a zoo.cfg of `lines` (after a dataDir line pointing into it).
 fn config_with(name: &str, lines: &str) -> PathBuf {
@@ -31,20 +33,7 @@ fn run_server(cfg: &PathBuf, env: &[(&str, &str)]) -> Output {
     for (key, value) in env {
         command.env(key, value);
     }
-    let mut child = command.spawn().expect("start zkrs");
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > Duration::from_secs(20) {
-            child.kill().unwrap();
-            let output = child.wait_with_output().unwrap();
-            panic!(
-                "zkrs server started instead of refusing; stderr:\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().unwrap()
+    wait_for_refusal(command.spawn().expect("start zkrs"))
 }
 
 #[test]

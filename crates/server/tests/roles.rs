@@ -60,18 +60,7 @@ async fn start_ensemble() -> Vec<Member> {
             dir.display()
         );
         let cfg = config::ZooCfg::parse(&text, "roles.cfg").unwrap();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            server::run(
-                cfg,
-                async {
-                    let _ = stop_rx.await;
-                },
-                |_| {},
-            )
-            .await
-            .unwrap();
-        });
+        let (_, stop_tx) = spawn(cfg);
         members.push(Member {
             client: format!("127.0.0.1:{c}").parse().unwrap(),
             quorum: format!("127.0.0.1:{q}").parse().unwrap(),

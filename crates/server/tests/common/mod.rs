@@ -18,6 +18,18 @@ pub async fn start(extra: &str) -> (SocketAddr, tokio::sync::oneshot::Sender<()>
         dir.display()
     );
     let cfg = config::ZooCfg::parse(&text, "test.cfg").unwrap();
+    let (addr, stop) = spawn(cfg);
+    (addr.await.unwrap(), stop)
+}
+
+/// Runs a server of `cfg` in this process: its client address once bound, and the sender
+/// that stops it (dropping it stops it too).
+pub fn spawn(
+    cfg: config::ZooCfg,
+) -> (
+    tokio::sync::oneshot::Receiver<SocketAddr>,
+    tokio::sync::oneshot::Sender<()>,
+) {
     let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
@@ -33,7 +45,7 @@ pub async fn start(extra: &str) -> (SocketAddr, tokio::sync::oneshot::Sender<()>
         .await
         .unwrap();
     });
-    (addr_rx.await.unwrap(), stop_tx)
+    (addr_rx, stop_tx)
 }
 
 pub fn rand_suffix() -> u128 {
