@@ -5,7 +5,7 @@
 # dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PURE="jute config tree storage zab sim"
+PURE="jute config tree storage zab node sim"
 pattern='\btokio\b|std::time|std::thread|std::net::(TcpStream|TcpListener|UdpSocket)|Instant::now|SystemTime|thread_rng|rand::rng\(\)'
 status=0
 for crate in $PURE; do

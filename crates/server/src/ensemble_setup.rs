@@ -1,13 +1,14 @@
 //! Replicated mode at startup: which server we are (dataDir/myid), where we listen, and the
 //! Zab peer we start from what is on disk.
 
-use crate::core::CoreMsg;
-use crate::ensemble::Ensemble;
+use crate::deliver::Deliver;
+use crate::driver::{PeerEdges, PeerListeners};
+use crate::quorum_net::ZabEvent;
 use anyhow::Context;
 use config::{QuorumConfig, ZooCfg};
+use node::Replica;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc::UnboundedSender;
 use tracing::info;
 use zab::peer::Peer;
 
@@ -82,7 +83,7 @@ pub fn prepare(cfg: &mut ZooCfg) -> anyhow::Result<Option<EnsembleSetup>> {
         return Ok(None);
     }
     let listen_all = property(cfg, "quorumListenOnAllIPs") == Some("true");
-    let bind = |port| crate::ensemble::listen_address(listen_all, &me.quorum.host, port);
+    let bind = |port| crate::driver::listen_address(listen_all, &me.quorum.host, port);
     let bind_retries = match property(cfg, "electionPortBindRetry") {
         None => 3,
         Some(v) => v.trim().parse().with_context(|| {
@@ -109,8 +110,8 @@ pub async fn start(
     cfg: &ZooCfg,
     last_zxid: i64,
     recent_txns: Vec<(i64, zab::wire::ProposalData)>,
-    core_tx: UnboundedSender<CoreMsg>,
-) -> anyhow::Result<Ensemble> {
+    core_tx: Deliver<ZabEvent>,
+) -> anyhow::Result<(Replica, PeerEdges)> {
     let listener = TcpListener::bind(&setup.quorum_bind)
         .await
         .with_context(|| format!("cannot bind the quorum port {}", setup.quorum_bind))?;
@@ -164,10 +165,15 @@ pub async fn start(
         }
         _ => peer,
     };
-    let listeners = crate::ensemble::PeerListeners {
+    let listeners = PeerListeners {
         quorum: quorum_moves,
         election: election_moves,
         listen_all: setup.listen_all,
     };
-    Ok(Ensemble::new(peer, election, core_tx, cfg.jute_max_buffer).with_listeners(listeners))
+    let edges = PeerEdges {
+        election,
+        listeners,
+        max_buffer: cfg.jute_max_buffer,
+    };
+    Ok((Replica::new(peer), edges))
 }

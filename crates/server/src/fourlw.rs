@@ -6,9 +6,9 @@
 //! sizes, metrics of machinery zkrs does not have), the line is either left out or carries
 //! ZooKeeper's own "not available" marker `<NA>`; see the notes at each word.
 
-use crate::core::{now_ms, ServerCore};
-use crate::session::ConnId;
+use crate::clock::now_ms;
 use jute::op;
+use node::{ConnId, Node};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::net::SocketAddr;
@@ -51,14 +51,10 @@ pub fn full_version() -> &'static str {
     })
 }
 
-/// Counts a word as a received packet (on the connection and the server, before the
-/// whitelist check, as ZooKeeper does) and returns the refusal when it is not whitelisted.
-fn admit(core: &mut ServerCore, conn: ConnId, word: &str) -> Result<(), String> {
-    core.stats.packets_received += 1;
-    if let Some(c) = core.conns.get_mut(&conn) {
-        c.stats.received += 1;
-    }
-    if core.cfg.four_letter_whitelist.allows(word) {
+/// The refusal of a word that is not whitelisted (the node counted it as a packet already,
+/// on the connection and the server, before the check, as ZooKeeper does).
+fn admit(core: &Node, word: &str) -> Result<(), String> {
+    if core.config().four_letter_whitelist.allows(word) {
         Ok(())
     } else {
         Err(format!(
@@ -68,8 +64,8 @@ fn admit(core: &mut ServerCore, conn: ConnId, word: &str) -> Result<(), String> 
 }
 
 /// Answers a four-letter word sent on connection `conn`; the caller writes the text and closes.
-pub fn run(core: &mut ServerCore, conn: ConnId, word: &str) -> String {
-    if let Err(refusal) = admit(core, conn, word) {
+pub fn run(core: &Node, conn: ConnId, word: &str) -> String {
+    if let Err(refusal) = admit(core, word) {
         return refusal;
     }
     let mut out = String::new();
@@ -92,19 +88,12 @@ pub fn run(core: &mut ServerCore, conn: ConnId, word: &str) -> String {
             }
             out.push('\n');
         }
-        "crst" => {
-            for c in core.conns.values_mut() {
-                c.stats.reset();
-            }
-            out.push_str("Connection stats reset.\n");
-        }
-        "srst" => {
-            core.stats.reset();
-            out.push_str("Server stats reset.\n");
-        }
+        // (the node reset them when it counted the word)
+        "crst" => out.push_str("Connection stats reset.\n"),
+        "srst" => out.push_str("Server stats reset.\n"),
         "envi" => environment(&mut out),
         "wchs" => {
-            let w = core.tree.data_watches();
+            let w = core.tree().data_watches();
             let _ = write!(
                 out,
                 "{} connections watching {} paths\nTotal watches:{}",
@@ -146,8 +135,8 @@ pub fn run(core: &mut ServerCore, conn: ConnId, word: &str) -> String {
 
 /// `stmk` with its argument (the big-endian i64 that follows the word): stores the trace mask
 /// and prints it back, as ZooKeeper does.
-pub fn run_set_trace_mask(core: &mut ServerCore, conn: ConnId, mask: i64) -> String {
-    if let Err(refusal) = admit(core, conn, "stmk") {
+pub fn run_set_trace_mask(core: &Node, mask: i64) -> String {
+    if let Err(refusal) = admit(core, "stmk") {
         return refusal;
     }
     TRACE_MASK.store(mask, Ordering::Relaxed);
@@ -155,7 +144,7 @@ pub fn run_set_trace_mask(core: &mut ServerCore, conn: ConnId, mask: i64) -> Str
 }
 
 /// srvr and stat: version, (stat: one brief line per connection), the server stats, node count.
-fn server_summary(core: &ServerCore, conn: ConnId, with_clients: bool, out: &mut String) {
+fn server_summary(core: &Node, conn: ConnId, with_clients: bool, out: &mut String) {
     let _ = writeln!(out, "Zookeeper version: {}", full_version());
     if with_clients {
         out.push_str("Clients:\n");
@@ -165,7 +154,7 @@ fn server_summary(core: &ServerCore, conn: ConnId, with_clients: bool, out: &mut
         }
         out.push('\n');
     }
-    let s = &core.stats;
+    let s = &core.stats();
     let _ = writeln!(
         out,
         "Latency min/avg/max: {}/{}/{}",
@@ -175,7 +164,7 @@ fn server_summary(core: &ServerCore, conn: ConnId, with_clients: bool, out: &mut
     );
     let _ = writeln!(out, "Received: {}", s.packets_received);
     let _ = writeln!(out, "Sent: {}", s.packets_sent);
-    let _ = writeln!(out, "Connections: {}", core.conns.len());
+    let _ = writeln!(out, "Connections: {}", core.connections().len());
     // the core answers each request before it takes the next one: nothing is ever in flight
     let _ = writeln!(out, "Outstanding: 0");
     let _ = writeln!(out, "Zxid: 0x{:x}", core.last_zxid());
@@ -185,20 +174,22 @@ fn server_summary(core: &ServerCore, conn: ConnId, with_clients: bool, out: &mut
 
 /// ZooKeeper's node count: the size of its node table, which holds the root twice (under ""
 /// and "/"), so it is one more than the number of znodes. zkrs reports the same number.
-fn zk_node_count(core: &ServerCore) -> usize {
-    core.tree.node_count() + 1
+fn zk_node_count(core: &Node) -> usize {
+    core.tree().node_count() + 1
 }
 
-fn sorted_conn_ids(core: &ServerCore) -> Vec<ConnId> {
-    let mut ids: Vec<ConnId> = core.conns.keys().copied().collect();
+fn sorted_conn_ids(core: &Node) -> Vec<ConnId> {
+    let mut ids: Vec<ConnId> = core.connections().keys().copied().collect();
     ids.sort_unstable();
     ids
 }
 
 /// One connection as ZooKeeper's ServerCnxn.dumpConnectionInfo prints it, without newline:
 /// ` /ip:port[ops](queued=..,recved=..,sent=..[,sid=..,lop=..,...])`.
-fn connection_info(core: &ServerCore, asking: ConnId, id: ConnId, brief: bool, out: &mut String) {
-    let Some(c) = core.conns.get(&id) else { return };
+fn connection_info(core: &Node, asking: ConnId, id: ConnId, brief: bool, out: &mut String) {
+    let Some(c) = core.connections().get(&id) else {
+        return;
+    };
     let s = &c.stats;
     // ZooKeeper prints the selector interest set: 1 (read) for a live connection, 0 for one
     // that no longer reads (the four-letter-word connection itself, or one being closed)
@@ -270,20 +261,23 @@ fn op_abbreviation(op_type: i32) -> &'static str {
 
 /// mntr: `zk_<key>\t<value>` lines. The keys are the subset of ZooKeeper 3.8's standalone set
 /// that zkrs tracks, in ZooKeeper's order; metrics of machinery zkrs lacks are left out.
-fn monitor(core: &ServerCore, out: &mut String) {
-    let s = &core.stats;
-    let tree = &core.tree;
+fn monitor(core: &Node, out: &mut String) {
+    let s = &core.stats();
+    let tree = &core.tree();
     let mut line = |key: &str, value: String| {
         let _ = writeln!(out, "zk_{key}\t{value}");
     };
     line("version", full_version().to_owned());
     line("server_state", core.mode().unwrap_or("standalone").into());
     line("ephemerals_count", tree.ephemeral_count().to_string());
-    line("num_alive_connections", core.conns.len().to_string());
+    line(
+        "num_alive_connections",
+        core.connections().len().to_string(),
+    );
     line("avg_latency", java_double(s.avg()));
     line("outstanding_requests", "0".into());
     line("znode_count", zk_node_count(core).to_string());
-    line("global_sessions", core.sessions.len().to_string());
+    line("global_sessions", core.sessions().len().to_string());
     line("packets_sent", s.packets_sent.to_string());
     line("packets_received", s.packets_received.to_string());
     line(
@@ -304,9 +298,9 @@ fn monitor(core: &ServerCore, out: &mut String) {
     }
     // zkrs has no local sessions (localSessionsEnabled is not supported)
     line("local_sessions", "0".into());
-    line("uptime", (now_ms() - core.started_ms).max(0).to_string());
+    line("uptime", (now_ms() - core.started_ms()).max(0).to_string());
     line("max_latency", s.max().to_string());
-    if let Some((counts, pending_syncs)) = core.zab.as_deref().and_then(|z| z.leader_gauges()) {
+    if let Some((counts, pending_syncs)) = core.replica().and_then(|z| z.leader_gauges()) {
         // the leader's own lines, as ZooKeeper's leader adds them
         line("learners", counts.learners.to_string());
         line("synced_followers", counts.synced_followers.to_string());
@@ -320,10 +314,14 @@ fn monitor(core: &ServerCore, out: &mut String) {
 }
 
 /// conf in the standalone format.
-fn conf(core: &ServerCore, out: &mut String) {
-    let cfg = &core.cfg;
+fn conf(core: &Node, out: &mut String) {
+    let cfg = &core.config();
     let (data, log) = data_and_log_dirs(core);
-    let _ = writeln!(out, "clientPort={}", core.client_port.map_or(-1, i32::from));
+    let _ = writeln!(
+        out,
+        "clientPort={}",
+        core.client_port().map_or(-1, i32::from)
+    );
     // zkrs has no TLS client port; -1 is ZooKeeper's "not configured"
     let _ = writeln!(out, "secureClientPort=-1");
     let _ = writeln!(out, "dataDir={}", data.display());
@@ -337,7 +335,7 @@ fn conf(core: &ServerCore, out: &mut String) {
     // zkrs listens with the runtime's default backlog and ignores clientPortListenBacklog;
     // -1 is ZooKeeper's "use the default"
     let _ = writeln!(out, "clientPortListenBacklog=-1");
-    let Some(z) = core.zab.as_deref() else {
+    let Some(z) = core.replica() else {
         // a standalone server has id 0 in ZooKeeper, whatever myid says
         let _ = writeln!(out, "serverId=0");
         return;
@@ -377,7 +375,7 @@ fn conf(core: &ServerCore, out: &mut String) {
 /// Unlike ZooKeeper 3.8, whose dataDirSize/datadir_size measure the txn-log directory and
 /// dataLogSize/logdir_size the snapshot directory, zkrs reports each size for the directory
 /// it is named after (the two agree unless dataLogDir is set).
-fn data_and_log_dirs(core: &ServerCore) -> (PathBuf, PathBuf) {
+fn data_and_log_dirs(core: &Node) -> (PathBuf, PathBuf) {
     let absolute = |p: &Path| {
         let p = if p.is_absolute() {
             p.to_path_buf()
@@ -388,7 +386,10 @@ fn data_and_log_dirs(core: &ServerCore) -> (PathBuf, PathBuf) {
         };
         p.join("version-2")
     };
-    (absolute(&core.cfg.data_dir), absolute(core.cfg.log_dir()))
+    (
+        absolute(&core.config().data_dir),
+        absolute(core.config().log_dir()),
+    )
 }
 
 /// Total bytes of the files under `path` (0 when it does not exist).
@@ -510,15 +511,15 @@ fn user_name_and_home() -> (Option<String>, Option<String>) {
 }
 
 /// Watchers are connections; the dumps name them by their session.
-fn session_of(core: &ServerCore, watcher: u64) -> i64 {
-    core.conns.get(&watcher).map_or(0, |c| c.session_id)
+fn session_of(core: &Node, watcher: u64) -> i64 {
+    core.connections().get(&watcher).map_or(0, |c| c.session_id)
 }
 
 /// wchc: for each watching session, its watched paths. Like ZooKeeper 3.8 this covers the
 /// data/exists watch table (which also holds persistent watches), not child watches.
-fn watches_by_session(core: &ServerCore, out: &mut String) {
+fn watches_by_session(core: &Node, out: &mut String) {
     let mut rows: Vec<(i64, Vec<&String>)> = core
-        .tree
+        .tree()
         .data_watches()
         .by_watcher()
         .map(|(w, paths)| {
@@ -537,9 +538,9 @@ fn watches_by_session(core: &ServerCore, out: &mut String) {
 }
 
 /// wchp: for each watched path, the sessions watching it (data/exists table, as wchc).
-fn watches_by_path(core: &ServerCore, out: &mut String) {
+fn watches_by_path(core: &Node, out: &mut String) {
     let rows: BTreeMap<&String, Vec<i64>> = core
-        .tree
+        .tree()
         .data_watches()
         .by_path()
         .map(|(p, watchers)| {
@@ -558,19 +559,19 @@ fn watches_by_path(core: &ServerCore, out: &mut String) {
 }
 
 /// dump: sessions by expiry time, ephemerals by session, connections by expiry time.
-fn dump(core: &ServerCore, out: &mut String) {
+fn dump(core: &Node, out: &mut String) {
     out.push_str("SessionTracker dump:\n");
     let mut sessions: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
-    for s in core.sessions.iter() {
+    for s in core.sessions().iter() {
         sessions.entry(s.expires_at).or_default().push(s.id);
     }
     out.push_str("Session ");
-    expiry_sets(out, &mut sessions, core.sessions.len(), |id| {
+    expiry_sets(out, &mut sessions, core.sessions().len(), |id| {
         format!("0x{id:x}")
     });
 
     out.push_str("ephemeral nodes dump:\n");
-    let mut owners: Vec<(&i64, _)> = core.tree.ephemerals().iter().collect();
+    let mut owners: Vec<(&i64, _)> = core.tree().ephemerals().iter().collect();
     owners.sort_by_key(|(id, _)| **id);
     let _ = writeln!(out, "Sessions with Ephemerals ({}):", owners.len());
     for (id, paths) in owners {
@@ -586,9 +587,9 @@ fn dump(core: &ServerCore, out: &mut String) {
     let mut conns: BTreeMap<i64, Vec<ConnId>> = BTreeMap::new();
     let mut listed = 0;
     for id in sorted_conn_ids(core) {
-        let c = &core.conns[&id];
+        let c = &core.connections()[&id];
         if let Some(s) = core
-            .sessions
+            .sessions()
             .get(c.session_id)
             .filter(|_| c.session_id != 0)
         {
@@ -598,7 +599,7 @@ fn dump(core: &ServerCore, out: &mut String) {
     }
     out.push_str("Connections ");
     expiry_sets(out, &mut conns, listed, |id| {
-        let c = &core.conns[&id];
+        let c = &core.connections()[&id];
         format!(
             "ip: {} sessionId: 0x{:x}",
             java_socket_address(&c.remote),
@@ -620,7 +621,7 @@ fn expiry_sets<T: Copy + Ord>(
         elems.sort_unstable();
         // expiry is on the monotonic clock: shown as a date the way ZooKeeper's
         // Time.elapsedTimeToDate does
-        let wall = *at - crate::core::mono_ms() + crate::core::now_ms();
+        let wall = *at - crate::clock::mono_ms() + crate::clock::now_ms();
         let _ = writeln!(out, "{} expire at {}:", elems.len(), java_date(wall));
         for e in elems {
             let _ = writeln!(out, "\t{}", show(*e));
@@ -719,24 +720,43 @@ mod tests {
 
     #[test]
     fn stmk_sets_what_gtmk_reports_and_both_count_as_packets() {
-        use crate::core::CoreMsg;
+        use node::{Action, Event, Now};
         let cfg =
             config::ZooCfg::parse("dataDir=/nonexistent\n4lw.commands.whitelist=*\n", "t.cfg")
                 .unwrap();
-        let mut core = ServerCore::new(std::sync::Arc::new(cfg));
-        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let now = Now {
+            mono_ms: 1_000,
+            wall_ms: 0,
+        };
+        let mut core = Node::new(std::sync::Arc::new(cfg), now);
         let remote = "127.0.0.1:5000".parse().unwrap();
-        core.handle(CoreMsg::Accepted {
-            conn: 7,
-            remote,
-            outbox: crate::outbox::Outbox::new(tx),
-        });
-        assert_eq!(run_set_trace_mask(&mut core, 7, 511), "511");
-        assert_eq!(run(&mut core, 7, "gtmk"), "511");
-        assert_eq!(run_set_trace_mask(&mut core, 7, DEFAULT_TRACE_MASK), "306");
-        assert_eq!(core.stats.packets_received, 3);
-        assert_eq!(core.conns[&7].stats.received, 3);
-        let cons = run(&mut core, 7, "cons");
+        core.handle(now, Event::Accepted { conn: 7, remote });
+        // the node counts each word and asks for its answer, then for the close
+        let mut answer = |core: &mut Node, word: &str, arg: Option<i64>| {
+            let word = word.to_owned();
+            core.handle(now, Event::FourLetter { conn: 7, word, arg });
+            let actions = core.take_actions();
+            assert!(matches!(
+                actions.as_slice(),
+                [Action::AnswerFourLetter { .. }, Action::Close { .. }]
+                    | [Action::AnswerFourLetter { .. }]
+            ));
+            match &actions[0] {
+                Action::AnswerFourLetter {
+                    word,
+                    arg: Some(mask),
+                    ..
+                } if word == "stmk" => run_set_trace_mask(core, *mask),
+                Action::AnswerFourLetter { word, .. } => run(core, 7, word),
+                other => panic!("unexpected {other:?}"),
+            }
+        };
+        assert_eq!(answer(&mut core, "stmk", Some(511)), "511");
+        assert_eq!(answer(&mut core, "gtmk", None), "511");
+        assert_eq!(answer(&mut core, "stmk", Some(DEFAULT_TRACE_MASK)), "306");
+        assert_eq!(core.stats().packets_received, 3);
+        assert_eq!(core.connections()[&7].stats.received, 3);
+        let cons = answer(&mut core, "cons", None);
         assert_eq!(cons, " /127.0.0.1:5000[0](queued=0,recved=4,sent=0)\n\n");
     }
 

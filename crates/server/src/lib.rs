@@ -1,16 +1,19 @@
-//! The zkrs server runtime: sockets, tasks and timers around the pure cores.
+//! The zkrs server's edges: sockets, tasks, timers, threads and files around the pure node
+//! (`crates/node`). The node decides; this crate only feeds it events and executes its
+//! actions ([`driver`]).
 
-pub mod core;
+mod clock;
+mod deliver;
+pub mod driver;
 mod dynamic_config;
 pub mod dynamic_files;
-pub mod ensemble;
 mod ensemble_setup;
 pub mod fourlw;
+mod inbox;
 mod net;
 pub mod outbox;
 pub mod persist;
 pub mod quorum_net;
-pub mod session;
-pub mod stats;
 
+pub use clock::{mono_ms, now_ms};
 pub use net::run;

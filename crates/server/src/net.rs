@@ -1,18 +1,21 @@
 //! The tokio edge: the client port listener, one reader and one writer task per connection,
 //! the core task, and the timers that drive session expiry and container reaping.
 
-use crate::core::{mono_ms, now_ms, CoreMsg, Outgoing, ServerCore};
+use crate::clock::mono_ms;
+use crate::deliver::Deliver;
+use crate::driver::Driver;
 use crate::fourlw::is_four_letter_word;
+use crate::inbox::CoreMsg;
 use crate::outbox::{
-    Flow, GlobalOutstanding, Outbox, MAX_UNANSWERED_BYTES, MAX_UNANSWERED_REQUESTS,
+    Flow, GlobalOutstanding, Outbox, Outgoing, MAX_UNANSWERED_BYTES, MAX_UNANSWERED_REQUESTS,
     MAX_UNSENT_BYTES,
 };
-use crate::session::ConnId;
 use anyhow::Context;
 use bytes::{Bytes, BytesMut};
 use config::ZooCfg;
 use jute::request::Request;
 use jute::{ConnectRequest, Jute};
+use node::{ConnId, Event, Node, NodeOptions};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -23,6 +26,10 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tracing::{info, warn};
+
+/// Tests only: the node panics on a create of the path this variable names (proves that a
+/// panic anywhere ends the process; see tests/panic_exit.rs).
+const PANIC_INJECTION_VAR: &str = "ZKRS_TEST_PANIC_ON_CREATE";
 
 /// Runs a standalone server until `shutdown` completes. Reports the bound address through
 /// `on_listening` (useful with clientPort=0).
@@ -48,9 +55,17 @@ pub async fn run(
 
     let restored = crate::persist::restore(&cfg)?;
     crate::persist::release_free_memory();
-    let replayed_txns = restored.replayed_txns;
+    let to_core = |tx: &UnboundedSender<CoreMsg>| {
+        let tx = tx.clone();
+        move |msg: CoreMsg| tx.send(msg).is_ok()
+    };
+    let send = to_core(&core_tx);
+    let storage_reports: Deliver<Event> = Arc::new(move |ev| send(CoreMsg::Node(ev)));
     let sink =
-        crate::persist::DiskSink::start(&cfg, restored.tree.last_processed_zxid, core_tx.clone())?;
+        crate::persist::DiskSink::start(&cfg, restored.tree.last_processed_zxid, storage_reports)?;
+    let send = to_core(&core_tx);
+    let zab_reports: Deliver<crate::quorum_net::ZabEvent> =
+        Arc::new(move |ev| send(CoreMsg::Zab(ev)));
     let zab = match &ensemble {
         Some(setup) => Some(
             crate::ensemble_setup::start(
@@ -58,33 +73,37 @@ pub async fn run(
                 &cfg,
                 restored.tree.last_processed_zxid,
                 restored.recent_txns,
-                core_tx.clone(),
+                zab_reports,
             )
             .await?,
         ),
         None => None,
     };
-    let my_id = ensemble.as_ref().map_or(0, |e| e.my_id);
+    let options = NodeOptions {
+        durable: true,
+        seed: crate::clock::now_ms() as u64 ^ u64::from(std::process::id()),
+        server_id: ensemble.as_ref().map_or(0, |e| e.my_id),
+        replayed_txns: restored.replayed_txns,
+        panic_on_create: std::env::var(PANIC_INJECTION_VAR).ok(),
+    };
     let core_cfg = cfg.clone();
-    let wake = core_tx.clone();
+    let inbox = core_tx.clone();
     let (rebind_tx, mut rebind_rx) = tokio::sync::watch::channel(local.to_string());
     rebind_rx.borrow_and_update();
     let core_task = tokio::spawn(async move {
-        let mut core = ServerCore::with_state(
-            core_cfg,
+        let node = Node::with_state(
+            core_cfg.clone(),
             restored.tree,
             &restored.sessions,
-            Some(Box::new(sink)),
+            options,
+            crate::clock::now(),
         );
-        core.sessions.set_server_id(my_id as i64, now_ms());
-        core.set_wake(wake);
-        core.set_client_listener(rebind_tx);
-        core.count_replayed_txns(replayed_txns);
-        if let Some(zab) = zab {
-            core.start_ensemble(zab);
+        let mut driver = Driver::new(node, core_cfg, inbox, sink, rebind_tx);
+        if let Some((replica, edges)) = zab {
+            driver.start_replica(replica, edges);
         }
         while let Some(msg) = core_rx.recv().await {
-            core.handle(msg);
+            driver.handle(msg);
         }
     });
     let timers = spawn_timers(&cfg, core_tx.clone(), ensemble.is_some());
@@ -140,9 +159,9 @@ fn spawn_timers(
         zab_timer.tick().await;
         loop {
             let msg = tokio::select! {
-                _ = tick_timer.tick() => CoreMsg::Tick,
-                _ = reap_timer.tick() => CoreMsg::ReapContainers,
-                _ = zab_timer.tick() => CoreMsg::ZabTick,
+                _ = tick_timer.tick() => CoreMsg::Node(Event::Tick),
+                _ = reap_timer.tick() => CoreMsg::Node(Event::ReapContainers),
+                _ = zab_timer.tick() => CoreMsg::Node(Event::ZabTick),
             };
             if core_tx.send(msg).is_err() {
                 return;
@@ -229,7 +248,7 @@ async fn serve_connection(
             info!("closing connection from {remote}: {reason}");
         }
     }
-    let _ = core_tx.send(CoreMsg::Closed { conn });
+    let _ = core_tx.send(CoreMsg::Node(Event::Closed { conn }));
     let _ = writer.await;
     flow.closed();
 }
@@ -304,7 +323,7 @@ async fn read_loop(
                 };
                 // the core writes the answer and closes; nothing more is read
                 core_tx
-                    .send(CoreMsg::FourLetter { conn, word, arg })
+                    .send(CoreMsg::Node(Event::FourLetter { conn, word, arg }))
                     .map_err(|_| "server stopping")?;
                 return Ok(());
             }
@@ -333,11 +352,11 @@ async fn read_loop(
             unanswered.read(body.len());
             flow.request_read();
             core_tx
-                .send(CoreMsg::Connect {
+                .send(CoreMsg::Node(Event::Connect {
                     conn,
                     request,
                     old_client,
-                })
+                }))
                 .map_err(|_| "server stopping")?;
             connected = true;
             continue;
@@ -360,14 +379,14 @@ async fn read_loop(
             Bytes::new()
         };
         core_tx
-            .send(CoreMsg::Request {
+            .send(CoreMsg::Node(Event::Request {
                 conn,
                 xid,
                 op_type,
                 request,
                 raw,
                 received_ms,
-            })
+            }))
             .map_err(|_| "server stopping")?;
     }
 }
@@ -451,8 +470,13 @@ async fn write_loop(
                 batch = BytesMut::new();
             }
         }
-        if flow.written(queued, replies) && core_tx.send(CoreMsg::Writable { conn }).is_err() {
-            return;
+        if let Some(bytes) = flow.written(queued, replies) {
+            if core_tx
+                .send(CoreMsg::Node(Event::Written { conn, bytes }))
+                .is_err()
+            {
+                return;
+            }
         }
         if close {
             let _ = wr.shutdown().await;

@@ -1,41 +1,33 @@
-//! A client connection's outgoing side and its flow control: one memory budget per
-//! connection, and the server-wide bound on outstanding requests.
+//! A client connection's outgoing side and the reader's flow control, shared between the
+//! node's task (which queues frames), the connection's writer task and its reader task.
 //!
-//! Without them a client that pipelines reads and never reads the replies makes the server
-//! hold every reply (20 such clients x 200 reads of 256 KiB = 1 GB), and one that holds a
-//! recursive watch and never reads makes it hold every notification. The bounds:
-//! - the core stops answering a connection whose unsent bytes (replies and notifications)
-//!   exceed [`MAX_UNSENT_BYTES`]: its next requests wait, in order, until the writer has
-//!   drained it ([`Outbox::is_backlogged`]);
-//! - the reader stops reading a connection with [`MAX_UNANSWERED_REQUESTS`] requests or
-//!   [`MAX_UNANSWERED_BYTES`] of them not yet answered, or [`MAX_UNSENT_BYTES`] unsent (as
-//!   ZooKeeper's outstanding-request throttle stops reading), so the socket pushes back;
-//! - notifications cannot wait (a watch event is never dropped), so a connection whose unsent
-//!   bytes pass [`MAX_CONNECTION_BYTES`], or that stays backlogged longer than its session
-//!   timeout, is closed at once: its client reconnects and re-registers its watches;
-//! - every reader waits while the server as a whole has more than globalOutstandingLimit
-//!   requests read and not answered ([`GlobalOutstanding`]).
+//! The node decides what a connection may hold ([`node::flow`]); here the reader stops reading
+//! a connection with [`MAX_UNANSWERED_REQUESTS`] requests or [`MAX_UNANSWERED_BYTES`] of them
+//! not yet answered, or [`MAX_UNSENT_BYTES`] unsent (as ZooKeeper's outstanding-request
+//! throttle stops reading), so the socket pushes back; and every reader waits while the server
+//! as a whole has more than globalOutstandingLimit requests read and not answered
+//! ([`GlobalOutstanding`]). The writer reports what it wrote to the node in batches of
+//! [`REPORT_WRITES_EVERY`] bytes, and at once when the node waits for it.
 
-use crate::core::Outgoing;
 use bytes::Bytes;
+pub use node::flow::{MAX_UNANSWERED_BYTES, MAX_UNANSWERED_REQUESTS, MAX_UNSENT_BYTES};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::Notify;
 
-/// Unsent bytes beyond which the core answers nothing more on the connection and its reader
-/// stops. One reply may exceed it (a getData of a 1 MB znode): the bound is checked before
-/// answering.
-pub const MAX_UNSENT_BYTES: usize = 1 << 20;
-/// Unsent bytes beyond which the connection is closed: only notifications, which the core
-/// cannot hold back, take a connection this far past [`MAX_UNSENT_BYTES`]. (At 8 MiB, 20
-/// clients with a recursive watch on / that never read held 156 MB; a reading client's
-/// backlog of notifications stays far below this.)
-pub const MAX_CONNECTION_BYTES: usize = 2 << 20;
-/// Requests read but not answered beyond which the connection is not read.
-pub const MAX_UNANSWERED_REQUESTS: usize = 1000;
-/// Bytes of requests read but not answered beyond which the connection is not read.
-pub const MAX_UNANSWERED_BYTES: usize = 4 << 20;
+/// Bytes written between two reports to the node (when it does not wait for one): its view
+/// of a connection's unsent bytes is at most this much too high.
+pub const REPORT_WRITES_EVERY: usize = 64 << 10;
+
+/// What a connection's writer task is told to do.
+#[derive(Debug)]
+pub enum Outgoing {
+    /// `reply`: it answers a request (the reader's flow control counts those).
+    Frame { frame: Bytes, reply: bool },
+    /// Flush what was queued, then close the socket.
+    Close,
+}
 
 /// Requests read and not yet answered on all connections (ZooKeeper's
 /// globalOutstandingLimit): while there are more than the limit, no connection is read.
@@ -105,8 +97,10 @@ pub struct Flow {
     /// Requests read and not answered, as counted in `global` (each is taken off once).
     outstanding: AtomicUsize,
     global: Arc<GlobalOutstanding>,
-    /// The core holds requests until `unsent` falls below the bound.
-    core_waiting: AtomicBool,
+    /// Written bytes not yet reported to the node.
+    unreported: AtomicUsize,
+    /// The node waits for the next report (it holds requests of this connection).
+    node_waiting: AtomicBool,
     /// Wakes the reader when bytes were written.
     reader_wake: Notify,
     /// The connection is being closed without flushing (over its budget).
@@ -121,16 +115,17 @@ impl Flow {
             answered: AtomicU64::new(0),
             outstanding: AtomicUsize::new(0),
             global,
-            core_waiting: AtomicBool::new(false),
+            unreported: AtomicUsize::new(0),
+            node_waiting: AtomicBool::new(false),
             reader_wake: Notify::new(),
             aborted: AtomicBool::new(false),
             abort_wake: Notify::new(),
         }
     }
 
-    /// The writer wrote `bytes`, of which `replies` replies. Returns whether the core waits
-    /// for this connection to drain and must now be told.
-    pub fn written(&self, bytes: usize, replies: u64) -> bool {
+    /// The writer wrote `bytes`, of which `replies` replies. Returns the bytes to report to
+    /// the node now, if it is time.
+    pub fn written(&self, bytes: usize, replies: u64) -> Option<usize> {
         let before = self.unsent.fetch_sub(bytes, Ordering::SeqCst);
         debug_assert!(before >= bytes, "wrote more than was queued");
         if replies > 0 {
@@ -140,7 +135,17 @@ impl Flow {
         if bytes > 0 || replies > 0 {
             self.reader_wake.notify_one();
         }
-        before - bytes < MAX_UNSENT_BYTES && self.core_waiting.swap(false, Ordering::SeqCst)
+        let unreported = self.unreported.fetch_add(bytes, Ordering::SeqCst) + bytes;
+        let due = unreported >= REPORT_WRITES_EVERY || self.node_waiting.load(Ordering::SeqCst);
+        if !due {
+            return None;
+        }
+        self.node_waiting.store(false, Ordering::SeqCst);
+        self.take_unreported()
+    }
+
+    fn take_unreported(&self) -> Option<usize> {
+        Some(self.unreported.swap(0, Ordering::SeqCst)).filter(|&n| n > 0)
     }
 
     /// Takes up to `n` answered requests off this connection's and the server's counts.
@@ -229,17 +234,8 @@ impl Outbox {
         self.flow.clone()
     }
 
-    /// Queues the answer to a request (or a connect response).
-    pub fn reply(&self, frame: Bytes) {
-        self.queue(frame, true)
-    }
-
-    /// Queues a watch notification, which answers no request.
-    pub fn notify(&self, frame: Bytes) {
-        self.queue(frame, false)
-    }
-
-    fn queue(&self, frame: Bytes, reply: bool) {
+    /// Queues a frame; `reply`: it answers a request (a notification does not).
+    pub fn queue(&self, frame: Bytes, reply: bool) {
         self.flow.unsent.fetch_add(frame.len(), Ordering::SeqCst);
         if self.tx.send(Outgoing::Frame { frame, reply }).is_err() {
             // the writer is gone: nothing will be written, keep the count true
@@ -257,26 +253,17 @@ impl Outbox {
         self.flow.abort();
     }
 
-    pub fn is_aborted(&self) -> bool {
-        self.flow.aborted.load(Ordering::SeqCst)
-    }
-
-    /// Too many bytes wait for the socket: answer nothing more for now.
-    pub fn is_backlogged(&self) -> bool {
-        self.flow.unsent() >= MAX_UNSENT_BYTES
-    }
-
-    /// So many bytes wait for the socket that the connection must be closed.
-    pub fn is_over_budget(&self) -> bool {
-        self.flow.unsent() > MAX_CONNECTION_BYTES
-    }
-
-    /// Asks the writer to send [`crate::core::CoreMsg::Writable`] once the backlog is drained. Returns true
-    /// if it already is (the caller goes on at once and no message will come).
-    pub fn wake_core_when_drained(&self) -> bool {
-        self.flow.core_waiting.store(true, Ordering::SeqCst);
-        // the writer may have drained between the caller's check and the store above
-        !self.is_backlogged() && self.flow.core_waiting.swap(false, Ordering::SeqCst)
+    /// The node waits for the next report of written bytes: the writer reports its next
+    /// write at once. Returns the bytes written and not yet reported, if any: the caller
+    /// reports them now (the wait may be over already).
+    pub fn report_writes(&self) -> Option<usize> {
+        // set before taking: a write in between is reported by one side or the other
+        self.flow.node_waiting.store(true, Ordering::SeqCst);
+        let taken = self.flow.take_unreported();
+        if taken.is_some() {
+            self.flow.node_waiting.store(false, Ordering::SeqCst);
+        }
+        taken
     }
 }
 
@@ -289,24 +276,25 @@ mod tests {
     }
 
     #[test]
-    fn backlog_over_the_bound_holds_the_core_until_the_writer_drains_it() {
+    fn writes_are_reported_in_batches_and_at_once_when_the_node_waits() {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let outbox = Outbox::new(tx);
         let flow = outbox.flow();
-        outbox.reply(frame(MAX_UNSENT_BYTES / 2));
-        assert!(!outbox.is_backlogged());
-        outbox.notify(frame(MAX_UNSENT_BYTES / 2 + 10));
-        assert!(outbox.is_backlogged());
-        // the core waits: no wake while still over the bound
-        assert!(!outbox.wake_core_when_drained());
-        assert!(!flow.written(1, 0), "still over the bound");
-        assert!(
-            flow.written(MAX_UNSENT_BYTES / 2, 1),
-            "drained: wake the core"
+        outbox.queue(frame(REPORT_WRITES_EVERY * 2), true);
+        outbox.queue(frame(10), false);
+        assert_eq!(flow.unsent(), REPORT_WRITES_EVERY * 2 + 10);
+        assert_eq!(flow.written(10, 0), None, "small writes wait for a batch");
+        assert_eq!(
+            flow.written(REPORT_WRITES_EVERY, 1),
+            Some(REPORT_WRITES_EVERY + 10)
         );
-        assert!(!flow.written(0, 0), "woken once");
         assert_eq!(flow.answered(), 1, "the notification answers nothing");
-        assert!(!outbox.is_backlogged());
+        // the node waits: the next write is reported however small
+        assert_eq!(outbox.report_writes(), None, "nothing unreported yet");
+        assert_eq!(flow.written(1, 0), Some(1));
+        assert_eq!(flow.written(1, 0), None, "reported once per wait");
+        // unreported bytes at the moment the node starts waiting come back at once
+        assert_eq!(outbox.report_writes(), Some(1));
         assert!(matches!(
             rx.try_recv(),
             Ok(Outgoing::Frame { reply: true, .. })
@@ -318,16 +306,20 @@ mod tests {
     }
 
     #[test]
-    fn a_drain_between_check_and_wait_is_not_lost() {
+    fn every_written_byte_is_reported_exactly_once_whatever_the_interleaving() {
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         let outbox = Outbox::new(tx);
         let flow = outbox.flow();
-        outbox.reply(frame(MAX_UNSENT_BYTES));
-        assert!(outbox.is_backlogged());
-        // the writer drains before the core asks to be woken: the core is told to go on
-        assert!(!flow.written(MAX_UNSENT_BYTES, 1));
-        assert!(outbox.wake_core_when_drained());
-        assert!(!flow.written(0, 0), "and no message follows");
+        outbox.queue(frame(1 << 20), true);
+        let mut reported = 0;
+        for i in 0..1000usize {
+            if i % 7 == 0 {
+                reported += outbox.report_writes().unwrap_or(0);
+            }
+            reported += flow.written(1000, 0).unwrap_or(0);
+        }
+        reported += outbox.report_writes().unwrap_or(0);
+        assert_eq!(reported, 1_000_000);
     }
 
     #[test]
@@ -335,8 +327,8 @@ mod tests {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         drop(rx);
         let outbox = Outbox::new(tx);
-        outbox.reply(frame(2 * MAX_UNSENT_BYTES));
-        assert!(!outbox.is_backlogged());
+        outbox.queue(frame(2 * MAX_UNSENT_BYTES), true);
+        assert_eq!(outbox.flow().unsent(), 0);
     }
 
     #[test]
@@ -392,10 +384,8 @@ mod tests {
         let flow = outbox.flow();
         let waiter = tokio::spawn(async move { flow.until_aborted().await });
         tokio::task::yield_now().await;
-        outbox.notify(frame(MAX_CONNECTION_BYTES + 1));
-        assert!(outbox.is_over_budget());
+        outbox.queue(frame(node::flow::MAX_CONNECTION_BYTES + 1), false);
         outbox.abort();
-        assert!(outbox.is_aborted());
         tokio::time::timeout(std::time::Duration::from_secs(1), waiter)
             .await
             .expect("woken")

@@ -1,14 +1,14 @@
 //! The storage edge: recovery at startup, a log-writer thread that group-commits txns (one
 //! fsync for everything queued while the previous fsync ran), and background snapshots.
 
-use crate::core::{CoreMsg, TxnSink};
+use crate::deliver::Deliver;
 use config::ZooCfg;
+use node::Event;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use storage::txnlog::TxnLog;
-use tokio::sync::mpsc::UnboundedSender;
 use tracing::{error, info, warn};
 use tree::{DataTree, Prepared};
 
@@ -150,10 +150,31 @@ enum SnapshotPart {
     },
 }
 
-/// The sink the core hands txns to.
+/// Where the node's txns and snapshots go to become durable (the log-writer and snapshot
+/// threads); [`Event::Durable`] and [`Event::SnapshotWritten`] come back.
+pub trait TxnSink: Send {
+    fn persist(&mut self, txn: Arc<Prepared>);
+    /// [`TxnSink::persist`] of a txn record already serialized (a proposal's bytes).
+    fn persist_raw(&mut self, header: jute::TxnHeader, body: bytes::Bytes);
+    /// Start a new log file: a snapshot is starting.
+    fn roll(&mut self);
+    /// Remove every logged txn after `zxid` (a learner's TRUNC); returns once done.
+    fn truncate(&mut self, zxid: i64);
+    /// Replace the whole log by this snapshot file (a learner's SNAP); returns once durable.
+    fn reset_to_snapshot(&mut self, zxid: i64, snapshot_file_bytes: Vec<u8>);
+    /// Start writing the snapshot of a fuzzy snapshot started at `zxid`, with these sessions.
+    fn begin_snapshot(&mut self, zxid: i64, sessions: Vec<(i64, i32)>);
+    /// The next bytes of the serialized tree of the snapshot begun; the buffer comes back
+    /// once they are written.
+    fn snapshot_bytes(&mut self, bytes: Vec<u8>);
+    /// The snapshot begun is complete (its last bytes sent), or abandoned.
+    fn end_snapshot(&mut self, complete: bool);
+}
+
+/// The sink the node's txns go to.
 pub struct DiskSink {
     log: std_mpsc::Sender<LogCommand>,
-    core_tx: UnboundedSender<CoreMsg>,
+    core_tx: Deliver<Event>,
     /// The thread writing the snapshot being taken (or just taken).
     snapshot_writer: Option<(std_mpsc::Sender<SnapshotPart>, std::thread::JoinHandle<()>)>,
     snap_dir: PathBuf,
@@ -168,7 +189,7 @@ impl DiskSink {
     pub fn start(
         cfg: &ZooCfg,
         last_zxid: i64,
-        core_tx: UnboundedSender<CoreMsg>,
+        core_tx: Deliver<Event>,
     ) -> anyhow::Result<DiskSink> {
         let log_dir = storage::datadir::version_dir(cfg.log_dir())?;
         let snap_dir = storage::datadir::version_dir(&cfg.data_dir)?;
@@ -280,7 +301,7 @@ fn snapshot_writer(
     zxid: i64,
     sessions: Vec<(i64, i32)>,
     parts: std_mpsc::Receiver<SnapshotPart>,
-    core_tx: UnboundedSender<CoreMsg>,
+    core_tx: Deliver<Event>,
     purge: Option<(PathBuf, PathBuf, usize)>,
 ) {
     let failed = |e: std::io::Error| error!("snapshot at zxid 0x{zxid:x} failed: {e}");
@@ -299,7 +320,7 @@ fn snapshot_writer(
                         writer = None;
                     }
                 }
-                let _ = core_tx.send(CoreMsg::SnapshotWritten(bytes));
+                let _ = core_tx(Event::SnapshotWritten(bytes));
             }
             SnapshotPart::End { complete: c } => {
                 complete = c;
@@ -332,7 +353,7 @@ fn log_writer(
     mut log: TxnLog,
     rx: std_mpsc::Receiver<LogCommand>,
     force_sync: bool,
-    core_tx: UnboundedSender<CoreMsg>,
+    core_tx: Deliver<Event>,
     (data_dir, log_dir): (PathBuf, PathBuf),
 ) {
     // truncations and snapshot loads so far; the core counts the same (both are synchronous)
@@ -410,7 +431,7 @@ fn log_writer(
             if let Err(e) = log.commit(force_sync) {
                 fatal_storage_error(e);
             }
-            if core_tx.send(CoreMsg::Durable { zxid, resets }).is_err() {
+            if !core_tx(Event::Durable { zxid, resets }) {
                 return;
             }
         }

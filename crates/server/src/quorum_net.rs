@@ -3,7 +3,7 @@
 //! leader's quorum port). Bytes in, typed messages to the core; typed messages out, bytes on
 //! the socket. Zab itself is in the core (`zab::peer::Peer`).
 
-use crate::core::CoreMsg;
+use crate::deliver::Deliver;
 use bytes::BytesMut;
 use config::QuorumConfig;
 use std::collections::{HashMap, HashSet};
@@ -198,7 +198,7 @@ async fn read_quorum_stream(
     link: QuorumLink,
     from: Sender,
     known_sid: Option<u64>,
-    core: UnboundedSender<CoreMsg>,
+    core: Deliver<ZabEvent>,
     max_buffer: usize,
     register_within: Option<Duration>,
 ) {
@@ -257,7 +257,7 @@ async fn read_quorum_stream(
                             sid: id,
                             link: link.take().expect("registered once"),
                         };
-                        if core.send(CoreMsg::Zab(up)).is_err() {
+                        if !core(up) {
                             return;
                         }
                     }
@@ -272,30 +272,30 @@ async fn read_quorum_stream(
                         link: link_id,
                         packet,
                     };
-                    if core.send(CoreMsg::Zab(ev)).is_err() {
+                    if !core(ev) {
                         return;
                     }
                 }
                 Received::Snapshot(stream) => {
                     let sid = sid.expect("a snapshot comes from the leader");
-                    let _ = core.send(CoreMsg::Zab(ZabEvent::Snapshot {
+                    let _ = core(ZabEvent::Snapshot {
                         sid,
                         link: link_id,
                         stream,
-                    }));
+                    });
                     if let Some(packet) = held_snap.take() {
-                        let _ = core.send(CoreMsg::Zab(ZabEvent::Packet {
+                        let _ = core(ZabEvent::Packet {
                             sid,
                             link: link_id,
                             packet,
-                        }));
+                        });
                     }
                 }
             }
         }
     }
     if let Some(sid) = sid {
-        let _ = core.send(CoreMsg::Zab(ZabEvent::LinkDown { sid, link: link_id }));
+        let _ = core(ZabEvent::LinkDown { sid, link: link_id });
     }
 }
 
@@ -304,7 +304,7 @@ async fn read_quorum_stream(
 pub async fn listen_quorum(
     listener: TcpListener,
     mut moves: tokio::sync::watch::Receiver<String>,
-    core: UnboundedSender<CoreMsg>,
+    core: Deliver<ZabEvent>,
     max_buffer: usize,
     register_within: Duration,
 ) {
@@ -338,7 +338,7 @@ pub fn connect_to_leader(
     leader: u64,
     address: String,
     give_up: Duration,
-    core: UnboundedSender<CoreMsg>,
+    core: Deliver<ZabEvent>,
     max_buffer: usize,
 ) {
     tokio::spawn(async move {
@@ -361,7 +361,7 @@ pub fn connect_to_leader(
             sid: leader,
             link: link.clone(),
         };
-        if core.send(CoreMsg::Zab(up)).is_err() {
+        if !core(up) {
             return;
         }
         read_quorum_stream(
@@ -416,17 +416,14 @@ pub struct ElectionNet {
     my_sid: u64,
     /// Our configuration as notifications carry it.
     config_text: Arc<std::sync::RwLock<Vec<u8>>>,
-    core: UnboundedSender<CoreMsg>,
+    core: Deliver<ZabEvent>,
 }
 
 impl ElectionNet {
     pub fn send(&self, to: u64, notification: &Notification) {
         if to == self.my_sid {
             // our own vote counts like anyone's
-            let _ = self.core.send(CoreMsg::Zab(ZabEvent::Notification(
-                notification.clone(),
-                Vec::new(),
-            )));
+            let _ = (self.core)(ZabEvent::Notification(notification.clone(), Vec::new()));
             return;
         }
         let text = self
@@ -469,7 +466,7 @@ pub async fn start_election(
     bind: String,
     bind_retries: u32,
     mut moves: tokio::sync::watch::Receiver<String>,
-    core: UnboundedSender<CoreMsg>,
+    core: Deliver<ZabEvent>,
 ) -> anyhow::Result<ElectionNet> {
     let mut attempt = 0;
     let listener = loop {
@@ -591,7 +588,7 @@ struct ElectionManager {
     dialing: HashSet<u64>,
     next_conn: u64,
     cmd_tx: UnboundedSender<ElectionCmd>,
-    core: UnboundedSender<CoreMsg>,
+    core: Deliver<ZabEvent>,
 }
 
 impl ElectionManager {
@@ -741,8 +738,7 @@ impl ElectionManager {
                                 Ok(n) => {
                                     let config = n.config.clone();
                                     let n = Notification::from_wire(sid, &n);
-                                    let _ =
-                                        core.send(CoreMsg::Zab(ZabEvent::Notification(n, config)));
+                                    let _ = core(ZabEvent::Notification(n, config));
                                 }
                                 Err(e) => debug!("notification from {sid} not understood: {e}"),
                             }

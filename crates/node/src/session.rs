@@ -2,8 +2,7 @@
 
 use std::collections::HashMap;
 
-/// Identifies a client connection within this server process.
-pub type ConnId = u64;
+use crate::io::ConnId;
 
 /// ZooKeeper derives a session's password from its id, so any server can check it.
 const SUPER_SECRET: i64 = 0xB3415C00;

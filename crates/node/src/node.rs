@@ -1,10 +1,14 @@
-//! The server core: one task owns the data tree, Prepare, sessions and the connection
-//! registry, and handles every client request in arrival order. That single order is what
-//! gives each session FIFO replies and makes a watch event reach a client before any read
-//! that could show the new data.
+//! The server: one machine owns the data tree, Prepare, sessions and the connections'
+//! protocol state, and handles every event in arrival order. That single order is what gives
+//! each session FIFO replies and makes a watch event reach a client before any read that
+//! could show the new data. Replicated mode (the Zab peer, learner forwarding, syncs) is in
+//! [`crate::replica`].
 
-use crate::outbox::Outbox;
-use crate::session::{session_password, ConnId, SessionTracker};
+use crate::flow::{Unsent, MAX_CONNECTION_BYTES};
+use crate::io::{Action, ConnId, Event, Now};
+use crate::replica::Replica;
+use crate::rng::SplitMix;
+use crate::session::{session_password, SessionTracker};
 use crate::stats::{ConnStats, ServerStats};
 use bytes::{BufMut, Bytes, BytesMut};
 use config::ZooCfg;
@@ -13,81 +17,16 @@ use jute::{op, perms, xid, ConnectRequest, ErrorCode, Id, Jute, JuteError, Reply
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use tokio::sync::mpsc::UnboundedSender;
 use tracing::{debug, info, warn};
 use tree::snapshot::FuzzySnapshot;
 use tree::{DataTree, Prepared, Preparer, RequestContext, Txn, TxnResult};
 
-/// Tests only: the request loop panics on a create of the path this variable names (proves
-/// that a panic anywhere ends the process; see tests/hostile/panic_exit.py).
-const PANIC_INJECTION_VAR: &str = "ZKRS_TEST_PANIC_ON_CREATE";
-
-/// What a connection's writer task is told to do.
-#[derive(Debug)]
-pub enum Outgoing {
-    /// `reply`: it answers a request (the reader's flow control counts those).
-    Frame { frame: Bytes, reply: bool },
-    /// Flush what was queued, then close the socket.
-    Close,
-}
-
-/// Messages from connection tasks and timers to the core.
-#[derive(Debug)]
-pub enum CoreMsg {
-    Accepted {
-        conn: ConnId,
-        remote: SocketAddr,
-        outbox: Outbox,
-    },
-    /// A connection whose requests wait for its reply backlog has drained it.
-    Writable {
-        conn: ConnId,
-    },
-    Connect {
-        conn: ConnId,
-        request: ConnectRequest,
-        old_client: bool,
-    },
-    Request {
-        conn: ConnId,
-        xid: i32,
-        op_type: i32,
-        request: Result<Request, JuteError>,
-        /// The request body as received (a follower forwards it to the leader).
-        raw: Bytes,
-        received_ms: i64,
-    },
-    Closed {
-        conn: ConnId,
-    },
-    /// A four-letter word instead of a connect request: answered raw, then closed.
-    FourLetter {
-        conn: ConnId,
-        word: String,
-        arg: Option<i64>,
-    },
-    Tick,
-    ReapContainers,
-    /// Every txn up to this zxid is on disk, as of the log's `resets`-th truncation or
-    /// snapshot load (a report from before one may name a zxid cut and logged again).
-    Durable {
-        zxid: i64,
-        resets: u64,
-    },
-    /// Serialize the next part of the snapshot in progress.
-    SnapshotStep,
-    /// The snapshot writer has written this part of the snapshot: its buffer, to be reused.
-    SnapshotWritten(Vec<u8>),
-    /// Election and quorum connections (ensemble mode).
-    Zab(crate::quorum_net::ZabEvent),
-    /// Zab's clock (ensemble mode), a few times per tick.
-    ZabTick,
-}
-
-pub(crate) struct Connection {
-    pub outbox: Outbox,
+/// A client connection as the node sees it.
+pub struct Connection {
+    /// Bytes queued and not yet reported written.
+    pub unsent: Unsent,
     /// Requests held while the connection's unsent replies are over the bound, in order.
-    pub deferred: VecDeque<ClientRequest>,
+    pub(crate) deferred: VecDeque<ClientRequest>,
     pub remote: SocketAddr,
     pub session_id: i64,
     /// Shared with each request's context: a clone per request is a reference count.
@@ -95,6 +34,8 @@ pub(crate) struct Connection {
     pub old_client: bool,
     pub stats: ConnStats,
     pub closing: bool,
+    /// Aborted: closed without flushing; nothing more is queued on it.
+    pub aborted: bool,
     /// Since when (mono ms) its unsent bytes have been over the bound, if they are.
     pub backlogged_since: Option<i64>,
 }
@@ -102,27 +43,30 @@ pub(crate) struct Connection {
 /// A request as read from a client connection (held, in order, while its replies back up).
 #[derive(Debug)]
 pub(crate) struct ClientRequest {
-    xid: i32,
-    op_type: i32,
+    pub meta: RequestMeta,
     request: Result<Request, JuteError>,
     raw: Bytes,
-    received_ms: i64,
+}
+
+/// Who asked what, and when: what the reply and the latency statistics need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RequestMeta {
+    pub conn: ConnId,
+    pub xid: i32,
+    pub op_type: i32,
+    /// When its bytes arrived (mono ms).
+    pub received_ms: i64,
 }
 
 /// Who waits for a txn to be applied.
 #[derive(Debug)]
 pub(crate) enum Origin {
-    Client {
-        conn: ConnId,
-        xid: i32,
-        op_type: i32,
-        received_ms: i64,
-    },
+    Client(RequestMeta),
     Connect {
         conn: ConnId,
         timeout: i32,
     },
-    /// Session expiry, container reaping: nobody to answer.
+    /// Session expiry, container reaping, learners' requests: nobody to answer here.
     Internal,
 }
 
@@ -138,58 +82,49 @@ pub(crate) struct InFlight {
 pub(crate) enum Queued {
     Write(i64),
     /// A follower's write (or sync) forwarded to the leader, answered when its txn commits.
-    Forwarded {
-        conn: ConnId,
-        xid: i32,
-        op_type: i32,
-        received_ms: i64,
-    },
+    Forwarded(RequestMeta),
     Read {
-        conn: ConnId,
-        xid: i32,
-        op_type: i32,
+        meta: RequestMeta,
         request: Request,
-        received_ms: i64,
     },
-}
-
-/// Where prepared txns go to become durable; the core applies them when told they are.
-pub trait TxnSink: Send {
-    fn persist(&mut self, txn: Arc<Prepared>);
-    /// [`TxnSink::persist`] of a txn record already serialized (a proposal's bytes).
-    fn persist_raw(&mut self, header: jute::TxnHeader, body: Bytes);
-    /// Start a new log file: a snapshot is starting.
-    fn roll(&mut self);
-    /// Remove every logged txn after `zxid` (a learner's TRUNC); returns once done.
-    fn truncate(&mut self, zxid: i64);
-    /// Replace the whole log by this snapshot file (a learner's SNAP); returns once durable.
-    fn reset_to_snapshot(&mut self, zxid: i64, snapshot_file_bytes: Vec<u8>);
-    /// Start writing the snapshot of a fuzzy snapshot started at `zxid`, with these sessions.
-    fn begin_snapshot(&mut self, zxid: i64, sessions: Vec<(i64, i32)>);
-    /// The next bytes of the serialized tree of the snapshot begun; the buffer comes back in
-    /// a [`CoreMsg::SnapshotWritten`] once they are written.
-    fn snapshot_bytes(&mut self, bytes: Vec<u8>);
-    /// The snapshot begun is complete (its last bytes sent), or abandoned.
-    fn end_snapshot(&mut self, complete: bool);
 }
 
 /// Nodes serialized per step of a snapshot, between two batches of requests.
 const SNAPSHOT_STEP_NODES: usize = 2000;
-/// Buffers of about a step's size in circulation between the core and the snapshot writer:
+/// Buffers of about a step's size in circulation between the node and the snapshot writer:
 /// steps pause while the disk has them all, so a snapshot holds a few MiB of memory whatever
 /// the size of the tree (it used to be serialized whole first: a second copy of the tree).
 const SNAPSHOT_BUFFERS: usize = 8;
 
 struct SnapshotInProgress {
     snapshot: FuzzySnapshot,
-    started: std::time::Instant,
+    /// When it started (mono ms).
+    started_ms: i64,
     /// Buffers back from the writer, to serialize the next steps into.
     spare: Vec<Vec<u8>>,
-    /// A [`CoreMsg::SnapshotStep`] is queued.
+    /// An [`Event::SnapshotStep`] is scheduled.
     step_queued: bool,
 }
 
-pub struct ServerCore {
+/// How the driver runs the node.
+#[derive(Debug, Clone, Default)]
+pub struct NodeOptions {
+    /// Txns go to a log ([`Action::Persist`]) and are applied once reported durable; without
+    /// one (unit tests) they are applied as soon as they are prepared, and no snapshot is
+    /// taken.
+    pub durable: bool,
+    /// Seeds the node's only randomness (when to snapshot).
+    pub seed: u64,
+    /// Our myid (0 standalone): the high byte of the session ids we create.
+    pub server_id: u64,
+    /// Txns replayed at startup after the newest snapshot: they count toward the next one.
+    pub replayed_txns: u64,
+    /// Tests only: panic on a create of this path (proves that a panic anywhere ends the
+    /// process; see tests/panic_exit.rs).
+    pub panic_on_create: Option<String>,
+}
+
+pub struct Node {
     pub(crate) cfg: Arc<ZooCfg>,
     pub(crate) tree: DataTree,
     pub(crate) prep: Preparer,
@@ -203,43 +138,22 @@ pub struct ServerCore {
     /// Prepared txns not yet durable (standalone) or committed (ensemble), in zxid order.
     pub(crate) in_flight: VecDeque<InFlight>,
     pub(crate) session_queues: HashMap<i64, VecDeque<Queued>>,
-    /// None: apply at once (in-memory server, used by unit tests).
-    pub(crate) sink: Option<Box<dyn TxnSink>>,
-    /// Replicated mode: Zab and the quorum connections. None: standalone.
-    pub(crate) zab: Option<Box<crate::ensemble::Ensemble>>,
+    pub(crate) durable: bool,
+    /// Replicated mode: Zab and what learners and leaders keep. None: standalone.
+    pub(crate) zab: Option<Box<Replica>>,
     txns_since_snapshot: u64,
     next_snapshot_after: u64,
     snapshot: Option<SnapshotInProgress>,
-    /// The core's own inbox, to schedule the next snapshot step after queued requests.
-    pub(crate) wake: Option<UnboundedSender<CoreMsg>>,
     /// The client port in use: clientPort, or the one a reconfiguration gave this server.
     pub(crate) client_port: Option<u16>,
-    /// Moves the listening socket when a reconfiguration changes our client address.
-    client_listener: Option<tokio::sync::watch::Sender<String>>,
-    /// See [`PANIC_INJECTION_VAR`].
     panic_on_create: Option<String>,
-}
-
-/// Milliseconds on a monotonic clock (since the first call): every timeout (session
-/// expiry) and latency is measured on it, so that a wall-clock jump cannot expire sessions or
-/// keep dead ones alive. ZooKeeper does the same with Time.currentElapsedTime.
-pub fn mono_ms() -> i64 {
-    static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    // starts at 1 s so that 0 never means "now"
-    ORIGIN
-        .get_or_init(std::time::Instant::now)
-        .elapsed()
-        .as_millis() as i64
-        + 1_000
-}
-
-/// Wall-clock milliseconds: what txns and znodes record (TxnHeader.time, ctime/mtime, TTLs)
-/// and what session ids start from, as in ZooKeeper. Never used to measure a timeout.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    rng: SplitMix,
+    /// The time of the event being handled.
+    pub(crate) now: Now,
+    /// What the driver must do, in order.
+    pub(crate) actions: Vec<Action>,
+    /// A fatal error was reported: nothing more is handled.
+    pub(crate) failed: bool,
 }
 
 /// A request that fails before Prepare: an error txn, which still takes a zxid.
@@ -277,27 +191,28 @@ pub(crate) fn finish_frame(mut b: BytesMut) -> Bytes {
     b.freeze()
 }
 
-impl ServerCore {
-    /// An in-memory server with an empty tree: txns are applied as soon as they are prepared.
-    pub fn new(cfg: Arc<ZooCfg>) -> Self {
-        Self::with_state(cfg, DataTree::new(), &[], None)
+impl Node {
+    /// An in-memory standalone server with an empty tree: txns are applied as soon as they
+    /// are prepared.
+    pub fn new(cfg: Arc<ZooCfg>, now: Now) -> Self {
+        Self::with_state(cfg, DataTree::new(), &[], NodeOptions::default(), now)
     }
 
     /// A server over a recovered tree and its sessions (which expire unless their clients
-    /// come back), persisting through `sink`.
+    /// come back).
     pub fn with_state(
         cfg: Arc<ZooCfg>,
         tree: DataTree,
         sessions: &[(i64, i32)],
-        sink: Option<Box<dyn TxnSink>>,
+        options: NodeOptions,
+        now: Now,
     ) -> Self {
-        let now = mono_ms();
-        let mut tracker = SessionTracker::new(0, now_ms(), cfg.tick_time);
+        let mut tracker = SessionTracker::new(options.server_id as i64, now.wall_ms, cfg.tick_time);
         for &(id, timeout) in sessions {
-            tracker.add(id, timeout.max(0) as u32, now);
+            tracker.add(id, timeout.max(0) as u32, now.mono_ms);
         }
         let zxid = tree.last_processed_zxid;
-        let mut core = ServerCore {
+        let mut node = Node {
             sessions: tracker,
             tree,
             prep: Preparer::new(),
@@ -305,83 +220,88 @@ impl ServerCore {
             conns_per_ip: HashMap::new(),
             zxid,
             stats: ServerStats::default(),
-            started_ms: now_ms(),
+            started_ms: now.wall_ms,
             in_flight: VecDeque::new(),
             session_queues: HashMap::new(),
-            sink,
-            txns_since_snapshot: 0,
+            durable: options.durable,
+            txns_since_snapshot: options.replayed_txns,
             next_snapshot_after: 0,
             snapshot: None,
-            wake: None,
             zab: None,
             client_port: cfg.client_port,
-            client_listener: None,
-            panic_on_create: std::env::var(PANIC_INJECTION_VAR).ok(),
+            panic_on_create: options.panic_on_create,
+            rng: SplitMix::new(options.seed),
+            now,
+            actions: Vec::new(),
+            failed: false,
             cfg,
         };
-        core.next_snapshot_after = core.snapshot_threshold();
-        core
+        node.next_snapshot_after = node.snapshot_threshold();
+        node
     }
 
     /// ZooKeeper snapshots after snapCount/2 + random(snapCount/2) txns, so that the servers
     /// of an ensemble do not all snapshot at once.
-    fn snapshot_threshold(&self) -> u64 {
+    fn snapshot_threshold(&mut self) -> u64 {
         let half = (self.cfg.snap_count / 2).max(1);
-        half + rand::random_range(0..half)
+        half + self.rng.below(half)
     }
 
-    /// Counts txns replayed at startup after the newest snapshot as applied since it: the
-    /// next snapshot comes when snapCount's threshold is reached, counting them. ZooKeeper's
-    /// leader instead snapshots before it serves (a 1 M znode tree: seconds of a restart).
-    pub fn count_replayed_txns(&mut self, replayed: u64) {
-        self.txns_since_snapshot = replayed;
+    /// The actions queued so far, in order; the driver executes them all before the next
+    /// event.
+    pub fn take_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.actions)
     }
 
-    /// Lets the core send itself messages (snapshot steps).
-    pub fn set_wake(&mut self, wake: UnboundedSender<CoreMsg>) {
-        self.wake = Some(wake);
+    /// [`Node::take_actions`] into a buffer the driver reuses.
+    pub fn drain_actions_into(&mut self, out: &mut Vec<Action>) {
+        out.append(&mut self.actions);
     }
 
-    /// Lets the core move the client listener (a reconfiguration that changes our client port).
-    pub fn set_client_listener(&mut self, listener: tokio::sync::watch::Sender<String>) {
-        self.client_listener = Some(listener);
+    pub(crate) fn act(&mut self, action: Action) {
+        self.actions.push(action);
     }
 
-    /// Listens on `address` from now on; connections already open stay where they are.
-    pub(crate) fn move_client_listener(&mut self, address: &config::HostPort) {
-        let Some(listener) = &self.client_listener else {
-            return;
-        };
-        let current: Option<std::net::SocketAddr> = listener.borrow().parse().ok();
-        let same = current.is_some_and(|c| {
-            c.port() == address.port
-                && (c.ip().is_unspecified() || address.host.parse().ok() == Some(c.ip()))
-        });
-        if !same {
-            let _ = listener.send(address.to_string());
-            self.client_port = Some(address.port);
-        }
+    /// Stops the node: the driver exits with `message`.
+    pub(crate) fn fatal(&mut self, message: String) {
+        tracing::error!("{message}; exiting");
+        self.failed = true;
+        self.actions.push(Action::Fatal(message));
     }
 
-    /// Prepared txns waiting to become durable.
+    /// Whether a fatal error stopped the node.
+    pub fn has_failed(&self) -> bool {
+        self.failed
+    }
+
+    /// Prepared txns waiting to become durable or committed.
     pub fn outstanding(&self) -> usize {
         self.in_flight.len()
     }
 
-    pub fn handle(&mut self, msg: CoreMsg) {
-        match msg {
-            CoreMsg::Accepted {
-                conn,
-                remote,
-                outbox,
-            } => self.on_accepted(conn, remote, outbox),
-            CoreMsg::Writable { conn } => self.resume_deferred(conn),
-            CoreMsg::Connect {
+    pub fn handle(&mut self, now: Now, event: Event) {
+        if self.failed {
+            return;
+        }
+        debug_assert!(
+            now.mono_ms >= self.now.mono_ms,
+            "the monotonic clock went back"
+        );
+        self.now = now;
+        match event {
+            Event::Accepted { conn, remote } => self.on_accepted(conn, remote),
+            Event::Written { conn, bytes } => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.unsent.written(bytes);
+                    self.resume_deferred(conn);
+                }
+            }
+            Event::Connect {
                 conn,
                 request,
                 old_client,
             } => self.on_connect(conn, request, old_client),
-            CoreMsg::Request {
+            Event::Request {
                 conn,
                 xid,
                 op_type,
@@ -390,59 +310,114 @@ impl ServerCore {
                 received_ms,
             } => {
                 let request = ClientRequest {
-                    xid,
-                    op_type,
+                    meta: RequestMeta {
+                        conn,
+                        xid,
+                        op_type,
+                        received_ms,
+                    },
                     request,
                     raw,
-                    received_ms,
                 };
                 match self.conns.get_mut(&conn) {
                     // the client does not read its replies: its requests wait, in order
-                    Some(c) if !c.deferred.is_empty() || c.outbox.is_backlogged() => {
+                    Some(c) if !c.deferred.is_empty() || c.unsent.is_backlogged() => {
                         c.deferred.push_back(request);
                         self.resume_deferred(conn);
                     }
-                    _ => self.on_request(conn, request),
+                    _ => self.on_request(request),
                 }
             }
-            CoreMsg::Closed { conn } => self.on_closed(conn),
-            CoreMsg::FourLetter { conn, word, arg } => {
-                let text = match arg {
-                    Some(mask) => crate::fourlw::run_set_trace_mask(self, conn, mask),
-                    None => crate::fourlw::run(self, conn, &word),
-                };
-                if let Some(c) = self.conns.get_mut(&conn) {
-                    c.outbox.reply(Bytes::from(text));
-                }
-                self.close_conn(conn);
-            }
-            CoreMsg::Tick => {
+            Event::Closed { conn } => self.on_closed(conn),
+            Event::FourLetter { conn, word, arg } => self.on_four_letter(conn, word, arg),
+            Event::Tick => {
                 self.close_slow_consumers();
                 if self.zab.is_none() || self.is_leading() {
                     self.expire_sessions()
                 }
             }
-            CoreMsg::Durable { zxid, resets } => {
+            Event::Durable { zxid, resets } => {
                 if self.zab.is_some() {
                     self.zab_durable(zxid, resets)
                 } else {
                     self.on_durable(zxid)
                 }
             }
-            CoreMsg::SnapshotStep => self.snapshot_step(),
-            CoreMsg::SnapshotWritten(buffer) => self.snapshot_written(buffer),
-            CoreMsg::ReapContainers => {
+            Event::SnapshotStep => self.snapshot_step(),
+            Event::SnapshotWritten(buffer) => self.snapshot_written(buffer),
+            Event::Reloaded { tree, sessions } => self.replace_state(*tree, &sessions),
+            Event::ReapContainers => {
                 if self.zab.is_none() || self.is_leading() {
                     self.reap_containers()
                 }
             }
-            CoreMsg::Zab(ev) => self.on_zab_event(ev),
-            CoreMsg::ZabTick => self.zab_tick(),
+            Event::Peer(ev) => self.on_peer_event(ev),
+            Event::ZabTick => self.zab_tick(),
         }
+    }
+
+    /// A four-letter word: counted like a request; the reset words reset here; the driver
+    /// answers from the getters.
+    fn on_four_letter(&mut self, conn: ConnId, word: String, arg: Option<i64>) {
+        self.stats.packets_received += 1;
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.stats.received += 1;
+        }
+        let allowed = self.cfg.four_letter_whitelist.allows(&word);
+        if allowed && self.mode().is_some() {
+            match word.as_str() {
+                "crst" => {
+                    for c in self.conns.values_mut() {
+                        c.stats.reset();
+                    }
+                }
+                "srst" => self.stats.reset(),
+                _ => {}
+            }
+        }
+        self.act(Action::AnswerFourLetter { conn, word, arg });
+        self.close_conn(conn);
     }
 
     pub fn last_zxid(&self) -> i64 {
         self.tree.last_processed_zxid
+    }
+
+    // ---- read-only getters (four-letter words, admin, metrics, the simulator's checks) ----
+
+    pub fn config(&self) -> &ZooCfg {
+        &self.cfg
+    }
+
+    pub fn tree(&self) -> &DataTree {
+        &self.tree
+    }
+
+    pub fn stats(&self) -> &ServerStats {
+        &self.stats
+    }
+
+    pub fn sessions(&self) -> &SessionTracker {
+        &self.sessions
+    }
+
+    pub fn connections(&self) -> &HashMap<ConnId, Connection> {
+        &self.conns
+    }
+
+    /// Replicated mode's state; None standalone.
+    pub fn replica(&self) -> Option<&Replica> {
+        self.zab.as_deref()
+    }
+
+    /// When the node was created (wall ms).
+    pub fn started_ms(&self) -> i64 {
+        self.started_ms
+    }
+
+    /// The client port in use: clientPort, or the one a reconfiguration gave this server.
+    pub fn client_port(&self) -> Option<u16> {
+        self.client_port
     }
 
     /// Our myid in an ensemble: on the leader, the owner of the sessions connected here.
@@ -457,43 +432,49 @@ impl ServerCore {
 
     /// `reply`: the frame answers a request; a watch notification does not.
     fn queue_frame(&mut self, conn: ConnId, frame: Bytes, reply: bool) {
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.stats.sent += 1;
-            self.stats.packets_sent += 1;
-            if reply {
-                c.outbox.reply(frame);
-            } else {
-                c.outbox.notify(frame);
-            }
-            if c.outbox.is_over_budget() && !c.outbox.is_aborted() {
-                // only notifications get this far (replies wait): they cannot be held back
-                // nor dropped, so the connection goes; its client reconnects and sets its
-                // watches again
-                warn!(
-                    "closing connection from {} (session 0x{:x}): over {} MiB of notifications and replies it does not read",
-                    c.remote,
-                    c.session_id,
-                    crate::outbox::MAX_CONNECTION_BYTES >> 20
-                );
-                c.closing = true;
-                c.outbox.abort();
-            }
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if c.aborted {
+            return;
+        }
+        c.stats.sent += 1;
+        self.stats.packets_sent += 1;
+        c.unsent.queued(frame.len());
+        self.actions.push(Action::Send { conn, frame, reply });
+        if c.unsent.is_over_budget() {
+            // only notifications get this far (replies wait): they cannot be held back
+            // nor dropped, so the connection goes; its client reconnects and sets its
+            // watches again
+            warn!(
+                "closing connection from {} (session 0x{:x}): over {} MiB of notifications and replies it does not read",
+                c.remote,
+                c.session_id,
+                MAX_CONNECTION_BYTES >> 20
+            );
+            c.closing = true;
+            c.aborted = true;
+            self.actions.push(Action::Abort { conn });
         }
     }
 
     /// Closes the connections that stayed backlogged longer than their session timeout
     /// (a client that does not read what it asked for, or is sent).
     fn close_slow_consumers(&mut self) {
-        let now = mono_ms();
+        let now = self.now.mono_ms;
         let min_timeout = self.cfg.min_session_timeout as i64;
-        for c in self.conns.values_mut() {
-            if !c.outbox.is_backlogged() {
+        for (&conn, c) in self.conns.iter_mut() {
+            if !c.unsent.is_backlogged() {
                 c.backlogged_since = None;
                 continue;
             }
+            if c.unsent.start_waiting() {
+                // our count may be stale (writes are reported in batches): ask for it
+                self.actions.push(Action::ReportWrites { conn });
+            }
             let since = *c.backlogged_since.get_or_insert(now);
             let timeout = (c.stats.session_timeout as i64).max(min_timeout);
-            if now - since > timeout && !c.outbox.is_aborted() {
+            if now - since > timeout && !c.aborted {
                 warn!(
                     "closing connection from {} (session 0x{:x}): it has not read its replies for {} ms",
                     c.remote,
@@ -501,7 +482,8 @@ impl ServerCore {
                     now - since
                 );
                 c.closing = true;
-                c.outbox.abort();
+                c.aborted = true;
+                self.actions.push(Action::Abort { conn });
             }
         }
     }
@@ -515,31 +497,38 @@ impl ServerCore {
             if c.deferred.is_empty() {
                 return;
             }
-            if c.outbox.is_backlogged() && !c.outbox.wake_core_when_drained() {
+            if c.unsent.is_backlogged() {
+                if c.unsent.start_waiting() {
+                    self.actions.push(Action::ReportWrites { conn });
+                }
                 return;
             }
-            let request = c.deferred.pop_front().expect("checked non-empty");
-            self.on_request(conn, request);
+            let Some(request) = c.deferred.pop_front() else {
+                return;
+            };
+            self.on_request(request);
         }
     }
 
     pub(crate) fn close_conn(&mut self, conn: ConnId) {
         if let Some(c) = self.conns.get_mut(&conn) {
-            c.closing = true;
-            c.outbox.close();
+            if !c.closing {
+                c.closing = true;
+                self.actions.push(Action::Close { conn });
+            }
         }
     }
 
-    fn on_accepted(&mut self, conn: ConnId, remote: SocketAddr, outbox: Outbox) {
+    fn on_accepted(&mut self, conn: ConnId, remote: SocketAddr) {
         let ip = remote.ip();
         let count = self.conns_per_ip.entry(ip).or_insert(0);
         let max = self.cfg.max_client_cnxns;
         let over_limit = max > 0 && *count >= max;
         *count += 1;
-        self.conns.insert(
+        let previous = self.conns.insert(
             conn,
             Connection {
-                outbox,
+                unsent: Unsent::default(),
                 deferred: VecDeque::new(),
                 remote,
                 session_id: 0,
@@ -548,11 +537,13 @@ impl ServerCore {
                     id: ip.to_string(),
                 }]),
                 old_client: false,
-                stats: ConnStats::new(now_ms()),
+                stats: ConnStats::new(self.now.wall_ms),
                 closing: false,
+                aborted: false,
                 backlogged_since: None,
             },
         );
+        debug_assert!(previous.is_none(), "connection {conn} accepted twice");
         if over_limit {
             warn!("Too many connections from {ip} - max is {max}");
             self.close_conn(conn);
@@ -602,10 +593,13 @@ impl ServerCore {
     }
 
     fn on_connect(&mut self, conn: ConnId, req: ConnectRequest, old_client: bool) {
-        let now = mono_ms();
+        let now = self.now.mono_ms;
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
+        if c.closing {
+            return;
+        }
         c.old_client = old_client;
         if req.last_zxid_seen > self.tree.last_processed_zxid {
             info!(
@@ -635,9 +629,9 @@ impl ServerCore {
                 c.session_id = session_id;
                 c.stats.session_timeout = timeout;
             }
-            let prepared = self
-                .prep
-                .create_session(session_id, timeout as i32, zxid, now_ms());
+            let prepared =
+                self.prep
+                    .create_session(session_id, timeout as i32, zxid, self.now.wall_ms);
             info!(
                 "Established session 0x{session_id:x} with negotiated timeout {timeout} for client {}",
                 self.conns[&conn].remote
@@ -738,7 +732,9 @@ impl ServerCore {
                 match self.sessions.get_mut(id) {
                     Some(s) => s.creating = false,
                     // created through another server of the ensemble
-                    None => self.sessions.add(id, t.time_out.max(0) as u32, mono_ms()),
+                    None => self
+                        .sessions
+                        .add(id, t.time_out.max(0) as u32, self.now.mono_ms),
                 }
             }
             Txn::CloseSession(_) => {
@@ -751,30 +747,12 @@ impl ServerCore {
     }
 
     /// A request that fails before Prepare still takes a zxid, with an error txn.
-    #[allow(clippy::too_many_arguments)]
-    fn submit_error(
-        &mut self,
-        conn: ConnId,
-        xid: i32,
-        op_type: i32,
-        session_id: i64,
-        code: ErrorCode,
-        now: i64,
-        received_ms: i64,
-    ) {
-        let Some(zxid) = self.zxid_or_close(conn) else {
+    fn submit_error(&mut self, meta: RequestMeta, session_id: i64, code: ErrorCode) {
+        let Some(zxid) = self.zxid_or_close(meta.conn) else {
             return;
         };
-        let prepared = error_txn(session_id, xid, zxid, now, code);
-        self.submit(
-            prepared,
-            Origin::Client {
-                conn,
-                xid,
-                op_type,
-                received_ms,
-            },
-        );
+        let prepared = error_txn(session_id, meta.xid, zxid, self.now.wall_ms, code);
+        self.submit(prepared, Origin::Client(meta));
     }
 
     /// Hands a prepared txn to storage; it is applied and answered once durable.
@@ -794,9 +772,10 @@ impl ServerCore {
         if self.zab.is_some() {
             return self.propose(prepared);
         }
-        match self.sink.as_mut() {
-            Some(sink) => sink.persist(prepared),
-            None => self.on_durable(zxid),
+        if self.durable {
+            self.act(Action::Persist(prepared));
+        } else {
+            self.on_durable(zxid);
         }
     }
 
@@ -811,7 +790,7 @@ impl ServerCore {
             let in_flight = self.in_flight.pop_front().expect("non-empty");
             self.apply_and_answer(in_flight);
         }
-        if self.txns_since_snapshot >= self.next_snapshot_after && self.sink.is_some() {
+        if self.txns_since_snapshot >= self.next_snapshot_after && self.durable {
             self.take_snapshot();
         }
     }
@@ -831,14 +810,9 @@ impl ServerCore {
                 Origin::Connect { conn, timeout } => {
                     self.connect_response(conn, timeout, session_id, session_password(session_id));
                 }
-                Origin::Client {
-                    conn,
-                    xid,
-                    op_type,
-                    received_ms,
-                } => {
-                    self.answer_write(conn, xid, session_id, &prepared, &rc);
-                    self.finish_request(conn, op_type, received_ms);
+                Origin::Client(meta) => {
+                    self.answer_write(meta.conn, meta.xid, session_id, &prepared, &rc);
+                    self.finish_request(meta);
                 }
             }
             if let Some(queue) = self.session_queues.get_mut(&session_id) {
@@ -846,9 +820,9 @@ impl ServerCore {
                     Some(Queued::Write(z)) if *z == prepared.header.zxid => {
                         queue.pop_front();
                     }
-                    Some(Queued::Forwarded { xid, .. })
-                        if *xid == prepared.header.cxid
-                            && matches!(origin, Origin::Client { .. }) =>
+                    Some(Queued::Forwarded(meta))
+                        if meta.xid == prepared.header.cxid
+                            && matches!(origin, Origin::Client(_)) =>
                     {
                         queue.pop_front();
                     }
@@ -867,7 +841,7 @@ impl ServerCore {
 
     /// Snapshot when enough txns were applied since the last one.
     pub(crate) fn maybe_snapshot(&mut self) {
-        if self.txns_since_snapshot >= self.next_snapshot_after && self.sink.is_some() {
+        if self.txns_since_snapshot >= self.next_snapshot_after && self.durable {
             self.take_snapshot();
         }
     }
@@ -883,20 +857,13 @@ impl ServerCore {
                     self.session_queues.remove(&session_id);
                     return;
                 }
-                Some(Queued::Write(_)) | Some(Queued::Forwarded { .. }) => return,
+                Some(Queued::Write(_)) | Some(Queued::Forwarded(_)) => return,
                 Some(Queued::Read { .. }) => {
-                    let Some(Queued::Read {
-                        conn,
-                        xid,
-                        op_type,
-                        request,
-                        received_ms,
-                    }) = queue.pop_front()
-                    else {
-                        unreachable!("matched above")
+                    let Some(Queued::Read { meta, request }) = queue.pop_front() else {
+                        return;
                     };
-                    self.handle_read(conn, xid, session_id, request);
-                    self.finish_request(conn, op_type, received_ms);
+                    self.handle_read(meta.conn, meta.xid, session_id, request);
+                    self.finish_request(meta);
                 }
             }
         }
@@ -912,10 +879,10 @@ impl ServerCore {
             warn!("Too busy to snap, skipping");
             return;
         }
-        let (Some(sink), true) = (self.sink.as_mut(), self.wake.is_some()) else {
+        if !self.durable {
             return;
-        };
-        sink.roll();
+        }
+        self.act(Action::RollLog);
         let sessions: Vec<(i64, i32)> = self
             .sessions
             .iter()
@@ -923,11 +890,14 @@ impl ServerCore {
             .map(|s| (s.id, s.timeout_ms as i32))
             .collect();
         let snapshot = FuzzySnapshot::start(&mut self.tree);
-        sink.begin_snapshot(snapshot.start_zxid, sessions);
+        self.act(Action::BeginSnapshot {
+            zxid: snapshot.start_zxid,
+            sessions,
+        });
         let buffer = || Vec::with_capacity(tree::snapshot::STEP_BYTES + (64 << 10));
         self.snapshot = Some(SnapshotInProgress {
             snapshot,
-            started: std::time::Instant::now(),
+            started_ms: self.now.mono_ms,
             spare: (0..SNAPSHOT_BUFFERS).map(|_| buffer()).collect(),
             step_queued: false,
         });
@@ -937,12 +907,12 @@ impl ServerCore {
     /// Queues the next step of the snapshot in progress behind the requests already queued
     /// (one at a time: a step queues the next itself).
     fn queue_snapshot_step(&mut self) {
-        let (Some(s), Some(wake)) = (self.snapshot.as_mut(), self.wake.as_ref()) else {
+        let Some(s) = self.snapshot.as_mut() else {
             return;
         };
         if !s.step_queued {
             s.step_queued = true;
-            let _ = wake.send(CoreMsg::SnapshotStep);
+            self.actions.push(Action::ScheduleSnapshotStep);
         }
     }
 
@@ -953,25 +923,27 @@ impl ServerCore {
             return;
         };
         s.step_queued = false;
-        let (Some(mut buffer), Some(sink)) = (s.spare.pop(), self.sink.as_mut()) else {
+        let Some(mut buffer) = s.spare.pop() else {
             return;
         };
         let done = s
             .snapshot
             .step(&self.tree, SNAPSHOT_STEP_NODES, &mut buffer);
-        sink.snapshot_bytes(buffer);
+        self.actions.push(Action::SnapshotBytes(buffer));
         if !done {
             if !s.spare.is_empty() {
                 self.queue_snapshot_step();
             }
             return;
         }
-        sink.end_snapshot(true);
-        let s = self.snapshot.take().expect("in progress");
+        self.actions.push(Action::EndSnapshot { complete: true });
+        let Some(s) = self.snapshot.take() else {
+            return;
+        };
         debug!(
-            "snapshot at 0x{:x} serialized in {:?}",
+            "snapshot at 0x{:x} serialized in {} ms",
             s.snapshot.start_zxid,
-            s.started.elapsed()
+            self.now.mono_ms - s.started_ms
         );
         s.snapshot.finish(&mut self.tree);
     }
@@ -998,22 +970,26 @@ impl ServerCore {
                 s.snapshot.start_zxid
             );
             s.snapshot.finish(&mut self.tree);
-            if let Some(sink) = self.sink.as_mut() {
-                sink.end_snapshot(false);
-            }
+            self.act(Action::EndSnapshot { complete: false });
         }
     }
 
-    pub(crate) fn finish_request(&mut self, conn: ConnId, op_type: i32, received_ms: i64) {
+    pub(crate) fn finish_request(&mut self, meta: RequestMeta) {
+        let RequestMeta {
+            conn,
+            op_type,
+            received_ms,
+            ..
+        } = meta;
         if op_type == op::AUTH {
             return;
         }
-        let latency = (mono_ms() - received_ms).max(0);
+        let latency = (self.now.mono_ms - received_ms).max(0);
         self.stats.record_latency(latency);
         let zxid = self.tree.last_processed_zxid;
         if let Some(c) = self.conns.get_mut(&conn) {
             // (cons shows when, as a date)
-            c.stats.record(latency, zxid, now_ms());
+            c.stats.record(latency, zxid, self.now.wall_ms);
         }
     }
 
@@ -1058,15 +1034,11 @@ impl ServerCore {
         }
     }
 
-    fn on_request(&mut self, conn: ConnId, r: ClientRequest) {
-        let ClientRequest {
-            xid,
-            op_type,
-            request,
-            raw,
-            received_ms,
-        } = r;
-        let now = now_ms();
+    fn on_request(&mut self, r: ClientRequest) {
+        let ClientRequest { meta, request, raw } = r;
+        let RequestMeta {
+            conn, xid, op_type, ..
+        } = meta;
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -1085,7 +1057,7 @@ impl ServerCore {
         if let Some(z) = self.zab.as_mut() {
             z.note_touch(session_id, &self.sessions);
         }
-        if !self.sessions.touch(session_id, mono_ms()) {
+        if !self.sessions.touch(session_id, self.now.mono_ms) {
             self.reply_error(conn, xid, ErrorCode::SessionExpired);
             self.close_conn(conn);
             return;
@@ -1103,21 +1075,13 @@ impl ServerCore {
             // a learner forwards every write and sync as received, malformed or not: the
             // leader decides its answer (an error txn for a malformed write or a client's
             // deleteContainer), as ZooKeeper's FollowerRequestProcessor does
-            self.forward(conn, xid, op_type, session_id, raw, received_ms);
+            self.forward(meta, session_id, raw);
             return;
         }
         if op_type == op::DELETE_CONTAINER {
             // only the server's container reaper may delete containers; ZooKeeper answers a
             // client's deleteContainer with BadArguments (after spending a zxid on it)
-            self.submit_error(
-                conn,
-                xid,
-                op_type,
-                session_id,
-                ErrorCode::BadArguments,
-                now,
-                received_ms,
-            );
+            self.submit_error(meta, session_id, ErrorCode::BadArguments);
             return;
         }
         let mut request = match request {
@@ -1134,15 +1098,7 @@ impl ServerCore {
                 );
                 if is_write_op(op_type) {
                     // ZooKeeper gives a malformed write an error txn, which takes a zxid
-                    self.submit_error(
-                        conn,
-                        xid,
-                        op_type,
-                        session_id,
-                        ErrorCode::MarshallingError,
-                        now,
-                        received_ms,
-                    );
+                    self.submit_error(meta, session_id, ErrorCode::MarshallingError);
                 } else {
                     self.reply_error(conn, xid, ErrorCode::MarshallingError);
                 }
@@ -1150,34 +1106,20 @@ impl ServerCore {
             }
         };
         if request.is_write() {
-            self.handle_write(
-                conn,
-                xid,
-                op_type,
-                session_id,
-                &mut request,
-                now,
-                received_ms,
-            );
+            self.handle_write(meta, session_id, &mut request);
         } else if let (Request::Sync(sync), true) = (&request, self.zab.is_some()) {
-            // leading: answered after a read barrier (see Core::leader_sync)
+            // leading: answered after a read barrier (see Node::leader_sync)
             let path = sync.path.clone();
-            self.leader_client_sync(conn, xid, session_id, path, received_ms);
+            self.leader_client_sync(meta, session_id, path);
         } else if matches!(request, Request::Auth(_)) {
             // auth is answered at once, as ZooKeeper does, outside the request order
             self.handle_read(conn, xid, session_id, request);
         } else if let Some(queue) = self.session_queues.get_mut(&session_id) {
             // reads wait behind the session's earlier writes (FIFO per session)
-            queue.push_back(Queued::Read {
-                conn,
-                xid,
-                op_type,
-                request,
-                received_ms,
-            });
+            queue.push_back(Queued::Read { meta, request });
         } else {
             self.handle_read(conn, xid, session_id, request);
-            self.finish_request(conn, op_type, received_ms);
+            self.finish_request(meta);
         }
     }
 
@@ -1186,59 +1128,32 @@ impl ServerCore {
         self.send(conn, frame);
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn handle_write(
-        &mut self,
-        conn: ConnId,
-        xid: i32,
-        op_type: i32,
-        session_id: i64,
-        request: &mut Request,
-        now: i64,
-        received_ms: i64,
-    ) {
-        let auth = self.conns[&conn].auth.clone();
+    fn handle_write(&mut self, meta: RequestMeta, session_id: i64, request: &mut Request) {
+        let Some(auth) = self.conns.get(&meta.conn).map(|c| c.auth.clone()) else {
+            return;
+        };
         if let Some(me) = self.my_server_id() {
             if !matches!(request, Request::CloseSession)
                 && !self.sessions.check_owner(session_id, me)
             {
                 // the client moved here from a server whose stale writes may still arrive
-                return self.submit_error(
-                    conn,
-                    xid,
-                    op_type,
-                    session_id,
-                    ErrorCode::SessionMoved,
-                    now,
-                    received_ms,
-                );
+                return self.submit_error(meta, session_id, ErrorCode::SessionMoved);
             }
         }
         if let (Some(path), Request::Create(c)) = (&self.panic_on_create, &*request) {
-            assert!(
-                c.path != *path,
-                "panic injected by {PANIC_INJECTION_VAR}={path}"
-            );
+            assert!(c.path != *path, "panic injected on a create of {path}");
         }
-        let Some(zxid) = self.zxid_or_close(conn) else {
+        let Some(zxid) = self.zxid_or_close(meta.conn) else {
             return;
         };
-        let ctx = self.context(&auth, session_id, xid, now);
+        let ctx = self.context(&auth, session_id, meta.xid, self.now.wall_ms);
         if matches!(request, Request::CloseSession) {
             if let Some(s) = self.sessions.get_mut(session_id) {
                 s.closing = true;
             }
         }
         let prepared = self.prepare_write(&ctx, request, zxid);
-        self.submit(
-            prepared,
-            Origin::Client {
-                conn,
-                xid,
-                op_type,
-                received_ms,
-            },
-        );
+        self.submit(prepared, Origin::Client(meta));
     }
 
     /// The reply to an applied write.
@@ -1524,8 +1439,8 @@ impl ServerCore {
     }
 
     fn expire_sessions(&mut self) {
-        let now = now_ms();
-        for session_id in self.sessions.expired(mono_ms()) {
+        let now = self.now.wall_ms;
+        for session_id in self.sessions.expired(self.now.mono_ms) {
             let timeout = self.sessions.get(session_id).map_or(0, |s| s.timeout_ms);
             info!("Expiring session 0x{session_id:x}, timeout of {timeout}ms exceeded");
             let Some(zxid) = self.next_zxid() else {
@@ -1544,7 +1459,7 @@ impl ServerCore {
 
     /// Deletes empty containers and expired TTL nodes with deleteContainer txns.
     fn reap_containers(&mut self) {
-        let now = now_ms();
+        let now = self.now.wall_ms;
         let limit = self.cfg.container_max_per_minute as usize;
         for path in self.tree.reapable(now).into_iter().take(limit) {
             let Some(zxid) = self.next_zxid() else {

@@ -1,21 +1,19 @@
-//! Replicated mode: the core drives a `zab::peer::Peer` and executes its outputs. The leader
+//! Replicated mode: the node drives a `zab::peer::Peer` and executes its outputs. The leader
 //! prepares every write (its clients' and those its learners forward) and proposes it; every
 //! server applies txns when Zab commits them; learners forward writes and syncs, create and
 //! revalidate sessions through the leader, and serve reads from their own tree.
 
-use crate::core::{
-    begin_frame, error_txn, finish_frame, CoreMsg, InFlight, Origin, Queued, ServerCore,
+use crate::io::{Action, ConnId, LinkId, PeerEvent};
+use crate::node::{
+    begin_frame, error_txn, finish_frame, InFlight, Node, Origin, Queued, RequestMeta,
 };
-use crate::quorum_net::{ElectionNet, QuorumLink, ZabEvent};
-use crate::session::{session_password, ConnId};
+use crate::session::session_password;
 use bytes::Bytes;
 use config::QuorumConfig;
 use jute::request::Request;
 use jute::{op, ConnectRequest, ErrorCode, Id};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::sync::mpsc::UnboundedSender;
 use tracing::{error, info, warn};
 use tree::{DataTree, Prepared, Txn};
 use zab::election::ServerState;
@@ -55,48 +53,14 @@ enum SyncFrom {
     Client(PendingSync),
 }
 
-/// The address a quorum or election port binds: our server line's host, or every interface
-/// with quorumListenOnAllIPs (IPv6 in brackets, as HostPort prints it).
-pub(crate) fn listen_address(listen_all: bool, host: &str, port: u16) -> String {
-    let host = if listen_all { "0.0.0.0" } else { host };
-    config::HostPort {
-        host: host.to_owned(),
-        port,
-    }
-    .to_string()
-}
-
-/// Where our quorum and election ports listen, movable by a reconfiguration.
-pub struct PeerListeners {
-    pub quorum: tokio::sync::watch::Sender<String>,
-    pub election: tokio::sync::watch::Sender<String>,
-    pub listen_all: bool,
-}
-
-impl PeerListeners {
-    /// Moves the listeners to the ports of our line in an activated configuration.
-    fn follow(&self, me: &config::ServerSpec) {
-        for (listener, port) in [
-            (&self.quorum, me.quorum.port),
-            (&self.election, me.election_port),
-        ] {
-            let address = listen_address(self.listen_all, &me.quorum.host, port);
-            if *listener.borrow() != address {
-                let _ = listener.send(address);
-            }
-        }
-    }
-}
-
-pub struct Ensemble {
+/// What a server of an ensemble keeps beside the tree: its Zab peer, its quorum connections
+/// and the requests waiting for the leader.
+pub struct Replica {
     peer: Peer,
-    started: Instant,
-    election: ElectionNet,
-    core_tx: UnboundedSender<CoreMsg>,
-    links: HashMap<u64, QuorumLink>,
+    /// The quorum connection in use with each peer (the driver holds the sockets).
+    links: HashMap<u64, LinkId>,
     state: ServerState,
     serving: bool,
-    max_buffer: usize,
     /// The snapshot that arrived ahead of its SNAP packet.
     pending_snapshot: Option<SnapshotStream>,
     /// Learner: sessions active since the last PING reply.
@@ -110,34 +74,24 @@ pub struct Ensemble {
     leader_syncs: Vec<LeaderSync>,
     /// Leader: the last read barrier passed.
     barrier_passed: u64,
-    /// Inputs produced while executing outputs (a link found dead).
+    /// Inputs produced while executing outputs (a durability report without a disk).
     deferred: Vec<Input>,
     /// Learners that connected while we were still looking (they decided a moment before
     /// us): kept with what they sent until we lead — ZooKeeper's learners retry until the
     /// leader's port opens; closing them would send them back to the election.
-    parked: HashMap<u64, (QuorumLink, Vec<Packet>)>,
+    parked: HashMap<u64, (LinkId, Vec<Packet>)>,
     /// Truncations and snapshot loads of our log so far: a durability report counted
     /// before the latest one is stale (it may name a zxid cut and logged again since).
     log_resets: u64,
-    listeners: Option<PeerListeners>,
 }
 
-impl Ensemble {
-    pub fn new(
-        peer: Peer,
-        election: ElectionNet,
-        core_tx: UnboundedSender<CoreMsg>,
-        max_buffer: usize,
-    ) -> Self {
-        Ensemble {
+impl Replica {
+    pub fn new(peer: Peer) -> Self {
+        Replica {
             peer,
-            started: Instant::now(),
-            election,
-            core_tx,
             links: HashMap::new(),
             state: ServerState::Looking,
             serving: false,
-            max_buffer,
             pending_snapshot: None,
             touched: HashMap::new(),
             pending_connects: HashMap::new(),
@@ -148,17 +102,7 @@ impl Ensemble {
             deferred: Vec::new(),
             parked: HashMap::new(),
             log_resets: 0,
-            listeners: None,
         }
-    }
-
-    pub fn with_listeners(mut self, listeners: PeerListeners) -> Self {
-        self.listeners = Some(listeners);
-        self
-    }
-
-    fn now(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
     }
 
     /// None unless we lead an established epoch.
@@ -170,8 +114,17 @@ impl Ensemble {
         self.state
     }
 
+    pub fn is_serving(&self) -> bool {
+        self.serving
+    }
+
     pub fn my_id(&self) -> u64 {
         self.peer.my_id()
+    }
+
+    /// The Zab peer, for read-only questions (mntr, the simulator's checks).
+    pub fn peer(&self) -> &Peer {
+        &self.peer
     }
 
     /// Leader: learners connected and synced, and syncs waiting (mntr's leader lines).
@@ -191,7 +144,11 @@ impl Ensemble {
     }
 
     /// Learner: remember a session's activity for the next PING reply.
-    pub fn note_touch(&mut self, session_id: i64, sessions: &crate::session::SessionTracker) {
+    pub(crate) fn note_touch(
+        &mut self,
+        session_id: i64,
+        sessions: &crate::session::SessionTracker,
+    ) {
         if self.state != ServerState::Leading {
             if let Some(s) = sessions.get(session_id) {
                 self.touched.insert(session_id, s.timeout_ms as i32);
@@ -199,26 +156,43 @@ impl Ensemble {
         }
     }
 
-    fn send_to(&mut self, to: u64, packet: &Packet) {
-        let ok = self.links.get(&to).is_some_and(|l| l.send_packet(packet));
-        if !ok && self.links.remove(&to).is_some() {
-            warn!("quorum connection to server {to} is gone or too far behind; dropping it");
-            self.deferred.push(Input::Disconnected { peer: to });
+    fn send_to(&mut self, actions: &mut Vec<Action>, to: u64, packet: Packet) {
+        // a link that failed is reported by the driver (PeerEvent::LinkDown)
+        if let Some(&link) = self.links.get(&to) {
+            actions.push(Action::SendPacket { link, packet });
         }
     }
 
-    fn send_to_leader(&mut self, packet: &Packet) -> bool {
+    fn send_to_leader(&mut self, actions: &mut Vec<Action>, packet: Packet) -> bool {
         match self.peer.leader() {
             Some(l) if l != self.peer.my_id() && self.links.contains_key(&l) => {
-                self.send_to(l, packet);
+                self.send_to(actions, l, packet);
                 true
             }
             _ => false,
         }
     }
+
+    /// Forgets the connection with `sid` and has the driver close it.
+    fn drop_link(&mut self, actions: &mut Vec<Action>, sid: u64) -> bool {
+        match self.links.remove(&sid) {
+            Some(link) => {
+                actions.push(Action::CloseLink { link });
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Closes every quorum connection (in use and parked).
+    fn drop_all_links(&mut self, actions: &mut Vec<Action>) {
+        for (_, link) in self.links.drain() {
+            actions.push(Action::CloseLink { link });
+        }
+        self.pending_snapshot = None;
+    }
 }
 
-/// Decodes a txn as it came through Zab.
 /// The configuration a notification carried, when it parses and is newer than `version`.
 fn newer_config(text: &[u8], version: i64) -> Option<QuorumConfig> {
     let text = std::str::from_utf8(text).ok()?;
@@ -263,17 +237,22 @@ fn proposal_data(p: &Prepared) -> ProposalData {
     }
 }
 
-impl ServerCore {
-    pub fn start_ensemble(&mut self, ensemble: Ensemble) {
-        let mut ensemble = Box::new(ensemble);
-        let now = ensemble.now();
-        let outputs = ensemble.peer.start(now);
+impl Node {
+    /// Starts replicated mode with this Zab peer.
+    pub fn start_replica(&mut self, replica: Replica) {
+        let mut replica = Box::new(replica);
+        let outputs = replica.peer.start(self.zab_now());
         // /zookeeper/config holds the configuration we start with (ZooKeeper sets it at start)
-        let config = ensemble.peer.config().clone();
+        let config = replica.peer.config().clone();
         self.tree
             .set_config_node(&config.to_config_text(), config.version);
-        self.zab = Some(ensemble);
+        self.zab = Some(replica);
         self.run_outputs(outputs);
+    }
+
+    /// Zab's clock: the monotonic clock (never negative).
+    fn zab_now(&self) -> u64 {
+        self.now.mono_ms.max(0) as u64
     }
 
     pub(crate) fn is_leading(&self) -> bool {
@@ -301,10 +280,10 @@ impl ServerCore {
     }
 
     fn step(&mut self, input: Input) {
+        let now = self.zab_now();
         let Some(z) = self.zab.as_mut() else {
             return;
         };
-        let now = z.now();
         let outputs = z.peer.step(now, input);
         self.run_outputs(outputs);
     }
@@ -319,65 +298,85 @@ impl ServerCore {
         }
     }
 
-    pub(crate) fn on_zab_event(&mut self, ev: ZabEvent) {
+    pub(crate) fn on_peer_event(&mut self, ev: PeerEvent) {
+        let actions = &mut self.actions;
         let Some(z) = self.zab.as_mut() else {
+            // standalone: nothing of a quorum connection is kept
+            match ev {
+                PeerEvent::LearnerUp { link, .. } | PeerEvent::LeaderUp { link, .. } => {
+                    actions.push(Action::CloseLink { link })
+                }
+                _ => {}
+            }
             return;
         };
         match ev {
-            ZabEvent::Notification(n, config_text) => {
+            PeerEvent::Notification(n, config_text) => {
                 if let Some(config) = newer_config(&config_text, z.peer.config().version) {
                     self.step(Input::ConfigSeen(config));
                 }
                 self.step(Input::Notification(n))
             }
-            ZabEvent::LearnerUp { sid, link } => {
+            PeerEvent::LearnerUp { sid, link } => {
                 match z.state {
                     ServerState::Looking => {
                         if z.parked.len() < MAX_PARKED_LEARNERS || z.parked.contains_key(&sid) {
-                            z.parked.insert(sid, (link, Vec::new()));
+                            if let Some((old, _)) = z.parked.insert(sid, (link, Vec::new())) {
+                                actions.push(Action::CloseLink { link: old });
+                            }
+                        } else {
+                            actions.push(Action::CloseLink { link });
                         }
                         return;
                     }
                     ServerState::Leading => {}
-                    _ => return, // dropping the link closes it
+                    _ => {
+                        actions.push(Action::CloseLink { link });
+                        return;
+                    }
                 }
-                let replaced = z.links.insert(sid, link).is_some();
-                if replaced {
+                if let Some(old) = z.links.insert(sid, link) {
+                    actions.push(Action::CloseLink { link: old });
                     self.step(Input::Disconnected { peer: sid });
                 }
             }
-            ZabEvent::LeaderUp { sid, link } => {
+            PeerEvent::LeaderUp { sid, link } => {
                 let wanted = z.peer.leader() == Some(sid)
                     && z.state != ServerState::Leading
                     && !z.links.contains_key(&sid);
                 if wanted {
                     z.links.insert(sid, link);
                     self.step(Input::ConnectedToLeader);
+                } else {
+                    actions.push(Action::CloseLink { link });
                 }
             }
-            ZabEvent::Packet { sid, link, packet } => {
-                if z.links.get(&sid).is_some_and(|l| l.id == link) {
+            PeerEvent::Packet { sid, link, packet } => {
+                if z.links.get(&sid) == Some(&link) {
                     self.step(Input::Packet { from: sid, packet });
                 } else if let Some((parked, packets)) = z.parked.get_mut(&sid) {
-                    if parked.id == link && packets.len() < MAX_PARKED_PACKETS {
+                    if *parked == link && packets.len() < MAX_PARKED_PACKETS {
                         packets.push(packet);
-                    } else if parked.id == link {
+                    } else if *parked == link {
                         warn!("server {sid} sent too much before we lead; closing its connection");
                         z.parked.remove(&sid);
+                        actions.push(Action::CloseLink { link });
                     }
                 }
             }
-            ZabEvent::Snapshot { sid, link, stream } => {
-                if z.links.get(&sid).is_some_and(|l| l.id == link) {
+            PeerEvent::Snapshot { sid, link, stream } => {
+                if z.links.get(&sid) == Some(&link) {
                     z.pending_snapshot = Some(stream);
                 }
             }
-            ZabEvent::LinkDown { sid, link } => {
-                if z.parked.get(&sid).is_some_and(|(l, _)| l.id == link) {
+            PeerEvent::LinkDown { sid, link } => {
+                if z.parked.get(&sid).is_some_and(|(l, _)| *l == link) {
                     z.parked.remove(&sid);
+                    actions.push(Action::CloseLink { link });
                 }
-                if z.links.get(&sid).is_some_and(|l| l.id == link) {
+                if z.links.get(&sid) == Some(&link) {
                     z.links.remove(&sid);
+                    actions.push(Action::CloseLink { link });
                     self.step(Input::Disconnected { peer: sid });
                 }
             }
@@ -388,26 +387,22 @@ impl ServerCore {
         let mut committed_any = false;
         let mut answer_syncs = false;
         for o in outputs {
-            if self.zab.is_none() {
+            if self.failed {
                 return;
             }
+            let actions = &mut self.actions;
+            let Some(z) = self.zab.as_mut() else {
+                return;
+            };
             match o {
                 Output::SendNotification { to, notification } => {
-                    let z = self.zab.as_ref().expect("checked");
-                    z.election.send(to, &notification);
+                    actions.push(Action::SendNotification { to, notification })
                 }
-                Output::SendPacket { to, packet } => {
-                    self.zab.as_mut().expect("checked").send_to(to, &packet)
-                }
+                Output::SendPacket { to, packet } => z.send_to(actions, to, packet),
                 Output::ConnectToLeader { leader } => self.connect_to_leader(leader),
-                Output::DropQuorumConnections => {
-                    let z = self.zab.as_mut().expect("checked");
-                    z.links.clear();
-                    z.pending_snapshot = None;
-                }
+                Output::DropQuorumConnections => z.drop_all_links(actions),
                 Output::DropLearner { peer } => {
-                    let z = self.zab.as_mut().expect("checked");
-                    if z.links.remove(&peer).is_some() {
+                    if z.drop_link(actions, peer) {
                         info!("closing the quorum connection of server {peer}");
                     }
                 }
@@ -419,22 +414,14 @@ impl ServerCore {
                     self.commit(txns);
                     committed_any = true;
                 }
-                Output::StoreEpochs(epochs) => {
-                    if let Err(e) = crate::persist::write_epochs(&self.cfg.data_dir, epochs) {
-                        error!("cannot write the epoch files, exiting: {e}");
-                        std::process::exit(2);
-                    }
-                }
+                Output::StoreEpochs(epochs) => actions.push(Action::StoreEpochs(epochs)),
                 Output::Serving(on) => self.set_serving(on),
                 Output::ConfigProposed(config) => {
-                    let z = self.zab.as_ref().expect("checked");
                     info!("configuration 0x{:x} proposed", config.version);
-                    z.election.add_members(config.clone());
-                    crate::dynamic_config::write_next(&self.cfg, &config);
+                    actions.push(Action::ConfigProposed(config));
                 }
                 Output::ConfigActivated(config) => self.activate_config(config),
                 Output::Role(state) => {
-                    let z = self.zab.as_mut().expect("checked");
                     if z.state != state {
                         info!("server {} is now {state:?}", z.peer.my_id());
                     }
@@ -442,7 +429,9 @@ impl ServerCore {
                     if state == ServerState::Leading {
                         // learners that were early: as if they connected now
                         for (sid, (link, packets)) in std::mem::take(&mut z.parked) {
-                            z.links.insert(sid, link);
+                            if let Some(old) = z.links.insert(sid, link) {
+                                actions.push(Action::CloseLink { link: old });
+                            }
                             z.deferred.extend(
                                 packets
                                     .into_iter()
@@ -450,13 +439,14 @@ impl ServerCore {
                             );
                         }
                     } else if state != ServerState::Looking {
-                        z.parked.clear();
+                        for (_, (link, _)) in z.parked.drain() {
+                            actions.push(Action::CloseLink { link });
+                        }
                     }
                 }
                 Output::FromLearner { from, packet } => self.on_learner_message(from, packet),
                 Output::FromLeader { packet } => self.on_leader_message(packet),
                 Output::ReplyPing { to, zxid } => {
-                    let z = self.zab.as_mut().expect("checked");
                     let touches = z
                         .touched
                         .drain()
@@ -465,15 +455,14 @@ impl ServerCore {
                             timeout,
                         })
                         .collect();
-                    z.send_to(to, &Packet::PingReply { zxid, touches });
+                    z.send_to(actions, to, Packet::PingReply { zxid, touches });
                 }
                 Output::ReadBarrierPassed(id) => {
-                    let z = self.zab.as_mut().expect("checked");
                     z.barrier_passed = z.barrier_passed.max(id);
                     answer_syncs = true;
                 }
                 Output::TouchSessions(touches) => {
-                    let now = crate::core::mono_ms();
+                    let now = self.now.mono_ms;
                     for t in touches {
                         self.sessions.touch(t.session_id, now);
                     }
@@ -496,8 +485,8 @@ impl ServerCore {
         }
     }
 
-    /// A configuration became active: /zookeeper/config, the election's addresses and the
-    /// dynamic file follow it.
+    /// A configuration became active: /zookeeper/config, our listeners, the election's
+    /// addresses and the dynamic file follow it.
     fn activate_config(&mut self, config: Arc<QuorumConfig>) {
         let text = config.to_config_text();
         info!("configuration 0x{:x} activated:\n{text}", config.version);
@@ -505,23 +494,21 @@ impl ServerCore {
         let Some(z) = self.zab.as_ref() else {
             return;
         };
-        let me = config.members.get(&z.peer.my_id());
-        if let (Some(me), Some(listeners)) = (me, &z.listeners) {
-            listeners.follow(me);
+        let my_id = z.peer.my_id();
+        if let Some(me) = config.members.get(&my_id) {
+            self.actions.push(Action::MovePeerListeners(me.clone()));
+            if let Some(address) = me.client.clone() {
+                self.client_port = Some(address.port);
+                self.actions.push(Action::MoveClientListener(address));
+            }
         }
-        let my_client = me.and_then(|spec| spec.client.clone());
-        if let Some(address) = my_client {
-            self.move_client_listener(&address);
-        }
-        let Some(z) = self.zab.as_ref() else {
-            return;
-        };
-        z.election.set_config(config.clone());
-        crate::dynamic_config::write_committed(&self.cfg, z.peer.my_id(), &config);
+        self.actions.push(Action::ConfigActivated { my_id, config });
     }
 
     fn connect_to_leader(&mut self, leader: u64) {
-        let z = self.zab.as_ref().expect("ensemble");
+        let Some(z) = self.zab.as_ref() else {
+            return;
+        };
         let spec = z
             .peer
             .last_seen_config()
@@ -532,33 +519,33 @@ impl ServerCore {
             return;
         };
         let address = format!("{}:{}", spec.quorum.host, spec.quorum.port);
-        let give_up = Duration::from_millis(self.cfg.tick_time as u64 * self.cfg.init_limit as u64);
-        crate::quorum_net::connect_to_leader(
-            leader,
+        let give_up_ms = self.cfg.tick_time as u64 * self.cfg.init_limit as u64;
+        self.actions.push(Action::ConnectToLeader {
+            sid: leader,
             address,
-            give_up,
-            z.core_tx.clone(),
-            z.max_buffer,
-        );
+            give_up_ms,
+        });
     }
 
     fn set_serving(&mut self, on: bool) {
-        let z = self.zab.as_mut().expect("ensemble");
+        let Some(z) = self.zab.as_mut() else {
+            return;
+        };
         if z.serving == on {
             return;
         }
         z.serving = on;
         if on {
+            let epoch = z.peer.current_epoch();
             info!(
-                "serving clients as {} of epoch {}",
+                "serving clients as {} of epoch {epoch}",
                 self.mode().unwrap_or("?"),
-                self.zab.as_ref().expect("ensemble").peer.current_epoch()
             );
             if self.is_leading() {
                 // owners are learned again from where the clients are now
                 self.sessions.forget_owners();
                 // the sessions the leader inherits get a full timeout from now
-                let now = crate::core::mono_ms();
+                let now = self.now.mono_ms;
                 let ids: Vec<i64> = self.sessions.iter().map(|s| s.id).collect();
                 for id in ids {
                     self.sessions.touch(id, now);
@@ -584,7 +571,9 @@ impl ServerCore {
 
     /// Leader: Prepare gave a txn; propose it (the zxid was Zab's next).
     pub(crate) fn propose(&mut self, prepared: Arc<Prepared>) {
-        let z = self.zab.as_mut().expect("ensemble");
+        let Some(z) = self.zab.as_mut() else {
+            return;
+        };
         let data = proposal_data(&prepared);
         match z.peer.propose(data) {
             Some((zxid, outputs)) => {
@@ -599,31 +588,30 @@ impl ServerCore {
     }
 
     fn persist(&mut self, zxid: i64, data: &ProposalData) {
-        match self.sink.as_mut() {
+        if !self.durable {
+            // no disk (tests): durable at once, reported after the outputs at hand
+            if let Some(z) = self.zab.as_mut() {
+                z.deferred.push(Input::Durable { zxid });
+            }
+            return;
+        }
+        if logs_as_sent(data) {
             // the proposal's bytes as they are: no decode, no re-encode, nothing decoded
             // here to be freed on the log writer's thread
-            Some(sink) if logs_as_sent(data) => {
-                sink.persist_raw(data.header.clone(), data.txn.clone())
-            }
-            Some(sink) => {
-                let prepared = match self.in_flight.back() {
-                    Some(f) if f.prepared.header.zxid == zxid => f.prepared.clone(),
-                    _ => match prepared_from(data) {
-                        Ok(p) => Arc::new(p),
-                        Err(e) => fatal(&e),
-                    },
-                };
-                sink.persist(prepared)
-            }
-            None => {
-                let resets = self.zab.as_ref().map_or(0, |z| z.log_resets);
-                let _ = self.core_tx().send(CoreMsg::Durable { zxid, resets });
-            }
+            self.actions.push(Action::PersistRaw {
+                header: data.header.clone(),
+                body: data.txn.clone(),
+            });
+            return;
         }
-    }
-
-    fn core_tx(&self) -> UnboundedSender<CoreMsg> {
-        self.zab.as_ref().expect("ensemble").core_tx.clone()
+        let prepared = match self.in_flight.back() {
+            Some(f) if f.prepared.header.zxid == zxid => f.prepared.clone(),
+            _ => match prepared_from(data) {
+                Ok(p) => Arc::new(p),
+                Err(e) => return self.fatal(e),
+            },
+        };
+        self.actions.push(Action::Persist(prepared));
     }
 
     /// Applies committed txns in order, answering the clients that wait for them here.
@@ -645,13 +633,14 @@ impl ServerCore {
                 .front()
                 .is_some_and(|f| f.prepared.header.zxid == zxid)
             {
-                let f = self.in_flight.pop_front().expect("non-empty");
-                self.apply_and_answer(f);
+                if let Some(f) = self.in_flight.pop_front() {
+                    self.apply_and_answer(f);
+                }
                 continue;
             }
             let prepared = match prepared_from(&data) {
                 Ok(p) => Arc::new(p),
-                Err(e) => fatal(&e),
+                Err(e) => return self.fatal(e),
             };
             let origin = self.learner_origin(&prepared);
             self.apply_and_answer(InFlight { prepared, origin });
@@ -662,26 +651,16 @@ impl ServerCore {
     /// oldest forwarded request.
     fn learner_origin(&mut self, prepared: &Prepared) -> Origin {
         let session_id = prepared.header.client_id;
-        let z = self.zab.as_mut().expect("ensemble");
-        if let Txn::CreateSession(_) = prepared.txn {
+        if let (Txn::CreateSession(_), Some(z)) = (&prepared.txn, self.zab.as_mut()) {
             if let Some((conn, timeout)) = z.pending_connects.remove(&session_id) {
                 return Origin::Connect { conn, timeout };
             }
         }
-        if let Some(Queued::Forwarded {
-            conn,
-            xid,
-            op_type,
-            received_ms,
-        }) = self.session_queues.get(&session_id).and_then(|q| q.front())
+        if let Some(Queued::Forwarded(meta)) =
+            self.session_queues.get(&session_id).and_then(|q| q.front())
         {
-            if *xid == prepared.header.cxid && *op_type != op::SYNC {
-                return Origin::Client {
-                    conn: *conn,
-                    xid: *xid,
-                    op_type: *op_type,
-                    received_ms: *received_ms,
-                };
+            if meta.xid == prepared.header.cxid && meta.op_type != op::SYNC {
+                return Origin::Client(*meta);
             }
         }
         Origin::Internal
@@ -708,21 +687,22 @@ impl ServerCore {
             self.tree.last_processed_zxid,
             stream.tree.len()
         );
-        let z = self.zab.as_mut().expect("ensemble");
-        let ok = z
-            .links
-            .get(&to)
-            .is_some_and(|l| l.send_bytes(&stream.encode()));
-        if !ok && z.links.remove(&to).is_some() {
-            z.deferred.push(Input::Disconnected { peer: to });
+        if let Some(&link) = self.zab.as_ref().and_then(|z| z.links.get(&to)) {
+            self.actions.push(Action::SendBytes {
+                link,
+                bytes: stream.encode(),
+            });
         }
     }
 
     fn load_snapshot(&mut self, zxid: i64) {
-        let z = self.zab.as_mut().expect("ensemble");
+        let actions = &mut self.actions;
+        let Some(z) = self.zab.as_mut() else {
+            return;
+        };
         let Some(stream) = z.pending_snapshot.take() else {
             error!("SNAP at 0x{zxid:x} without its snapshot; looking for a leader again");
-            z.links.clear();
+            z.drop_all_links(actions);
             return;
         };
         let mut reader = jute::Reader::new(&stream.tree);
@@ -730,7 +710,7 @@ impl ServerCore {
             Ok(t) => t,
             Err(e) => {
                 error!("the leader's snapshot does not decode ({e}); looking again");
-                z.links.clear();
+                z.drop_all_links(actions);
                 return;
             }
         };
@@ -745,11 +725,18 @@ impl ServerCore {
             tree.node_count(),
             sessions.len()
         );
-        let bytes = storage::snapshot::serialize(&tree, &sessions);
+        // the file is written from our own serialization of what we loaded
+        let mut serialized_tree = Vec::with_capacity(stream.tree.len());
+        tree.serialize_into(&mut serialized_tree);
+        drop(stream);
         self.replace_state(tree, &sessions);
-        crate::persist::release_free_memory();
-        if let Some(sink) = self.sink.as_mut() {
-            sink.reset_to_snapshot(zxid, bytes);
+        self.actions.push(Action::ReleaseFreeMemory);
+        if self.durable {
+            self.actions.push(Action::ResetLogToSnapshot {
+                zxid,
+                sessions,
+                serialized_tree,
+            });
         }
         self.count_log_reset(zxid);
     }
@@ -757,18 +744,18 @@ impl ServerCore {
     /// The log was truncated or replaced: earlier durability reports are stale. Without a
     /// disk (tests) nothing else will report what is kept, so report it here.
     fn count_log_reset(&mut self, zxid: i64) {
+        let durable = self.durable;
         if let Some(z) = self.zab.as_mut() {
             z.log_resets += 1;
-            if self.sink.is_none() {
-                let resets = z.log_resets;
-                let _ = self.core_tx().send(CoreMsg::Durable { zxid, resets });
+            if !durable {
+                z.deferred.push(Input::Durable { zxid });
             }
         }
     }
 
-    fn replace_state(&mut self, tree: DataTree, sessions: &[(i64, i32)]) {
+    pub(crate) fn replace_state(&mut self, tree: DataTree, sessions: &[(i64, i32)]) {
         self.abandon_snapshot();
-        let now = crate::core::mono_ms();
+        let now = self.now.mono_ms;
         self.tree = tree;
         self.zxid = self.tree.last_processed_zxid;
         self.in_flight.clear();
@@ -785,8 +772,8 @@ impl ServerCore {
     fn truncate(&mut self, zxid: i64) {
         // the snapshot being taken may hold changes from past the cut
         self.abandon_snapshot();
-        if let Some(sink) = self.sink.as_mut() {
-            sink.truncate(zxid);
+        if self.durable {
+            self.actions.push(Action::TruncateLog { zxid });
         }
         self.count_log_reset(zxid);
         if zxid < self.tree.last_processed_zxid {
@@ -795,9 +782,12 @@ impl ServerCore {
                 "truncated to 0x{zxid:x} below the applied 0x{:x}: reloading",
                 self.tree.last_processed_zxid
             );
-            match crate::persist::restore(&self.cfg) {
-                Ok(restored) => self.replace_state(restored.tree, &restored.sessions),
-                Err(e) => fatal(&format!("cannot reload after truncation: {e}")),
+            if self.durable {
+                self.actions.push(Action::ReloadFromDisk);
+            } else {
+                self.fatal(format!(
+                    "truncated to 0x{zxid:x} below what was applied, without a disk to reload from"
+                ));
             }
         }
     }
@@ -810,15 +800,17 @@ impl ServerCore {
                 session_id,
                 timeout,
             } => {
-                let valid = self.sessions.touch(session_id, crate::core::mono_ms());
+                let valid = self.sessions.touch(session_id, self.now.mono_ms);
                 if valid {
                     if let Some(s) = self.sessions.get_mut(session_id) {
                         s.timeout_ms = timeout.max(0) as u32;
                         s.owner = Some(from);
                     }
                 }
-                let z = self.zab.as_mut().expect("ensemble");
-                z.send_to(from, &Packet::RevalidateReply { session_id, valid });
+                if let Some(z) = self.zab.as_mut() {
+                    let reply = Packet::RevalidateReply { session_id, valid };
+                    z.send_to(&mut self.actions, from, reply);
+                }
             }
             Packet::Request(r) => self.learner_request(from, r),
             _ => {}
@@ -829,8 +821,8 @@ impl ServerCore {
         if !self.is_leading() {
             return;
         }
-        let now = crate::core::now_ms();
-        let mono = crate::core::mono_ms();
+        let now = self.now.wall_ms;
+        let mono = self.now.mono_ms;
         let session_id = r.session_id;
         if r.op_type == op::SYNC {
             return self.leader_sync(SyncFrom::Learner(from));
@@ -881,7 +873,7 @@ impl ServerCore {
             return;
         }
         let mut request = match Request::decode(r.op_type, &r.request) {
-            // a lone check (forwarded by a ZooKeeper learner): no txn, see Core::on_request
+            // a lone check (forwarded by a ZooKeeper learner): no txn, see Node::on_request
             Ok(Request::Check(_)) => {
                 self.submit(error(ErrorCode::Unimplemented, zxid), Origin::Internal);
                 return;
@@ -972,7 +964,9 @@ impl ServerCore {
     /// that was deposed without noticing yet never answers from its stale tree.
     fn leader_sync(&mut self, to: SyncFrom) {
         let zxid = self.in_flight.back().map_or(0, |f| f.prepared.header.zxid);
-        let z = self.zab.as_mut().expect("ensemble");
+        let Some(z) = self.zab.as_mut() else {
+            return;
+        };
         let Some((barrier, outputs)) = z.peer.request_read_barrier() else {
             return;
         };
@@ -982,48 +976,30 @@ impl ServerCore {
     }
 
     /// Holds the session's later reads until this request (answered elsewhere) is answered.
-    fn queue_forwarded(
-        &mut self,
-        session_id: i64,
-        conn: ConnId,
-        xid: i32,
-        op_type: i32,
-        received_ms: i64,
-    ) {
-        let queued = Queued::Forwarded {
-            conn,
-            xid,
-            op_type,
-            received_ms,
-        };
+    fn queue_forwarded(&mut self, session_id: i64, meta: RequestMeta) {
         self.session_queues
             .entry(session_id)
             .or_default()
-            .push_back(queued);
+            .push_back(Queued::Forwarded(meta));
     }
 
     /// Leader: a client's sync, queued in its session like a forwarded request so that its
     /// later reads wait for the answer.
-    pub(crate) fn leader_client_sync(
-        &mut self,
-        conn: ConnId,
-        xid: i32,
-        session_id: i64,
-        path: String,
-        received_ms: i64,
-    ) {
-        self.queue_forwarded(session_id, conn, xid, op::SYNC, received_ms);
+    pub(crate) fn leader_client_sync(&mut self, meta: RequestMeta, session_id: i64, path: String) {
+        self.queue_forwarded(session_id, meta);
         self.leader_sync(SyncFrom::Client(PendingSync {
             session_id,
-            conn,
-            xid,
+            conn: meta.conn,
+            xid: meta.xid,
             path,
         }));
     }
 
     fn answer_leader_syncs(&mut self) {
         let applied = self.tree.last_processed_zxid;
-        let z = self.zab.as_mut().expect("ensemble");
+        let Some(z) = self.zab.as_mut() else {
+            return;
+        };
         if z.leader_syncs.is_empty() {
             return;
         }
@@ -1036,8 +1012,9 @@ impl ServerCore {
         for sync in due {
             match sync.to {
                 SyncFrom::Learner(learner) => {
-                    let z = self.zab.as_mut().expect("ensemble");
-                    z.send_to(learner, &Packet::Sync);
+                    if let Some(z) = self.zab.as_mut() {
+                        z.send_to(&mut self.actions, learner, Packet::Sync);
+                    }
                 }
                 SyncFrom::Client(sync) => self.answer_client_sync(sync),
             }
@@ -1046,13 +1023,11 @@ impl ServerCore {
 
     /// Answers a client's sync (at the head of its session's queue) and the reads behind it.
     fn answer_client_sync(&mut self, sync: PendingSync) {
-        let received_ms = match self.session_queues.get_mut(&sync.session_id) {
+        let meta = match self.session_queues.get_mut(&sync.session_id) {
             Some(q) => match q.front() {
-                Some(&Queued::Forwarded {
-                    xid, received_ms, ..
-                }) if xid == sync.xid => {
+                Some(&Queued::Forwarded(meta)) if meta.xid == sync.xid => {
                     q.pop_front();
-                    Some(received_ms)
+                    Some(meta)
                 }
                 _ => None,
             },
@@ -1061,8 +1036,8 @@ impl ServerCore {
         let mut b = begin_frame(sync.xid, self.tree.last_processed_zxid, 0);
         jute::write_str(&mut b, &sync.path);
         self.send(sync.conn, finish_frame(b));
-        if let Some(received_ms) = received_ms {
-            self.finish_request(sync.conn, op::SYNC, received_ms);
+        if let Some(meta) = meta {
+            self.finish_request(meta);
         }
         self.drain_session_queue(sync.session_id);
     }
@@ -1090,9 +1065,6 @@ impl ServerCore {
                 c.session_id = session_id;
                 c.stats.session_timeout = timeout;
             }
-            let z = self.zab.as_mut().expect("ensemble");
-            z.pending_connects
-                .insert(session_id, (conn, timeout as i32));
             let packet = Packet::Request(LearnerRequest {
                 session_id,
                 cxid: 0,
@@ -1100,7 +1072,12 @@ impl ServerCore {
                 request: (timeout as i32).to_be_bytes().to_vec().into(),
                 authinfo: None,
             });
-            if !z.send_to_leader(&packet) {
+            let sent = self.zab.as_mut().is_some_and(|z| {
+                z.pending_connects
+                    .insert(session_id, (conn, timeout as i32));
+                z.send_to_leader(&mut self.actions, packet)
+            });
+            if !sent {
                 self.close_conn(conn);
             }
             return;
@@ -1110,13 +1087,15 @@ impl ServerCore {
             info!("Invalid password for session 0x{session_id:x}");
             return self.reject_session(conn);
         }
-        let z = self.zab.as_mut().expect("ensemble");
-        z.pending_revalidations.insert(session_id, (conn, timeout));
         let packet = Packet::Revalidate {
             session_id,
             timeout: timeout as i32,
         };
-        if !z.send_to_leader(&packet) {
+        let sent = self.zab.as_mut().is_some_and(|z| {
+            z.pending_revalidations.insert(session_id, (conn, timeout));
+            z.send_to_leader(&mut self.actions, packet)
+        });
+        if !sent {
             self.close_conn(conn);
         }
     }
@@ -1124,8 +1103,11 @@ impl ServerCore {
     fn on_leader_message(&mut self, packet: Packet) {
         match packet {
             Packet::RevalidateReply { session_id, valid } => {
-                let z = self.zab.as_mut().expect("ensemble");
-                let Some((conn, timeout)) = z.pending_revalidations.remove(&session_id) else {
+                let Some((conn, timeout)) = self
+                    .zab
+                    .as_mut()
+                    .and_then(|z| z.pending_revalidations.remove(&session_id))
+                else {
                     return;
                 };
                 if !self.conns.contains_key(&conn) {
@@ -1135,7 +1117,7 @@ impl ServerCore {
                     info!("Invalid session 0x{session_id:x}, probably expired");
                     return self.reject_session(conn);
                 }
-                let now = crate::core::mono_ms();
+                let now = self.now.mono_ms;
                 if self.sessions.get(session_id).is_none() {
                     self.sessions.add(session_id, timeout, now);
                 }
@@ -1143,8 +1125,7 @@ impl ServerCore {
                 self.attach_session(conn, session_id, timeout);
             }
             Packet::Sync => {
-                let z = self.zab.as_mut().expect("ensemble");
-                if let Some(sync) = z.pending_syncs.pop_front() {
+                if let Some(sync) = self.zab.as_mut().and_then(|z| z.pending_syncs.pop_front()) {
                     self.answer_client_sync(sync);
                 }
             }
@@ -1153,23 +1134,20 @@ impl ServerCore {
     }
 
     /// Learner: a client's write or sync goes to the leader; its answer comes with the commit.
-    pub(crate) fn forward(
-        &mut self,
-        conn: ConnId,
-        xid: i32,
-        op_type: i32,
-        session_id: i64,
-        raw: Bytes,
-        received_ms: i64,
-    ) {
+    pub(crate) fn forward(&mut self, meta: RequestMeta, session_id: i64, raw: Bytes) {
+        let RequestMeta {
+            conn, xid, op_type, ..
+        } = meta;
         if op_type == op::CLOSE_SESSION {
             if let Some(s) = self.sessions.get_mut(session_id) {
                 s.closing = true;
             }
         }
         let auth = self.conns.get(&conn).map(|c| c.auth.to_vec());
-        self.queue_forwarded(session_id, conn, xid, op_type, received_ms);
-        let z = self.zab.as_mut().expect("ensemble");
+        self.queue_forwarded(session_id, meta);
+        let Some(z) = self.zab.as_mut() else {
+            return;
+        };
         if op_type == op::SYNC {
             let path = Request::decode(op_type, &raw)
                 .ok()
@@ -1192,15 +1170,10 @@ impl ServerCore {
             request: raw,
             authinfo: auth,
         });
-        if !z.send_to_leader(&packet) {
+        if !z.send_to_leader(&mut self.actions, packet) {
             self.close_conn(conn);
         }
     }
-}
-
-fn fatal(message: &str) -> ! {
-    error!("{message}; exiting");
-    std::process::exit(3);
 }
 
 #[cfg(test)]
