@@ -87,6 +87,13 @@ pub(crate) enum Queued {
         meta: RequestMeta,
         request: Request,
     },
+    /// A reply ready before the session's earlier requests were answered: it waits in its
+    /// place (a client matches replies to requests in order; ZooKeeper's Java client drops
+    /// the connection on an xid out of order).
+    Answered {
+        meta: RequestMeta,
+        frame: Bytes,
+    },
 }
 
 /// Nodes serialized per step of a snapshot, between two batches of requests.
@@ -183,6 +190,18 @@ pub(crate) fn begin_frame(xid: i32, zxid: i64, err: i32) -> BytesMut {
     b.put_i32(0);
     ReplyHeader { xid, zxid, err }.write(&mut b);
     b
+}
+
+/// A reply frame with the zxid of its header replaced (a reply held in its session's order
+/// is stamped with the zxid at which it is sent).
+fn restamp(frame: Bytes, zxid: i64) -> Bytes {
+    // length (4), xid (4), then the zxid
+    if frame.len() < 16 {
+        return frame;
+    }
+    let mut b = BytesMut::from(&frame[..]);
+    b[8..16].copy_from_slice(&zxid.to_be_bytes());
+    b.freeze()
 }
 
 pub(crate) fn finish_frame(mut b: BytesMut) -> Bytes {
@@ -809,24 +828,28 @@ impl Node {
                 Origin::Internal => {}
                 Origin::Connect { conn, timeout } => {
                     self.connect_response(conn, timeout, session_id, session_password(session_id));
+                    // the createSession heads its session's queue: what follows may go on
+                    let zxid = prepared.header.zxid;
+                    if let Some(queue) = self.session_queues.get_mut(&session_id) {
+                        if let Some(i) = queue
+                            .iter()
+                            .position(|q| matches!(q, Queued::Write(z) if *z == zxid))
+                        {
+                            queue.remove(i);
+                        }
+                    }
                 }
                 Origin::Client(meta) => {
-                    self.answer_write(meta.conn, meta.xid, session_id, &prepared, &rc);
-                    self.finish_request(meta);
-                }
-            }
-            if let Some(queue) = self.session_queues.get_mut(&session_id) {
-                match queue.front() {
-                    Some(Queued::Write(z)) if *z == prepared.header.zxid => {
-                        queue.pop_front();
+                    let frame = self.write_reply(meta.xid, session_id, &prepared, &rc);
+                    if matches!(prepared.txn, Txn::CloseSession(_)) && prepared.error.is_none() {
+                        // the session ends here: nothing of it is answered after this
+                        self.send(meta.conn, frame);
+                        self.finish_request(meta);
+                        self.close_conn(meta.conn);
+                    } else {
+                        let zxid = prepared.header.zxid;
+                        self.answer_in_order(session_id, meta, Some(zxid), frame);
                     }
-                    Some(Queued::Forwarded(meta))
-                        if meta.xid == prepared.header.cxid
-                            && matches!(origin, Origin::Client(_)) =>
-                    {
-                        queue.pop_front();
-                    }
-                    _ => {}
                 }
             }
             if let Some(conn) = closing_conn {
@@ -846,7 +869,43 @@ impl Node {
         }
     }
 
-    /// Answers the reads at the head of a session's queue, up to its next pending write.
+    /// Sends the reply to a request in its session's order: at once when nothing of the
+    /// session waits ahead of it, else held in the request's place in the session's queue
+    /// (found by its zxid for a write prepared here, by its xid for a forwarded one).
+    pub(crate) fn answer_in_order(
+        &mut self,
+        session_id: i64,
+        meta: RequestMeta,
+        zxid: Option<i64>,
+        frame: Bytes,
+    ) {
+        let Some(queue) = self.session_queues.get_mut(&session_id) else {
+            self.send(meta.conn, frame);
+            self.finish_request(meta);
+            return;
+        };
+        let place = queue.iter().position(|q| match q {
+            Queued::Write(z) => Some(*z) == zxid,
+            Queued::Forwarded(m) => m.xid == meta.xid && m.conn == meta.conn,
+            _ => false,
+        });
+        match place {
+            Some(0) => {
+                queue.pop_front();
+                self.send(meta.conn, frame);
+                self.finish_request(meta);
+                self.drain_session_queue(session_id);
+            }
+            Some(i) => queue[i] = Queued::Answered { meta, frame },
+            None if queue.is_empty() => {
+                self.send(meta.conn, frame);
+                self.finish_request(meta);
+            }
+            None => queue.push_back(Queued::Answered { meta, frame }),
+        }
+    }
+
+    /// Answers what waits at the head of a session's queue, up to its next pending write.
     pub(crate) fn drain_session_queue(&mut self, session_id: i64) {
         loop {
             let Some(queue) = self.session_queues.get_mut(&session_id) else {
@@ -863,6 +922,15 @@ impl Node {
                         return;
                     };
                     self.handle_read(meta.conn, meta.xid, session_id, request);
+                    self.finish_request(meta);
+                }
+                Some(Queued::Answered { .. }) => {
+                    let Some(Queued::Answered { meta, frame }) = queue.pop_front() else {
+                        return;
+                    };
+                    // answered now: the zxid a client sees never goes back
+                    let frame = restamp(frame, self.tree.last_processed_zxid);
+                    self.send(meta.conn, frame);
                     self.finish_request(meta);
                 }
             }
@@ -1068,7 +1136,7 @@ impl Node {
             // drop the leader, so one request moves the leadership) and its own restart
             // cannot read. zkrs answers it without a txn.
             warn!("a check outside a multi from session 0x{session_id:x}: answered Unimplemented");
-            self.reply_error(conn, xid, ErrorCode::Unimplemented);
+            self.reply_error_in_order(session_id, meta, ErrorCode::Unimplemented);
             return;
         }
         if self.zab.is_some() && !self.is_leading() && is_forwarded_op(op_type) {
@@ -1088,7 +1156,7 @@ impl Node {
             Ok(r) => r,
             Err(JuteError::InvalidValue { what: "opcode", .. }) => {
                 warn!("Received packet at server of unknown type {op_type} from 0x{session_id:x}");
-                self.reply_error(conn, xid, ErrorCode::Unimplemented);
+                self.reply_error_in_order(session_id, meta, ErrorCode::Unimplemented);
                 return;
             }
             Err(e) => {
@@ -1100,7 +1168,7 @@ impl Node {
                     // ZooKeeper gives a malformed write an error txn, which takes a zxid
                     self.submit_error(meta, session_id, ErrorCode::MarshallingError);
                 } else {
-                    self.reply_error(conn, xid, ErrorCode::MarshallingError);
+                    self.reply_error_in_order(session_id, meta, ErrorCode::MarshallingError);
                 }
                 return;
             }
@@ -1157,35 +1225,37 @@ impl Node {
     }
 
     /// The reply to an applied write.
-    pub(crate) fn answer_write(
-        &mut self,
-        conn: ConnId,
-        xid: i32,
-        session_id: i64,
-        prepared: &Prepared,
-        rc: &TxnResult,
-    ) {
+    fn write_reply(&self, xid: i32, session_id: i64, prepared: &Prepared, rc: &TxnResult) -> Bytes {
         let zxid = self.tree.last_processed_zxid;
         match (&prepared.txn, prepared.error) {
             (Txn::Multi(_), _) => {
                 let mut b = begin_frame(xid, zxid, 0);
                 write_multi_results(&mut b, &rc.multi);
-                self.send(conn, finish_frame(b));
+                finish_frame(b)
             }
-            (_, Some(code)) => self.reply_error(conn, xid, code),
+            (_, Some(code)) => finish_frame(begin_frame(xid, zxid, code.code())),
             (Txn::CloseSession(_), None) => {
                 info!("Closed session 0x{session_id:x}");
-                self.send(conn, finish_frame(begin_frame(xid, zxid, 0)));
-                self.close_conn(conn);
+                finish_frame(begin_frame(xid, zxid, 0))
             }
             (txn, None) => {
                 let mut b = begin_frame(xid, zxid, rc.err);
                 if rc.err == 0 {
                     write_txn_response(&mut b, txn, rc);
                 }
-                self.send(conn, finish_frame(b));
+                finish_frame(b)
             }
         }
+    }
+
+    /// An error answered without a txn, in the session's order.
+    fn reply_error_in_order(&mut self, session_id: i64, meta: RequestMeta, code: ErrorCode) {
+        let frame = finish_frame(begin_frame(
+            meta.xid,
+            self.tree.last_processed_zxid,
+            code.code(),
+        ));
+        self.answer_in_order(session_id, meta, None, frame);
     }
 
     fn handle_read(&mut self, conn: ConnId, xid: i32, session_id: i64, request: Request) {
@@ -1589,4 +1659,89 @@ fn write_multi_results(b: &mut BytesMut, results: &[TxnResult]) {
         err: -1,
     }
     .write(b);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> Now {
+        Now {
+            mono_ms: 10_000,
+            wall_ms: 1_700_000_000_000,
+        }
+    }
+
+    fn request(conn: ConnId, xid: i32, op_type: i32, body: Vec<u8>) -> Event {
+        Event::Request {
+            conn,
+            xid,
+            op_type,
+            request: Request::decode(op_type, &body),
+            raw: Bytes::from(body),
+            received_ms: now().mono_ms,
+        }
+    }
+
+    fn replied_xids(actions: &[Action]) -> Vec<i32> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send { frame, .. } if frame.len() >= 8 => {
+                    Some(i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Found by the whole-server simulation: an error answered without a txn (a lone check,
+    /// an unknown opcode, a malformed read) overtook the session's write still being made
+    /// durable; a client matches replies to requests in order.
+    #[test]
+    fn replies_without_a_txn_wait_for_the_sessions_earlier_write() {
+        let cfg = ZooCfg::parse("dataDir=/nonexistent\nclientPort=2181\n", "t.cfg").unwrap();
+        let options = NodeOptions {
+            durable: true,
+            ..NodeOptions::default()
+        };
+        let mut node = Node::with_state(Arc::new(cfg), DataTree::new(), &[], options, now());
+        let remote = "127.0.0.1:5000".parse().unwrap();
+        node.handle(now(), Event::Accepted { conn: 1, remote });
+        let connect = ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: 0,
+            time_out: 10_000,
+            session_id: 0,
+            passwd: Some(vec![0; 16]),
+            read_only: false,
+        };
+        node.handle(
+            now(),
+            Event::Connect {
+                conn: 1,
+                request: connect,
+                old_client: false,
+            },
+        );
+        node.handle(now(), Event::Durable { zxid: 1, resets: 0 });
+        node.take_actions();
+        // setData /zookeeper (a write: Persist, no reply until durable)
+        let mut body = Vec::new();
+        jute::write_str(&mut body, "/zookeeper");
+        jute::write_opt_buffer(&mut body, Some(b"x"));
+        body.extend_from_slice(&(-1i32).to_be_bytes());
+        node.handle(now(), request(1, 1, op::SET_DATA, body));
+        // then a lone check, an unknown opcode and a malformed getData
+        node.handle(now(), request(1, 2, op::CHECK, vec![0; 8]));
+        node.handle(now(), request(1, 3, 999, vec![]));
+        node.handle(now(), request(1, 4, op::GET_DATA, vec![0, 0]));
+        let early = node.take_actions();
+        assert!(
+            replied_xids(&early).is_empty(),
+            "nothing answered before the write: {early:?}"
+        );
+        node.handle(now(), Event::Durable { zxid: 2, resets: 0 });
+        assert_eq!(replied_xids(&node.take_actions()), vec![1, 2, 3, 4]);
+    }
 }

@@ -656,14 +656,19 @@ impl Node {
                 return Origin::Connect { conn, timeout };
             }
         }
-        if let Some(Queued::Forwarded(meta)) =
-            self.session_queues.get(&session_id).and_then(|q| q.front())
-        {
-            if meta.xid == prepared.header.cxid && meta.op_type != op::SYNC {
-                return Origin::Client(*meta);
-            }
-        }
-        Origin::Internal
+        // the session's forwarded request with this cxid, wherever it waits (a sync forwarded
+        // before it may still wait for the leader's answer)
+        let forwarded = self.session_queues.get(&session_id).and_then(|q| {
+            q.iter().find_map(|entry| match entry {
+                Queued::Forwarded(meta)
+                    if meta.xid == prepared.header.cxid && meta.op_type != op::SYNC =>
+                {
+                    Some(*meta)
+                }
+                _ => None,
+            })
+        });
+        forwarded.map_or(Origin::Internal, Origin::Client)
     }
 
     fn send_snapshot(&mut self, to: u64) {
@@ -1023,23 +1028,25 @@ impl Node {
 
     /// Answers a client's sync (at the head of its session's queue) and the reads behind it.
     fn answer_client_sync(&mut self, sync: PendingSync) {
-        let meta = match self.session_queues.get_mut(&sync.session_id) {
-            Some(q) => match q.front() {
-                Some(&Queued::Forwarded(meta)) if meta.xid == sync.xid => {
-                    q.pop_front();
-                    Some(meta)
-                }
-                _ => None,
-            },
-            None => None,
-        };
+        let meta = self
+            .session_queues
+            .get(&sync.session_id)
+            .and_then(|q| {
+                q.iter().find_map(|entry| match entry {
+                    Queued::Forwarded(m) if m.xid == sync.xid && m.conn == sync.conn => Some(*m),
+                    _ => None,
+                })
+            })
+            .unwrap_or(RequestMeta {
+                conn: sync.conn,
+                xid: sync.xid,
+                op_type: op::SYNC,
+                received_ms: self.now.mono_ms,
+            });
         let mut b = begin_frame(sync.xid, self.tree.last_processed_zxid, 0);
         jute::write_str(&mut b, &sync.path);
-        self.send(sync.conn, finish_frame(b));
-        if let Some(meta) = meta {
-            self.finish_request(meta);
-        }
-        self.drain_session_queue(sync.session_id);
+        // in the session's order: a write forwarded before the sync may not be answered yet
+        self.answer_in_order(sync.session_id, meta, None, finish_frame(b));
     }
 
     // ---- learner: clients here, decisions at the leader ----

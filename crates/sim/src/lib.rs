@@ -69,6 +69,7 @@
 //! ```
 
 pub mod check;
+pub mod cluster;
 mod net;
 pub mod rng;
 mod server;

@@ -1,0 +1,87 @@
+//! Seeds of the whole-server simulation ([`sim::cluster`]): real nodes, simulated clients,
+//! crashes, fsync failures, partitions, pauses, clock drift, broken client connections and
+//! requests no client should send. Run by hand for now
+//! (`cargo run --release -p zkrs-sim --example cluster`): it is not yet deterministic (the
+//! node iterates hash maps) and some seeds fail on findings not yet triaged (issue 18's
+//! closing note); it joins the CI once both are settled.
+//!
+//! - `CLUSTER_SEEDS=n`: how many seeds (default [`DEFAULT_SEEDS`]);
+//! - `CLUSTER_FIRST_SEED=f`: start there (CI passes a time-derived one, printed);
+//! - `CLUSTER_SEED=s`: run only seed `s` (a failure prints the events before it).
+
+use sim::cluster::{run_cluster, ClusterConfig, ClusterStats};
+use std::time::Instant;
+
+const DEFAULT_SEEDS: u64 = 40;
+
+/// Seeds that fail on something not yet understood (reported in the closing note of issue
+/// 18): they run and their failure is printed, without failing the test; any other failing
+/// seed fails it, and a known seed that passes is reported so it can be removed.
+const KNOWN_OPEN: &[(u64, &str)] = &[
+    (5, "a server does not serve 25 s after the heal"),
+    (7, "a server does not serve 25 s after the heal"),
+    (11, "a server does not serve 25 s after the heal"),
+    (20, "an ephemeral outlives its session on one server"),
+    (26, "a server does not serve 25 s after the heal"),
+    (28, "a server does not serve 25 s after the heal"),
+];
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().map(|v| {
+        v.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} must be a number, not {v:?}"))
+    })
+}
+
+fn main() {
+    let (first, count) = match env_u64("CLUSTER_SEED") {
+        Some(seed) => (seed, 1),
+        None => (
+            env_u64("CLUSTER_FIRST_SEED").unwrap_or(1),
+            env_u64("CLUSTER_SEEDS").unwrap_or(DEFAULT_SEEDS),
+        ),
+    };
+    let started = Instant::now();
+    let mut total = ClusterStats::default();
+    let mut failures = Vec::new();
+    for seed in first..first + count {
+        match run_cluster(&ClusterConfig::for_seed(seed)) {
+            Ok(s) => {
+                if KNOWN_OPEN.iter().any(|(k, _)| *k == seed) {
+                    eprintln!("known open seed {seed} passes now: remove it from KNOWN_OPEN");
+                }
+                total.events += s.events;
+                total.replies += s.replies;
+                total.writes_acked += s.writes_acked;
+                total.synced_reads += s.synced_reads;
+                total.locks_taken += s.locks_taken;
+                total.crashes += s.crashes;
+                total.partitions += s.partitions;
+                total.client_moves += s.client_moves;
+                total.sessions_expired += s.sessions_expired;
+                total.hostile_requests += s.hostile_requests;
+            }
+            Err(e) => {
+                let known = KNOWN_OPEN.iter().find(|(s, _)| *s == seed);
+                eprintln!("{e}\n(replay: CLUSTER_SEED={seed} cargo test --release -p zkrs-sim --test cluster_seeds -- --nocapture)\n");
+                match known {
+                    Some((_, why)) => eprintln!("seed {seed} is a known open failure: {why}"),
+                    None => failures.push(seed),
+                }
+            }
+        }
+    }
+    eprintln!(
+        "cluster seeds {first}..{}: {} failed, in {:.1} s; {total:?}",
+        first + count,
+        failures.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(failures.is_empty(), "failing seeds: {failures:?}");
+    // the runs did what they are for
+    if count >= 10 {
+        assert!(total.writes_acked > 0 && total.synced_reads > 0 && total.locks_taken > 0);
+        assert!(total.crashes > 0 && total.partitions > 0 && total.hostile_requests > 0);
+    }
+}
