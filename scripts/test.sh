@@ -32,10 +32,12 @@ cargo build --release
 step "unit, property and socket tests"
 cargo test --release --workspace
 
-step "simulator on fresh seeds (time-derived, besides the fixed ones above; a failing seed replays with SIM_SEED=<seed>)"
+step "simulators on fresh seeds (time-derived, besides the fixed ones above; a failing seed replays with SIM_SEED=<seed> / CLUSTER_SEED=<seed>)"
 fresh=$(( $(date +%s) * 1000 ))
 echo "fresh seeds from SIM_FIRST_SEED=$fresh"
 SIM_FIRST_SEED=$fresh SIM_SEEDS=300 SIM_RECONFIG_SEEDS=60 cargo test --release -p zkrs-sim --test seeds
+echo "whole-server simulation on fresh seeds from CLUSTER_FIRST_SEED=$fresh (replay one with CLUSTER_SEED=<seed>)"
+CLUSTER_FIRST_SEED=$fresh CLUSTER_SEEDS=400 cargo test --release -p zkrs-sim --test cluster_seeds -- --nocapture
 
 step "interop: kazoo's test suite, zkCli.sh and the C client, against Apache ZooKeeper and zkrs"
 tests/interop/run.sh zk

@@ -482,7 +482,13 @@ impl Node {
     fn close_slow_consumers(&mut self) {
         let now = self.now.mono_ms;
         let min_timeout = self.cfg.min_session_timeout as i64;
-        for (&conn, c) in self.conns.iter_mut() {
+        // in connection order: the actions of a tick do not depend on hashing
+        let mut ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        ids.sort_unstable();
+        for conn in ids {
+            let Some(c) = self.conns.get_mut(&conn) else {
+                continue;
+            };
             if !c.unsent.is_backlogged() {
                 c.backlogged_since = None;
                 continue;

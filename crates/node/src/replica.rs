@@ -12,7 +12,7 @@ use bytes::Bytes;
 use config::QuorumConfig;
 use jute::request::Request;
 use jute::{op, ConnectRequest, ErrorCode, Id};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use tracing::{error, info, warn};
 use tree::{DataTree, Prepared, Txn};
@@ -58,17 +58,17 @@ enum SyncFrom {
 pub struct Replica {
     peer: Peer,
     /// The quorum connection in use with each peer (the driver holds the sockets).
-    links: HashMap<u64, LinkId>,
+    links: BTreeMap<u64, LinkId>,
     state: ServerState,
     serving: bool,
     /// The snapshot that arrived ahead of its SNAP packet.
     pending_snapshot: Option<SnapshotStream>,
     /// Learner: sessions active since the last PING reply.
-    touched: HashMap<i64, i32>,
+    touched: BTreeMap<i64, i32>,
     /// Learner: new sessions waiting for their createSession to commit.
-    pending_connects: HashMap<i64, (ConnId, i32)>,
+    pending_connects: BTreeMap<i64, (ConnId, i32)>,
     /// Learner: reconnects waiting for the leader's REVALIDATE answer.
-    pending_revalidations: HashMap<i64, (ConnId, u32)>,
+    pending_revalidations: BTreeMap<i64, (ConnId, u32)>,
     pending_syncs: VecDeque<PendingSync>,
     /// Leader: syncs answered once their zxid has committed and their barrier passed.
     leader_syncs: Vec<LeaderSync>,
@@ -79,7 +79,7 @@ pub struct Replica {
     /// Learners that connected while we were still looking (they decided a moment before
     /// us): kept with what they sent until we lead — ZooKeeper's learners retry until the
     /// leader's port opens; closing them would send them back to the election.
-    parked: HashMap<u64, (LinkId, Vec<Packet>)>,
+    parked: BTreeMap<u64, (LinkId, Vec<Packet>)>,
     /// Truncations and snapshot loads of our log so far: a durability report counted
     /// before the latest one is stale (it may name a zxid cut and logged again since).
     log_resets: u64,
@@ -89,18 +89,18 @@ impl Replica {
     pub fn new(peer: Peer) -> Self {
         Replica {
             peer,
-            links: HashMap::new(),
+            links: BTreeMap::new(),
             state: ServerState::Looking,
             serving: false,
             pending_snapshot: None,
-            touched: HashMap::new(),
-            pending_connects: HashMap::new(),
-            pending_revalidations: HashMap::new(),
+            touched: BTreeMap::new(),
+            pending_connects: BTreeMap::new(),
+            pending_revalidations: BTreeMap::new(),
             pending_syncs: VecDeque::new(),
             leader_syncs: Vec::new(),
             barrier_passed: 0,
             deferred: Vec::new(),
-            parked: HashMap::new(),
+            parked: BTreeMap::new(),
             log_resets: 0,
         }
     }
@@ -186,7 +186,7 @@ impl Replica {
 
     /// Closes every quorum connection (in use and parked).
     fn drop_all_links(&mut self, actions: &mut Vec<Action>) {
-        for (_, link) in self.links.drain() {
+        for (_, link) in std::mem::take(&mut self.links) {
             actions.push(Action::CloseLink { link });
         }
         self.pending_snapshot = None;
@@ -439,7 +439,7 @@ impl Node {
                             );
                         }
                     } else if state != ServerState::Looking {
-                        for (_, (link, _)) in z.parked.drain() {
+                        for (_, (link, _)) in std::mem::take(&mut z.parked) {
                             actions.push(Action::CloseLink { link });
                         }
                     }
@@ -447,9 +447,8 @@ impl Node {
                 Output::FromLearner { from, packet } => self.on_learner_message(from, packet),
                 Output::FromLeader { packet } => self.on_leader_message(packet),
                 Output::ReplyPing { to, zxid } => {
-                    let touches = z
-                        .touched
-                        .drain()
+                    let touches = std::mem::take(&mut z.touched)
+                        .into_iter()
                         .map(|(session_id, timeout)| SessionTouch {
                             session_id,
                             timeout,
@@ -535,6 +534,7 @@ impl Node {
             return;
         }
         z.serving = on;
+        self.sessions.reopen_closing();
         if on {
             let epoch = z.peer.current_epoch();
             info!(
@@ -563,7 +563,8 @@ impl Node {
         self.in_flight.clear();
         self.session_queues.clear();
         self.prep = tree::Preparer::new();
-        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        let mut conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        conns.sort_unstable();
         for c in conns {
             self.close_conn(c);
         }
@@ -762,6 +763,13 @@ impl Node {
         self.abandon_snapshot();
         let now = self.now.mono_ms;
         self.tree = tree;
+        if let Some(z) = self.zab.as_ref() {
+            // a snapshot carries no configuration: /zookeeper/config shows the one in force
+            // (found by the whole-server simulation: empty after a SNAP until the next reconfig)
+            let config = z.peer.config();
+            self.tree
+                .set_config_node(&config.to_config_text(), config.version);
+        }
         self.zxid = self.tree.last_processed_zxid;
         self.in_flight.clear();
         self.prep = tree::Preparer::new();

@@ -158,6 +158,17 @@ impl SessionTracker {
     }
 
     /// A new leader knows no owner yet.
+    /// Serving changed: the closeSessions prepared before are decided by the new epoch (if
+    /// one commits, applying it removes the session); until then the sessions count as
+    /// open, so that expiry closes them again. Kept `closing`, a session whose closeSession
+    /// was lost with its leader never expired (found by the whole-server simulation: its
+    /// ephemerals outlived it on every server).
+    pub fn reopen_closing(&mut self) {
+        for s in self.sessions.values_mut() {
+            s.closing = false;
+        }
+    }
+
     pub fn forget_owners(&mut self) {
         for s in self.sessions.values_mut() {
             s.owner = None;

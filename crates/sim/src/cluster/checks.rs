@@ -110,9 +110,30 @@ pub fn final_checks(c: &mut Cluster) -> Result<(), String> {
             .node
             .as_ref()
             .ok_or_else(|| format!("server {id} is down at the end"))?;
-        let mode = node
-            .mode()
-            .ok_or_else(|| format!("server {id} does not serve at the end"))?;
+        let mode = node.mode().ok_or_else(|| {
+            let r = node.replica();
+            format!(
+                "server {id} does not serve at the end (state {:?}, leader {:?}, epoch {}, zxid 0x{:x}; links {:?})",
+                r.map(|r| r.state()),
+                r.and_then(|r| r.leader()),
+                r.map_or(0, |r| r.peer().current_epoch()),
+                node.last_zxid(),
+                c.links
+                    .iter()
+                    .filter(|(_, l)| {
+                        (l.learner == id || l.leader == id) && !(l.dirs[0].closed && l.dirs[1].closed)
+                    })
+                    .map(|(k, l)| format!(
+                        "link {k} {}->{} lives {}/{} knows {} pending {}/{} sched {}/{} gone {}/{} closed {}/{}",
+                        l.learner, l.leader, l.learner_life, l.leader_life, l.leader_knows,
+                        l.dirs[0].bytes.len(), l.dirs[1].bytes.len(),
+                        l.dirs[0].scheduled, l.dirs[1].scheduled,
+                        l.dirs[0].receiver_gone, l.dirs[1].receiver_gone,
+                        l.dirs[0].closed, l.dirs[1].closed,
+                    ))
+                    .collect::<Vec<_>>()
+            )
+        })?;
         if mode == "leader" {
             leaders.push(id);
         }
@@ -123,8 +144,10 @@ pub fn final_checks(c: &mut Cluster) -> Result<(), String> {
             None => reference = Some((id, zxid, bytes)),
             Some((rid, rzxid, rbytes)) => {
                 if *rzxid != zxid || *rbytes != bytes {
+                    let other = c.servers[rid].node.as_ref().map(|n| n.tree());
+                    let diff = other.map_or(String::new(), |o| first_difference(o, node.tree()));
                     return Err(format!(
-                        "servers {rid} (0x{rzxid:x}) and {id} (0x{zxid:x}) end with different trees"
+                        "servers {rid} (0x{rzxid:x}) and {id} (0x{zxid:x}) end with different trees: {diff}"
                     ));
                 }
             }
@@ -143,7 +166,7 @@ pub fn final_checks(c: &mut Cluster) -> Result<(), String> {
     if let Some(node) = &leader.node {
         if let Some(s) = node.sessions().iter().next() {
             return Err(format!(
-                "the leader still tracks session 0x{:x} after every client closed or expired",
+                "the leader still tracks session 0x{:x} after every client closed or expired: {s:?}",
                 s.id
             ));
         }
@@ -193,4 +216,40 @@ fn check_session_order(id: u64, log: &[super::disk::LogEntry]) -> Result<(), Str
         last.insert(h.client_id, (h.cxid, h.zxid));
     }
     Ok(())
+}
+
+/// The first znode (breadth first) whose data, stat or children differ between two trees.
+fn first_difference(a: &tree::DataTree, b: &tree::DataTree) -> String {
+    let mut queue = std::collections::VecDeque::from(["/".to_owned()]);
+    while let Some(path) = queue.pop_front() {
+        match (a.node(&path), b.node(&path)) {
+            (None, None) => {}
+            (Some(_), None) | (None, Some(_)) => return format!("{path} exists on one side only"),
+            (Some(x), Some(y)) => {
+                if x.data() != y.data() || x.stat() != y.stat() {
+                    let text =
+                        |d: Option<&[u8]>| d.map(|d| String::from_utf8_lossy(d).into_owned());
+                    return format!(
+                        "{path}: {:?} {:?} vs {:?} {:?}",
+                        text(x.data()),
+                        x.stat(),
+                        text(y.data()),
+                        y.stat()
+                    );
+                }
+                let mut xs: Vec<&str> = a.child_names(x).collect();
+                let mut ys: Vec<&str> = b.child_names(y).collect();
+                xs.sort_unstable();
+                ys.sort_unstable();
+                if xs != ys {
+                    return format!("{path}: children {xs:?} vs {ys:?}");
+                }
+                for child in xs {
+                    let sep = if path == "/" { "" } else { "/" };
+                    queue.push_back(format!("{path}{sep}{child}"));
+                }
+            }
+        }
+    }
+    "no znode differs (the serialized forms do: ACL table or order)".into()
 }

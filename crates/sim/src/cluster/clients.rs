@@ -70,6 +70,8 @@ pub struct Client {
     pub answered_after_heal: u64,
     /// Bytes of the current connection received and not yet reported written.
     pub unreported: usize,
+    /// Gone (a client process paused or cut off) until then.
+    pub away_until: i64,
 }
 
 impl Client {
@@ -88,6 +90,7 @@ impl Client {
             holds: None,
             answered_after_heal: 0,
             unreported: 0,
+            away_until: 0,
         }
     }
 

@@ -29,7 +29,7 @@ pub struct Disk {
     /// Entries of `log` that are durable.
     pub synced: usize,
     pub epochs: Persisted,
-    /// Truncations and snapshot loads so far (the log writer's count).
+    /// Truncations and snapshot loads since the server started (the log writer's count).
     pub resets: u64,
     /// An fsync is scheduled.
     pub fsync_pending: bool,
@@ -77,6 +77,8 @@ impl Disk {
     pub fn crash(&mut self) {
         self.log.truncate(self.synced);
         self.fsync_pending = false;
+        // the log writer's count of resets belongs to the process (the node restarts at 0)
+        self.resets = 0;
     }
 
     /// The tree and sessions recovery builds from the snapshot and the log.
