@@ -60,7 +60,17 @@ fn whole_servers_keep_their_promises_on_every_seed() {
         REGRESSIONS.iter().map(|(s, _)| *s).collect()
     };
     for seed in (first..first + count).chain(regressions) {
-        match run_cluster(&ClusterConfig::for_seed(seed)) {
+        // a panic of a server is a failure of its seed (reported as such, the run goes on)
+        let outcome = std::panic::catch_unwind(|| run_cluster(&ClusterConfig::for_seed(seed)))
+            .unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                Err(format!("seed {seed}: a server panicked: {what}"))
+            });
+        match outcome {
             Ok(s) => {
                 if KNOWN_OPEN.iter().any(|(k, _)| *k == seed) {
                     eprintln!("known open seed {seed} passes now: remove it from KNOWN_OPEN");
