@@ -109,3 +109,25 @@ fn whole_servers_keep_their_promises_on_every_seed() {
         assert!(total.crashes > 0 && total.partitions > 0 && total.hostile_requests > 0);
     }
 }
+
+/// The stateful fuzzer's path (fuzz/fuzz_targets/node_roles.rs) on inputs drawn from a seeded
+/// generator, so that `cargo test` runs it without the fuzzer: hostile connections, requests
+/// and strangers' quorum bytes and notifications into every role.
+#[test]
+fn scripted_injections_into_every_role() {
+    let runs = env_u64("CLUSTER_SCRIPTS").unwrap_or(30);
+    let mut state = 0x5eed_u64;
+    let mut next = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as u8
+    };
+    for run in 0..runs {
+        let len = 8 + (run as usize * 37) % 600;
+        let data: Vec<u8> = (0..len).map(|_| next()).collect();
+        if let Err(e) = run_cluster(&ClusterConfig::for_fuzz(&data)) {
+            panic!("scripted run {run} failed: {e}\ninput: {data:?}");
+        }
+    }
+}

@@ -20,6 +20,7 @@ pub mod checks;
 mod clients;
 mod disk;
 mod network;
+mod script;
 
 use crate::rng::Rng;
 use bytes::Bytes;
@@ -29,6 +30,7 @@ use config::ZooCfg;
 use disk::{Disk, SnapshotBase};
 use network::Link;
 use node::{Action, ConnId, Event, LinkId, Node, NodeOptions, Now, PeerEvent};
+use script::{Injection, Script};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
@@ -50,6 +52,11 @@ pub struct ClusterConfig {
     pub faults: bool,
     /// Probability that a client request is one no client should send.
     pub hostile: f64,
+    /// Simulated ms from the heal until the clients close their sessions, and until the end.
+    pub settle_ms: i64,
+    pub end_ms: i64,
+    /// The stateful fuzzer's input: extra injections at each fault ([`script`]).
+    pub script: Option<Vec<u8>>,
 }
 
 impl ClusterConfig {
@@ -65,8 +72,41 @@ impl ClusterConfig {
             fault_ms: 12_000,
             faults: true,
             hostile: 0.02,
+            settle_ms: 8_000,
+            end_ms: 25_000,
+            script: None,
         }
     }
+
+    /// The stateful fuzzer's run: the first 8 bytes seed it, the rest is its script; shorter
+    /// than a seed's run (3 s of faults) so that the fuzzer runs many.
+    pub fn for_fuzz(data: &[u8]) -> ClusterConfig {
+        let mut seed_bytes = [0u8; 8];
+        for (i, b) in data.iter().take(8).enumerate() {
+            seed_bytes[i] = *b;
+        }
+        let mut cfg = ClusterConfig::for_seed(u64::from_le_bytes(seed_bytes));
+        cfg.fault_ms = 3_000;
+        cfg.settle_ms = 3_000;
+        cfg.end_ms = 14_000;
+        cfg.script = Some(data.get(8..).unwrap_or_default().to_vec());
+        cfg
+    }
+}
+
+/// A connection the fuzzer's script opened.
+#[derive(Debug)]
+struct FuzzConn {
+    server: u64,
+    life: u32,
+    /// Requests to send once the session is established.
+    waiting: Vec<(i32, Vec<u8>)>,
+    connected: bool,
+    sent: u64,
+    replies: u64,
+    closed: bool,
+    unreported: usize,
+    next_xid: i32,
 }
 
 /// What a run did.
@@ -194,6 +234,8 @@ pub struct Cluster {
     healed: bool,
     history: History,
     stats: ClusterStats,
+    script: Option<Script>,
+    fuzz_conns: BTreeMap<ConnId, FuzzConn>,
     /// The last lines of what happened, printed with a failure.
     trace: std::collections::VecDeque<String>,
 }
@@ -276,6 +318,8 @@ impl Cluster {
             healed: false,
             history: History::default(),
             stats: ClusterStats::default(),
+            script: cfg.script.clone().map(Script::new),
+            fuzz_conns: BTreeMap::new(),
             trace: Default::default(),
             cfg,
         };
@@ -386,7 +430,7 @@ impl Cluster {
     }
 
     fn run(&mut self) -> Res {
-        let end = self.cfg.fault_ms + 25_000;
+        let end = self.cfg.fault_ms + self.cfg.end_ms;
         while let Some(Reverse(s)) = self.queue.pop() {
             if s.at > end {
                 break;
@@ -423,7 +467,8 @@ impl Cluster {
     fn handle(&mut self, ev: Ev) -> Res {
         // a paused server's events wait
         if let Some(id) = self.target(&ev) {
-            let until = self.servers[&id].paused_until;
+            // (a stranger at the other end of a quorum connection is no server of ours)
+            let until = self.servers.get(&id).map_or(0, |s| s.paused_until);
             if until > self.now {
                 self.at(until, ev);
                 return Ok(());
@@ -512,6 +557,34 @@ impl Cluster {
     fn run_action(&mut self, id: u64, action: Action) -> Res {
         let life = self.servers[&id].life;
         match action {
+            Action::Send { conn, frame, .. } if self.fuzz_conns.contains_key(&conn) => {
+                self.fuzz_frame(conn, &frame)?;
+            }
+            Action::Close { conn } | Action::Abort { conn }
+                if self.fuzz_conns.contains_key(&conn) =>
+            {
+                if let Some(f) = self.fuzz_conns.get_mut(&conn) {
+                    f.closed = true;
+                }
+                self.at(
+                    self.now + 1,
+                    Ev::ToNode {
+                        id,
+                        life,
+                        event: Event::Closed { conn },
+                    },
+                );
+            }
+            Action::ReportWrites { conn } if self.fuzz_conns.contains_key(&conn) => {
+                let bytes = self
+                    .fuzz_conns
+                    .get_mut(&conn)
+                    .map_or(0, |f| std::mem::take(&mut f.unreported));
+                if bytes > 0 {
+                    let event = Event::Written { conn, bytes };
+                    self.at(self.now + 1, Ev::ToNode { id, life, event });
+                }
+            }
             Action::Send { conn, frame, .. } => {
                 let at = self.delay(0, 3);
                 if let Some(info) = self.conns.get_mut(&conn) {
@@ -721,6 +794,7 @@ impl Cluster {
         };
         let alive = self.alive(to, to_life);
         let stalled = self.cut(to, from);
+        let stranger = !self.servers.contains_key(&from);
         let Some(l) = self.links.get_mut(&link) else {
             return Ok(());
         };
@@ -743,6 +817,16 @@ impl Cluster {
         }
         let received = match network::take_received(&mut l.dirs[dir]) {
             Ok(r) => r,
+            // a stranger's garbage: the server's reader closes the connection
+            Err(_) if stranger => {
+                l.dirs[dir].receiver_gone = true;
+                l.dirs[dir].bytes.clear();
+                if l.leader_knows {
+                    let event = Event::Peer(PeerEvent::LinkDown { sid: from, link });
+                    return self.feed(to, event);
+                }
+                return Ok(());
+            }
             Err(e) => return Err(format!("link {link} from {from} to {to}: {e}")),
         };
         let closed_after = l.dirs[dir].closed && l.dirs[dir].bytes.is_empty();
@@ -754,11 +838,22 @@ impl Cluster {
                         match &packet {
                             Packet::FollowerInfo(h) | Packet::ObserverInfo(h) => {
                                 let sid = h.info.serverid as u64;
-                                if sid != from {
+                                if sid != from && !stranger {
                                     return Err(format!("server {from} said it is {sid}"));
+                                }
+                                if sid != from {
+                                    // a stranger naming another server: impersonation needs
+                                    // quorum authentication to refuse (issue 19); not simulated
+                                    l.dirs[dir].receiver_gone = true;
+                                    break;
                                 }
                                 l.leader_knows = true;
                                 events.push(PeerEvent::LearnerUp { sid, link });
+                            }
+                            _ if stranger => {
+                                // the server's reader closes such a connection
+                                l.dirs[dir].receiver_gone = true;
+                                break;
                             }
                             other => {
                                 return Err(format!("learner {from}'s first packet was {other:?}"))
@@ -807,6 +902,9 @@ impl Cluster {
     fn inject_fault(&mut self) -> Res {
         if self.healed {
             return Ok(());
+        }
+        if let Some(injection) = self.script.as_mut().and_then(Script::next) {
+            self.inject(injection)?;
         }
         let ids: Vec<u64> = self.servers.keys().copied().collect();
         let id = *self.rng.pick(&ids).expect("servers");
@@ -938,6 +1036,7 @@ impl Cluster {
                         self.client_lost(client, conn, true)?;
                     }
                 } else if self.finishing() {
+                    self.close_fuzz_conns()?;
                     if self.clients[client].pending.is_empty() {
                         self.send_request(client, OpKind::Close)?;
                     }
@@ -960,7 +1059,7 @@ impl Cluster {
 
     /// Clients close their sessions some seconds after the heal.
     fn finishing(&self) -> bool {
-        self.now > self.cfg.fault_ms + 8_000
+        self.now > self.cfg.fault_ms + self.cfg.settle_ms
     }
 
     fn draw_op(&mut self, client: usize) -> OpKind {
@@ -1245,6 +1344,188 @@ impl Cluster {
         });
         if let Some(info) = self.conns.remove(&conn) {
             let (id, life) = (info.server, info.life);
+            self.at(
+                self.now + 1,
+                Ev::ToNode {
+                    id,
+                    life,
+                    event: Event::Closed { conn },
+                },
+            );
+        }
+        Ok(())
+    }
+
+    // ---- the stateful fuzzer's injections ----
+
+    fn inject(&mut self, injection: Injection) -> Res {
+        let ids: Vec<u64> = self.servers.keys().copied().collect();
+        let pick = |to: u8| ids[to as usize % ids.len()];
+        match injection {
+            Injection::Client {
+                to,
+                session_id,
+                timeout,
+                last_zxid_seen,
+                passwd,
+                requests,
+            } => {
+                let server = pick(to);
+                if self.servers[&server].node.is_none() {
+                    return Ok(());
+                }
+                let conn = self.next_conn;
+                self.next_conn += 1;
+                let life = self.servers[&server].life;
+                self.fuzz_conns.insert(
+                    conn,
+                    FuzzConn {
+                        server,
+                        life,
+                        waiting: requests,
+                        connected: false,
+                        sent: 0,
+                        replies: 0,
+                        closed: false,
+                        unreported: 0,
+                        next_xid: 1,
+                    },
+                );
+                let remote = "10.2.0.1:50000".parse().map_err(|e| format!("{e}"))?;
+                self.trace(|| format!("fuzz: connection {conn} to server {server}"));
+                self.feed(server, Event::Accepted { conn, remote })?;
+                let request = jute::ConnectRequest {
+                    protocol_version: 0,
+                    last_zxid_seen,
+                    time_out: timeout,
+                    session_id,
+                    passwd: Some(passwd),
+                    read_only: false,
+                };
+                let event = Event::Connect {
+                    conn,
+                    request,
+                    old_client: false,
+                };
+                self.feed(server, event)
+            }
+            Injection::QuorumBytes { to, sid, bytes } => {
+                let server = pick(to);
+                if self.servers[&server].node.is_none() {
+                    return Ok(());
+                }
+                let link = self.next_link;
+                self.next_link += 1;
+                let leader_life = self.servers[&server].life;
+                self.links
+                    .insert(link, Link::new(sid, server, 0, leader_life));
+                self.trace(|| {
+                    format!(
+                        "fuzz: {} bytes from stranger {sid} to server {server}",
+                        bytes.len()
+                    )
+                });
+                self.send_bytes(sid, link, &bytes);
+                Ok(())
+            }
+            Injection::Notification {
+                to,
+                sid,
+                leader,
+                zxid,
+                election_epoch,
+                peer_epoch,
+                looking,
+            } => {
+                let server = pick(to);
+                let notification = zab::election::Notification {
+                    sender: sid,
+                    state: if looking {
+                        zab::election::ServerState::Looking
+                    } else {
+                        zab::election::ServerState::Leading
+                    },
+                    vote: zab::election::Vote {
+                        leader,
+                        zxid,
+                        election_epoch,
+                        peer_epoch,
+                    },
+                };
+                self.feed(
+                    server,
+                    Event::Peer(PeerEvent::Notification(notification, Vec::new())),
+                )
+            }
+        }
+    }
+
+    /// A frame for one of the fuzzer's connections: the connect response releases its
+    /// requests; replies are counted.
+    fn fuzz_frame(&mut self, conn: ConnId, frame: &[u8]) -> Res {
+        let Some(f) = self.fuzz_conns.get_mut(&conn) else {
+            return Ok(());
+        };
+        f.unreported += frame.len();
+        if !f.connected {
+            f.connected = true;
+            let (server, life) = (f.server, f.life);
+            let requests = std::mem::take(&mut f.waiting);
+            for (op_type, body) in requests {
+                let f = self.fuzz_conns.get_mut(&conn).expect("just seen");
+                let xid = f.next_xid;
+                f.next_xid += 1;
+                f.sent += 1;
+                let request = jute::request::Request::decode(op_type, &body);
+                let received_ms = self.clock(server).mono_ms;
+                let event = Event::Request {
+                    conn,
+                    xid,
+                    op_type,
+                    request,
+                    raw: Bytes::from(body),
+                    received_ms,
+                };
+                self.at(
+                    self.now + 1,
+                    Ev::ToNode {
+                        id: server,
+                        life,
+                        event,
+                    },
+                );
+            }
+            return Ok(());
+        }
+        let reply = clients::parse_reply(frame)?;
+        if reply.xid != -1 {
+            f.replies += 1;
+        }
+        Ok(())
+    }
+
+    /// The fuzzer's clients go away: their sessions expire before the end. Before that, each
+    /// of their connections still open on a live server has an answer to every request.
+    fn close_fuzz_conns(&mut self) -> Res {
+        for (conn, f) in &self.fuzz_conns {
+            let live = self.alive(f.server, f.life);
+            if live && !f.closed && f.connected && f.replies < f.sent {
+                return Err(format!(
+                    "fuzz connection {conn} to server {}: {} requests, {} answered, still open",
+                    f.server, f.sent, f.replies
+                ));
+            }
+        }
+        let open: Vec<(ConnId, u64, u32)> = self
+            .fuzz_conns
+            .iter()
+            .filter(|(_, f)| !f.closed)
+            .map(|(&c, f)| (c, f.server, f.life))
+            .collect();
+        for (conn, id, life) in open {
+            if let Some(f) = self.fuzz_conns.get_mut(&conn) {
+                f.closed = true;
+            }
             self.at(
                 self.now + 1,
                 Ev::ToNode {
