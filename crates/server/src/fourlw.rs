@@ -732,7 +732,7 @@ mod tests {
         let remote = "127.0.0.1:5000".parse().unwrap();
         core.handle(now, Event::Accepted { conn: 7, remote });
         // the node counts each word and asks for its answer, then for the close
-        let mut answer = |core: &mut Node, word: &str, arg: Option<i64>| {
+        let answer = |core: &mut Node, word: &str, arg: Option<i64>| {
             let word = word.to_owned();
             core.handle(now, Event::FourLetter { conn: 7, word, arg });
             let actions = core.take_actions();

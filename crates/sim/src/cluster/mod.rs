@@ -1294,14 +1294,14 @@ impl Cluster {
                 c.conn = None;
                 self.history.session_ended(session);
             }
-            (OpKind::Hostile(opcode), err) => {
-                // any of ZooKeeper's answers will do (garbage may even decode as a valid
-                // request); what matters is that one came, in order
-                if err != 0 && jute::ErrorCode::from_code(err).is_none() {
-                    return Err(format!(
-                        "client {client}: opcode {opcode} with garbage answered {err}, no ZooKeeper error code"
-                    ));
-                }
+            // any of ZooKeeper's answers will do (garbage may even decode as a valid
+            // request); what matters is that one came, in order
+            (OpKind::Hostile(opcode), err)
+                if err != 0 && jute::ErrorCode::from_code(err).is_none() =>
+            {
+                return Err(format!(
+                    "client {client}: opcode {opcode} with garbage answered {err}, no ZooKeeper error code"
+                ));
             }
             _ => {}
         }

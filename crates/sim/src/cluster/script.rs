@@ -117,7 +117,7 @@ impl Script {
                 zxid: self.i64(),
                 election_epoch: self.u8() as i64,
                 peer_epoch: self.u8() as i64,
-                looking: self.u8() % 2 == 0,
+                looking: self.u8().is_multiple_of(2),
             },
         })
     }
