@@ -85,6 +85,7 @@ fn whole_servers_keep_their_promises_on_every_seed() {
                 total.client_moves += s.client_moves;
                 total.sessions_expired += s.sessions_expired;
                 total.hostile_requests += s.hostile_requests;
+                total.notifications += s.notifications;
             }
             Err(e) => {
                 let known = KNOWN_OPEN.iter().find(|(s, _)| *s == seed);
@@ -107,6 +108,7 @@ fn whole_servers_keep_their_promises_on_every_seed() {
     if count >= 10 {
         assert!(total.writes_acked > 0 && total.synced_reads > 0 && total.locks_taken > 0);
         assert!(total.crashes > 0 && total.partitions > 0 && total.hostile_requests > 0);
+        assert!(total.notifications > 0 && total.sessions_expired > 0);
     }
 }
 

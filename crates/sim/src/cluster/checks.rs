@@ -187,7 +187,60 @@ pub fn final_checks(c: &mut Cluster) -> Result<(), String> {
             ));
         }
     }
+    for client in &c.clients {
+        check_watches(client.id, &client.watch_log, &c.history)?;
+    }
     c.stats.last_zxid = reference.map_or(0, |r| r.1);
+    Ok(())
+}
+
+/// Watch delivery, as each client saw it: a notification only for a watch it set (and once
+/// per watch), and never after a reply whose zxid shows the change that fired it — a
+/// NodeDataChanged reaches the client before any later read result of its session. Changes
+/// are known by their acknowledged writes (any client's).
+fn check_watches(
+    client: usize,
+    log: &[super::clients::WatchEvent],
+    history: &History,
+) -> Result<(), String> {
+    use super::clients::WatchEvent;
+    let mut changes: HashMap<usize, Vec<i64>> = HashMap::new();
+    for a in &history.acked {
+        changes.entry(a.key).or_default().push(a.zxid);
+    }
+    for zxids in changes.values_mut() {
+        zxids.sort_unstable();
+    }
+    // per connection: key -> the zxid its watch was set at (the earliest of a repeat)
+    let mut armed: HashMap<u64, std::collections::BTreeMap<usize, i64>> = HashMap::new();
+    for event in log {
+        match *event {
+            WatchEvent::Set { conn, key, zxid } => {
+                armed.entry(conn).or_default().entry(key).or_insert(zxid);
+            }
+            WatchEvent::Fired { conn, key } => {
+                if armed.entry(conn).or_default().remove(&key).is_none() {
+                    return Err(format!(
+                        "client {client}: NodeDataChanged for /k{key} on connection {conn} without a watch set (or twice)"
+                    ));
+                }
+            }
+            WatchEvent::Reply { conn, zxid } => {
+                for (&key, &set) in armed.entry(conn).or_default().iter() {
+                    let missed = changes.get(&key).and_then(|zs| {
+                        zs.iter()
+                            .copied()
+                            .find(|&change| change > set && change <= zxid)
+                    });
+                    if let Some(change) = missed {
+                        return Err(format!(
+                            "client {client}: a reply at 0x{zxid:x} on connection {conn} came before the notification of /k{key}'s change at 0x{change:x} (watched since 0x{set:x})"
+                        ));
+                    }
+                }
+            }
+        }
+    }
     Ok(())
 }
 

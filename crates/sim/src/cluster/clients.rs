@@ -15,10 +15,12 @@ pub enum OpKind {
         key: usize,
         value: u64,
     },
-    /// getData(/k<key>); `synced`: a sync was sent right before it.
+    /// getData(/k<key>); `synced`: a sync was sent right before it; `watch`: it sets a data
+    /// watch.
     Read {
         key: usize,
         synced: bool,
+        watch: bool,
     },
     Sync,
     /// create -e /lock<n>
@@ -72,6 +74,8 @@ pub struct Client {
     pub unreported: usize,
     /// Gone (a client process paused or cut off) until then.
     pub away_until: i64,
+    /// Its watches as it saw them.
+    pub watch_log: Vec<WatchEvent>,
 }
 
 impl Client {
@@ -91,6 +95,7 @@ impl Client {
             answered_after_heal: 0,
             unreported: 0,
             away_until: 0,
+            watch_log: Vec::new(),
         }
     }
 
@@ -119,9 +124,9 @@ pub fn encode(op_kind: &OpKind, garbage: u64) -> (i32, Bytes) {
             b.put_i32(-1);
             op::SET_DATA
         }
-        OpKind::Read { key, .. } => {
+        OpKind::Read { key, watch, .. } => {
             jute::write_str(&mut b, &register_path(*key));
-            b.put_u8(0);
+            b.put_u8(u8::from(*watch));
             op::GET_DATA
         }
         OpKind::Sync => {
@@ -161,6 +166,33 @@ pub fn encode(op_kind: &OpKind, garbage: u64) -> (i32, Bytes) {
         OpKind::Close => op::CLOSE_SESSION,
     };
     (opcode, b.freeze())
+}
+
+/// What a client saw of its watches, in the order it saw it (checked at the end against the
+/// acknowledged writes: [`super::checks`]).
+#[derive(Debug, Clone, Copy)]
+pub enum WatchEvent {
+    /// A getData with a watch on register `key` answered at `zxid` on connection `conn`.
+    Set { conn: u64, key: usize, zxid: i64 },
+    /// A NodeDataChanged notification for register `key`.
+    Fired { conn: u64, key: usize },
+    /// Any reply, with its zxid.
+    Reply { conn: u64, zxid: i64 },
+}
+
+/// The register a watch notification names: (event type, key).
+pub fn parse_notification(body: &[u8]) -> Result<(i32, Option<usize>), String> {
+    let mut r = jute::Reader::new(body);
+    let event_type = r.read_i32().map_err(|e| e.to_string())?;
+    let _state = r.read_i32().map_err(|e| e.to_string())?;
+    let path = r
+        .read_str_ref()
+        .map_err(|e| e.to_string())?
+        .unwrap_or_default();
+    Ok((
+        event_type,
+        path.strip_prefix("/k").and_then(|k| k.parse().ok()),
+    ))
 }
 
 /// A reply frame: its header and body.

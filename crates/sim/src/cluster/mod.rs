@@ -122,6 +122,8 @@ pub struct ClusterStats {
     pub client_moves: u64,
     pub sessions_expired: u64,
     pub hostile_requests: u64,
+    /// Watch notifications received.
+    pub notifications: u64,
     pub last_zxid: i64,
 }
 
@@ -1045,7 +1047,12 @@ impl Cluster {
                     if op == OpKind::Sync {
                         self.send_request(client, OpKind::Sync)?;
                         let key = self.rng.below(self.cfg.registers as u64) as usize;
-                        self.send_request(client, OpKind::Read { key, synced: true })?;
+                        let read = OpKind::Read {
+                            key,
+                            synced: true,
+                            watch: false,
+                        };
+                        self.send_request(client, read)?;
                     } else {
                         self.send_request(client, op)?;
                     }
@@ -1084,7 +1091,11 @@ impl Cluster {
             }
             4..=5 => {
                 let key = self.rng.below(self.cfg.registers as u64) as usize;
-                OpKind::Read { key, synced: false }
+                OpKind::Read {
+                    key,
+                    synced: false,
+                    watch: self.rng.chance(0.5),
+                }
             }
             6 => OpKind::Sync,
             _ => match self.clients[client].holds {
@@ -1233,9 +1244,26 @@ impl Cluster {
             return Ok(());
         }
         let reply = clients::parse_reply(&frame)?;
+        let conn_id = conn;
         if reply.xid == -1 {
-            return Ok(()); // a watch notification (none are set)
+            let (event_type, key) = clients::parse_notification(reply.body)?;
+            match key {
+                Some(key) if event_type == jute::event::NODE_DATA_CHANGED => {
+                    c.watch_log.push(clients::WatchEvent::Fired { conn: conn_id, key });
+                    self.stats.notifications += 1;
+                }
+                _ => {
+                    return Err(format!(
+                        "client {client}: a notification of type {event_type} for {key:?}, which it never watched"
+                    ))
+                }
+            }
+            return Ok(());
         }
+        c.watch_log.push(clients::WatchEvent::Reply {
+            conn: conn_id,
+            zxid: reply.zxid,
+        });
         let Some(p) = c.pending.pop_front() else {
             return Err(format!(
                 "client {client} got a reply to xid {} with nothing pending",
@@ -1274,8 +1302,15 @@ impl Cluster {
                 self.history
                     .ack_write(*key, *value, stat_mzxid, p.invoked, self.now)?;
             }
-            (OpKind::Read { key, synced }, 0) => {
+            (OpKind::Read { key, synced, watch }, 0) => {
                 let (value, mzxid) = clients::parse_get_data(reply.body)?;
+                if *watch {
+                    c.watch_log.push(clients::WatchEvent::Set {
+                        conn: conn_id,
+                        key: *key,
+                        zxid: reply.zxid,
+                    });
+                }
                 if *synced {
                     self.stats.synced_reads += 1;
                 }
