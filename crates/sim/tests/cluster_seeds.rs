@@ -32,6 +32,10 @@ const REGRESSIONS: &[(u64, &str)] = &[
         1766000000278,
         "(the oracle) a garbage create may be answered SessionMoved",
     ),
+    (
+        1796700869303,
+        "(the simulator) a pause reordered a connection's requests",
+    ),
 ];
 
 fn env_u64(name: &str) -> Option<u64> {

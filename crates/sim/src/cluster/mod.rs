@@ -169,6 +169,10 @@ enum Ev {
         id: u64,
     },
     HealAll,
+    /// A pause ends: what arrived meanwhile is handled, in its order.
+    Resume {
+        id: u64,
+    },
 }
 
 struct Scheduled {
@@ -205,6 +209,8 @@ struct Server {
     wall_offset: i64,
     /// Stalled in a pause (a long GC): its events wait until then.
     paused_until: i64,
+    /// The events that arrived during the pause, in their order (TCP keeps it).
+    held: std::collections::VecDeque<Ev>,
 }
 
 /// Which client holds each connection, and its server.
@@ -294,6 +300,7 @@ impl Cluster {
                     mono_offset: rng.between(1_000, 100_000) as i64,
                     wall_offset: 1_700_000_000_000 + rng.between(0, 10_000) as i64,
                     paused_until: 0,
+                    held: Default::default(),
                 },
             );
         }
@@ -467,16 +474,27 @@ impl Cluster {
     }
 
     fn handle(&mut self, ev: Ev) -> Res {
-        // a paused server's events wait
-        if let Some(id) = self.target(&ev) {
-            // (a stranger at the other end of a quorum connection is no server of ours)
-            let until = self.servers.get(&id).map_or(0, |s| s.paused_until);
-            if until > self.now {
-                self.at(until, ev);
+        // a paused server's events wait, in order, behind those already waiting
+        // (a stranger at the other end of a quorum connection is no server of ours)
+        if let Some(s) = self.target(&ev).and_then(|id| self.servers.get_mut(&id)) {
+            if s.paused_until > self.now || !s.held.is_empty() {
+                s.held.push_back(ev);
                 return Ok(());
             }
         }
+        self.handle_now(ev)
+    }
+
+    fn handle_now(&mut self, ev: Ev) -> Res {
         match ev {
+            Ev::Resume { id } => {
+                if self.servers[&id].paused_until > self.now {
+                    return Ok(()); // paused again meanwhile: its own Resume comes later
+                }
+                while let Some(ev) = self.servers.get_mut(&id).and_then(|s| s.held.pop_front()) {
+                    self.handle_now(ev)?;
+                }
+            }
             Ev::ToNode { id, life, event } => {
                 if self.alive(id, life) {
                     self.feed(id, event)?;
@@ -929,7 +947,10 @@ impl Cluster {
             }
             6 => {
                 let until = self.delay(200, 1_500);
-                self.servers.get_mut(&id).expect("known").paused_until = until;
+                let s = self.servers.get_mut(&id).expect("known");
+                s.paused_until = s.paused_until.max(until);
+                let until = s.paused_until;
+                self.at(until, Ev::Resume { id });
                 self.trace(|| format!("server {id} paused until {until}"));
             }
             7 => {
@@ -1168,6 +1189,9 @@ impl Cluster {
         let xid = self.clients[client].take_xid();
         let (op_type, raw) = clients::encode(&op, self.rng.next_u64());
         let request = jute::request::Request::decode(op_type, &raw);
+        self.trace(|| {
+            format!("client {client} sends xid {xid} {op:?} on conn {conn} to server {server}")
+        });
         self.clients[client].pending.push_back(Pending {
             xid,
             op: op.clone(),
@@ -1244,6 +1268,11 @@ impl Cluster {
             return Ok(());
         }
         let reply = clients::parse_reply(&frame)?;
+        let (rx, rz, re) = (reply.xid, reply.zxid, reply.err);
+        self.trace(|| {
+            format!("client {client} gets xid {rx} zxid 0x{rz:x} err {re} on conn {conn}")
+        });
+        let c = &mut self.clients[client];
         let conn_id = conn;
         if reply.xid == -1 {
             let (event_type, key) = clients::parse_notification(reply.body)?;
