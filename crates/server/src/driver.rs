@@ -123,7 +123,6 @@ impl Driver {
     /// Keeps the socket handle of a new quorum connection; the node gets its id.
     fn register_link(&mut self, ev: ZabEvent) -> PeerEvent {
         match ev {
-            ZabEvent::Notification(n, config) => PeerEvent::Notification(n, config),
             ZabEvent::LearnerUp { sid, link } => {
                 let id = link.id;
                 self.links.insert(id, (sid, link));
@@ -134,9 +133,7 @@ impl Driver {
                 self.links.insert(id, (sid, link));
                 PeerEvent::LeaderUp { sid, link: id }
             }
-            ZabEvent::Packet { sid, link, packet } => PeerEvent::Packet { sid, link, packet },
-            ZabEvent::Snapshot { sid, link, stream } => PeerEvent::Snapshot { sid, link, stream },
-            ZabEvent::LinkDown { sid, link } => PeerEvent::LinkDown { sid, link },
+            ZabEvent::Peer(event) => event,
         }
     }
 

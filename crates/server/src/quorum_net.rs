@@ -6,6 +6,7 @@
 use crate::deliver::Deliver;
 use bytes::BytesMut;
 use config::QuorumConfig;
+use node::PeerEvent;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,20 +20,17 @@ use zab::election::Notification;
 use zab::wire::{
     accept_decision, decode_election_frame, dialer_keeps_connection, encode_election_frame,
     AcceptDecision, ElectionAddress, InitialMessage, Packet, QuorumStreamDecoder, Received, Sender,
-    SnapshotStream,
 };
 
 /// A quorum connection's receive buffer: packets are cut off it and share it.
 const RECEIVE_BUFFER: usize = 64 * 1024;
 
-/// Identifies one quorum connection, so that news of an old one is not taken for a new one.
-pub type LinkId = u64;
+pub use node::LinkId;
 
-/// What the network tells the core about Zab.
+/// What the network tells the node's task about Zab: the node's [`PeerEvent`]s, and the new
+/// connections, whose sending half the driver keeps (the node knows them by [`LinkId`]).
 #[derive(Debug)]
 pub enum ZabEvent {
-    /// A notification, and the configuration text it carried (the sender's active one).
-    Notification(Notification, Vec<u8>),
     /// A learner registered on our quorum port (its first packet named it).
     LearnerUp {
         sid: u64,
@@ -43,21 +41,7 @@ pub enum ZabEvent {
         sid: u64,
         link: QuorumLink,
     },
-    Packet {
-        sid: u64,
-        link: LinkId,
-        packet: Packet,
-    },
-    /// The snapshot that followed a SNAP packet (delivered before that packet).
-    Snapshot {
-        sid: u64,
-        link: LinkId,
-        stream: SnapshotStream,
-    },
-    LinkDown {
-        sid: u64,
-        link: LinkId,
-    },
+    Peer(PeerEvent),
 }
 
 /// Bytes queued to a quorum connection beyond which the peer is dropped rather than buffered
@@ -267,35 +251,35 @@ async fn read_quorum_stream(
                         held_snap = Some(packet);
                         continue;
                     }
-                    let ev = ZabEvent::Packet {
+                    let ev = ZabEvent::Peer(PeerEvent::Packet {
                         sid,
                         link: link_id,
                         packet,
-                    };
+                    });
                     if !core(ev) {
                         return;
                     }
                 }
                 Received::Snapshot(stream) => {
                     let sid = sid.expect("a snapshot comes from the leader");
-                    let _ = core(ZabEvent::Snapshot {
+                    let _ = core(ZabEvent::Peer(PeerEvent::Snapshot {
                         sid,
                         link: link_id,
                         stream,
-                    });
+                    }));
                     if let Some(packet) = held_snap.take() {
-                        let _ = core(ZabEvent::Packet {
+                        let _ = core(ZabEvent::Peer(PeerEvent::Packet {
                             sid,
                             link: link_id,
                             packet,
-                        });
+                        }));
                     }
                 }
             }
         }
     }
     if let Some(sid) = sid {
-        let _ = core(ZabEvent::LinkDown { sid, link: link_id });
+        let _ = core(ZabEvent::Peer(PeerEvent::LinkDown { sid, link: link_id }));
     }
 }
 
@@ -423,7 +407,10 @@ impl ElectionNet {
     pub fn send(&self, to: u64, notification: &Notification) {
         if to == self.my_sid {
             // our own vote counts like anyone's
-            let _ = (self.core)(ZabEvent::Notification(notification.clone(), Vec::new()));
+            let _ = (self.core)(ZabEvent::Peer(PeerEvent::Notification(
+                notification.clone(),
+                Vec::new(),
+            )));
             return;
         }
         let text = self
@@ -738,7 +725,8 @@ impl ElectionManager {
                                 Ok(n) => {
                                     let config = n.config.clone();
                                     let n = Notification::from_wire(sid, &n);
-                                    let _ = core(ZabEvent::Notification(n, config));
+                                    let _ =
+                                        core(ZabEvent::Peer(PeerEvent::Notification(n, config)));
                                 }
                                 Err(e) => debug!("notification from {sid} not understood: {e}"),
                             }

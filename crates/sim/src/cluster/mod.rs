@@ -451,6 +451,11 @@ impl Cluster {
         self.final_checks()
     }
 
+    /// Delivers `event` to server `id` at `at`, if it is still that incarnation then.
+    fn deliver_to_node(&mut self, at: i64, id: u64, life: u32, event: Event) {
+        self.at(at, Ev::ToNode { id, life, event });
+    }
+
     fn alive(&self, id: u64, life: u32) -> bool {
         self.servers
             .get(&id)
@@ -586,14 +591,7 @@ impl Cluster {
                 if let Some(f) = self.fuzz_conns.get_mut(&conn) {
                     f.closed = true;
                 }
-                self.at(
-                    self.now + 1,
-                    Ev::ToNode {
-                        id,
-                        life,
-                        event: Event::Closed { conn },
-                    },
-                );
+                self.deliver_to_node(self.now + 1, id, life, Event::Closed { conn });
             }
             Action::ReportWrites { conn } if self.fuzz_conns.contains_key(&conn) => {
                 let bytes = self
@@ -602,7 +600,7 @@ impl Cluster {
                     .map_or(0, |f| std::mem::take(&mut f.unreported));
                 if bytes > 0 {
                     let event = Event::Written { conn, bytes };
-                    self.at(self.now + 1, Ev::ToNode { id, life, event });
+                    self.deliver_to_node(self.now + 1, id, life, event);
                 }
             }
             Action::Send { conn, frame, .. } => {
@@ -638,7 +636,7 @@ impl Cluster {
                 if bytes > 0 {
                     let at = self.now + 1;
                     let event = Event::Written { conn, bytes };
-                    self.at(at, Ev::ToNode { id, life, event });
+                    self.deliver_to_node(at, id, life, event);
                 }
             }
             Action::AnswerFourLetter { .. } | Action::MoveClientListener(_) => {}
@@ -654,7 +652,7 @@ impl Cluster {
                 let resets = s.disk.resets;
                 let at = self.delay(1, 10);
                 let event = Event::Durable { zxid, resets };
-                self.at(at, Ev::ToNode { id, life, event });
+                self.deliver_to_node(at, id, life, event);
             }
             Action::ResetLogToSnapshot {
                 zxid,
@@ -670,18 +668,18 @@ impl Cluster {
                 let resets = s.disk.resets;
                 let at = self.delay(1, 10);
                 let event = Event::Durable { zxid, resets };
-                self.at(at, Ev::ToNode { id, life, event });
+                self.deliver_to_node(at, id, life, event);
             }
             Action::BeginSnapshot { .. } | Action::EndSnapshot { .. } => {}
             Action::SnapshotBytes(buffer) => {
                 let at = self.delay(1, 30);
                 let event = Event::SnapshotWritten(buffer);
-                self.at(at, Ev::ToNode { id, life, event });
+                self.deliver_to_node(at, id, life, event);
             }
             Action::ScheduleSnapshotStep => {
                 let at = self.now;
                 let event = Event::SnapshotStep;
-                self.at(at, Ev::ToNode { id, life, event });
+                self.deliver_to_node(at, id, life, event);
             }
             Action::ReloadFromDisk => {
                 let (tree, sessions) = self.servers[&id].disk.recover()?;
@@ -707,14 +705,7 @@ impl Cluster {
                         self.delay(1, 15)
                     };
                     let event = Event::Peer(PeerEvent::Notification(notification, Vec::new()));
-                    self.at(
-                        at,
-                        Ev::ToNode {
-                            id: to,
-                            life: to_life,
-                            event,
-                        },
-                    );
+                    self.deliver_to_node(at, to, to_life, event);
                 }
             }
             Action::SendPacket { link, packet } => {
@@ -734,7 +725,7 @@ impl Cluster {
                         .insert(link, Link::new(id, sid, life, leader_life));
                     let at = self.delay(1, 10);
                     let event = Event::Peer(PeerEvent::LeaderUp { sid, link });
-                    self.at(at, Ev::ToNode { id, life, event });
+                    self.deliver_to_node(at, id, life, event);
                 }
             }
             Action::CloseLink { link } => self.close_link_side(id, link),
@@ -1208,19 +1199,17 @@ impl Cluster {
         at = at.max(info.to_server_at);
         info.to_server_at = at;
         let life = info.life;
-        self.at(
+        self.deliver_to_node(
             at,
-            Ev::ToNode {
-                id: server,
-                life,
-                event: Event::Request {
-                    conn,
-                    xid,
-                    op_type,
-                    request,
-                    raw,
-                    received_ms,
-                },
+            server,
+            life,
+            Event::Request {
+                conn,
+                xid,
+                op_type,
+                request,
+                raw,
+                received_ms,
             },
         );
         Ok(())
@@ -1239,7 +1228,7 @@ impl Cluster {
             if let Some(info) = self.conns.get(&conn) {
                 let (id, life) = (info.server, info.life);
                 let event = Event::Written { conn, bytes };
-                self.at(self.now + 1, Ev::ToNode { id, life, event });
+                self.deliver_to_node(self.now + 1, id, life, event);
             }
         }
         let c = &mut self.clients[client];
@@ -1378,14 +1367,7 @@ impl Cluster {
         if c.conn.map(|(k, _)| k) != Some(conn) {
             if let Some(info) = self.conns.remove(&conn) {
                 let (id, life) = (info.server, info.life);
-                self.at(
-                    self.now + 1,
-                    Ev::ToNode {
-                        id,
-                        life,
-                        event: Event::Closed { conn },
-                    },
-                );
+                self.deliver_to_node(self.now + 1, id, life, Event::Closed { conn });
             }
             return Ok(());
         }
@@ -1408,14 +1390,7 @@ impl Cluster {
         });
         if let Some(info) = self.conns.remove(&conn) {
             let (id, life) = (info.server, info.life);
-            self.at(
-                self.now + 1,
-                Ev::ToNode {
-                    id,
-                    life,
-                    event: Event::Closed { conn },
-                },
-            );
+            self.deliver_to_node(self.now + 1, id, life, Event::Closed { conn });
         }
         Ok(())
     }
@@ -1550,14 +1525,7 @@ impl Cluster {
                     raw: Bytes::from(body),
                     received_ms,
                 };
-                self.at(
-                    self.now + 1,
-                    Ev::ToNode {
-                        id: server,
-                        life,
-                        event,
-                    },
-                );
+                self.deliver_to_node(self.now + 1, server, life, event);
             }
             return Ok(());
         }
@@ -1590,14 +1558,7 @@ impl Cluster {
             if let Some(f) = self.fuzz_conns.get_mut(&conn) {
                 f.closed = true;
             }
-            self.at(
-                self.now + 1,
-                Ev::ToNode {
-                    id,
-                    life,
-                    event: Event::Closed { conn },
-                },
-            );
+            self.deliver_to_node(self.now + 1, id, life, Event::Closed { conn });
         }
         Ok(())
     }
